@@ -1,0 +1,318 @@
+"""Batch calls: N rows predicted in one call become N predictions.
+
+Everything that touches all N rows is vectorised with numpy (only reached when
+the input already is a numpy array or a DataFrame, so numpy is imported by the
+application): reading outputs, the rules, 128-bit trace ids and their
+FNV-1a hashes, and the metrics (histograms fold whole columns, categories are
+counted with one ``value_counts``/``unique`` per column). Python-level work
+is spent on kept rows only, which become spans exactly like single predictions.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Sequence
+
+from . import _safety
+from .inputs import Batch
+from .monitor import CallState, Monitor, Prediction
+from .sampling import (
+    REASON_EDGE_CASE,
+    REASON_ERROR,
+    REASON_HIGH_RISK,
+    REASON_LOW_CONFIDENCE,
+    REASON_NOT_SAMPLED,
+    REASON_RANDOM,
+)
+from .values import _DISPATCH, BOOL, CATEGORY, MISSING, NONFINITE, NUMBER, SEQUENCE, coerce, keyed_hash
+
+_REASONS = (REASON_NOT_SAMPLED, REASON_ERROR, REASON_LOW_CONFIDENCE, REASON_HIGH_RISK, REASON_EDGE_CASE, REASON_RANDOM)
+_rng: Any = None
+_rng_pid = -1
+
+
+def _random_ids(np: Any, n: int) -> tuple[Any, Any]:
+    """Two uint64 arrays (high and low halves of N random 128-bit trace ids), never all-zero."""
+    global _rng, _rng_pid
+    if _rng is None or _rng_pid != os.getpid():  # a forked worker must not repeat its parent's ids
+        _rng = np.random.default_rng(int.from_bytes(os.urandom(16), "big"))
+        _rng_pid = os.getpid()
+    hi = _rng.integers(0, 2**64, size=n, dtype=np.uint64, endpoint=False)
+    lo = _rng.integers(0, 2**64, size=n, dtype=np.uint64, endpoint=False)
+    lo[(hi == 0) & (lo == 0)] = 1
+    return hi, lo
+
+
+class BatchPredictions(Sequence[Prediction]):
+    """What was recorded of a batch call: a sequence of :class:`Prediction`, built lazily.
+
+    ``ids`` lists every row's prediction id (in input order), ``kept`` is a
+    boolean numpy array, ``kept_ids`` the ids of the rows that became spans.
+    """
+
+    def __init__(self, model: str, version: str, hi: Any, lo: Any, reasons: Any, weights: Any, ids: list[str] | None) -> None:
+        self.model = model
+        self.version = version
+        self._hi = hi
+        self._lo = lo
+        self._reasons = reasons
+        self._weights = weights
+        self._ids = ids
+        self.kept = reasons != 0
+
+    def trace_id(self, i: int) -> str:
+        return f"{int(self._hi[i]):016x}{int(self._lo[i]):016x}"
+
+    @property
+    def ids(self) -> list[str]:
+        if self._ids is None:
+            self._ids = [f"{h:016x}{l:016x}" for h, l in zip(self._hi.tolist(), self._lo.tolist())]
+        return self._ids
+
+    @property
+    def kept_ids(self) -> list[str]:
+        ids = self.ids
+        return [ids[i] for i in self.kept.nonzero()[0].tolist()]
+
+    def __len__(self) -> int:
+        return len(self._reasons)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        r = int(self._reasons[i])
+        return Prediction(self.ids[i], self.model, self.version, self.trace_id(i), r != 0, _REASONS[r], float(self._weights[i]))
+
+
+def record_batch(
+    mon: Monitor, batch: Batch, raw: Any, result: Any, error: BaseException | None,
+    start_ns: int, duration_ns: int, state: CallState,
+) -> BatchPredictions:
+    import numpy as np
+
+    n = batch.n
+    m = mon.metrics
+    hi, lo = _random_ids(np, n)
+    ids = _user_ids(mon, state, batch, n)
+
+    if error is not None:
+        reasons = np.full(n, 1, dtype=np.int8)
+        weights = np.ones(n)
+        with m.lock:
+            m.outcomes["error"] += n
+            m.decision(True, REASON_ERROR, n)
+            m.latency.add(duration_ns / 1e9)
+        attrs = dict(mon.base_attrs)
+        trace_id = (int(hi[0]) << 64) | int(lo[0])
+        attrs.update({
+            "ml.prediction.id": ids[0] if ids else f"{trace_id:032x}",
+            "ml.sampling.reason": REASON_ERROR, "ml.sampling.weight": 1.0,
+            "ml.low_confidence": False, "ml.high_risk": False, "ml.batch.size": n,
+        })
+        mon._emit(trace_id, attrs, start_ns, duration_ns, error)
+        return BatchPredictions(mon.model, mon.version, hi, lo, reasons, weights, ids)
+
+    out = mon.outputs.read_batch(result, n)
+    with np.errstate(invalid="ignore"):
+        low = (out.confidence < mon.low) if out.confidence is not None else np.zeros(n, dtype=bool)
+        high = (out.risk > mon.high) if out.risk is not None else np.zeros(n, dtype=bool)
+    if state.edge_case:
+        edge = np.ones(n, dtype=bool)
+    elif mon.edge_case_fn is not None:
+        flags = mon._hook("edge_case", mon.edge_case_fn, batch.frame, result)
+        edge = np.zeros(n, dtype=bool)
+        if flags is not None:
+            try:
+                edge = np.asarray(flags, dtype=bool).reshape(n)
+            except (TypeError, ValueError):
+                _safety.report("hook_error", mon.model, "model %r: edge_case must return %d booleans for a batch", mon.model, n, key="edge_shape")
+    else:
+        edge = np.zeros(n, dtype=bool)
+    rand = mon.sampler.keep_many(hi, lo)
+    # reason codes by precedence: low confidence, high risk, edge case, random
+    reasons = np.where(low, 2, np.where(high, 3, np.where(edge, 4, np.where(rand, 5, 0)))).astype(np.int8)
+    weights = np.where(reasons == 5, mon.sampler.weight, 1.0)
+
+    with m.lock:
+        m.outcomes["ok"] += n
+        counts = np.bincount(reasons, minlength=6).tolist()
+        for code, c in enumerate(counts):
+            if c:
+                m.decision(code != 0, _REASONS[code], c)
+        m.latency.add(duration_ns / 1e9)
+        _fold(np, m.score, out.score)
+        _fold(np, m.confidence, out.confidence)
+        _count_predictions(np, mon, m, out.prediction)
+        _feature_metrics(np, mon, m, batch)
+
+    kept_idx = np.flatnonzero(reasons).tolist()
+    if kept_idx:
+        _emit_rows(np, mon, batch, out, kept_idx, hi, lo, reasons, weights, low, high, ids, start_ns, duration_ns)
+    return BatchPredictions(mon.model, mon.version, hi, lo, reasons, weights, ids)
+
+
+def _user_ids(mon: Monitor, state: CallState, batch: Batch, n: int) -> list[str] | None:
+    given = state.prediction_id
+    if given is None and mon.prediction_id_fn is not None:
+        given = mon._hook("prediction_id", mon.prediction_id_fn, batch.frame)
+    if given is None:
+        return None
+    try:
+        ids = [str(v) for v in given]
+    except TypeError:
+        ids = []
+    if len(ids) != n:
+        _safety.report("hook_error", mon.model, "model %r: prediction ids for a batch of %d rows must be %d values", mon.model, n, n, key="ids_shape")
+        return None
+    return ids
+
+
+def _fold(np: Any, hist: Any, values: Any) -> None:
+    if values is None:
+        return
+    finite = values[np.isfinite(values)]
+    if finite.size:
+        hist.add_array(finite)
+
+
+def _numeric(np: Any, col: Any) -> Any:
+    """A float64 view of a column, or None when it is not numeric."""
+    arr = np.asarray(col)
+    if arr.dtype.kind in "fiu":
+        return arr.astype(np.float64, copy=False)
+    return None
+
+
+def _count_predictions(np: Any, mon: Monitor, m: Any, pred: Any) -> None:
+    if pred is None:
+        return
+    num = _numeric(np, pred)
+    if num is not None:
+        _fold(np, m.output, num)
+        return
+    _count_categories(np, mon, m, m.classes, np.asarray(pred), "ml.prediction.value")
+
+
+def _count_categories(np: Any, mon: Monitor, m: Any, counts: dict[str, int], arr: Any, name: str, hashed: bool = False) -> int:
+    """Count a categorical column into a capped counter; return how many values were missing."""
+    pd = sys.modules.get("pandas")
+    if arr.dtype.kind == "b":
+        t = int(np.count_nonzero(arr))
+        if t:
+            m.count_category(counts, "true", t)
+        if arr.size - t:
+            m.count_category(counts, "false", arr.size - t)
+        return 0
+    if pd is not None:
+        vc = pd.Series(arr, copy=False).value_counts(dropna=True)
+        values, freqs = vc.index.tolist(), vc.to_numpy().tolist()
+        missing = int(arr.size - sum(freqs))
+    else:
+        present = np.array([v is not None and v == v for v in arr.tolist()], dtype=bool)
+        uniq, cnt = np.unique(arr[present].astype(str), return_counts=True)
+        values, freqs = uniq.tolist(), cnt.tolist()
+        missing = int(arr.size - present.sum())
+    limit = mon.options.max_string_length
+    for v, c in zip(values, freqs):
+        kind, plain = coerce(v)
+        if kind == MISSING:
+            missing += c
+            continue
+        if kind == BOOL:
+            plain = "true" if plain else "false"
+        text = plain if isinstance(plain, str) else str(plain)
+        if hashed:
+            text = keyed_hash(text, mon.options.hash_key)
+        elif len(text) > limit:
+            text = mon._truncate(text, name)
+        m.count_category(counts, text, c)
+    return missing
+
+
+def _feature_metrics(np: Any, mon: Monitor, m: Any, batch: Batch) -> None:
+    stats = m.features
+    n = batch.n
+    for name, col in batch.columns.items():
+        f = stats.get(name)
+        if f is None:
+            f = mon._new_feature(m, name)
+            if f is None:
+                continue
+        if f.dropped:
+            continue
+        arr = np.asarray(col)
+        num = None if f.hashed else _numeric(np, arr)
+        if num is not None:
+            finite = np.isfinite(num)
+            nan = np.isnan(num)
+            f.missing += int(np.count_nonzero(nan))
+            nonfinite = n - int(np.count_nonzero(finite)) - int(np.count_nonzero(nan))
+            if nonfinite:
+                _safety.report("nonfinite_value", mon.model, "model %r feature %r: non-finite values (kept on spans, not in histograms)",
+                               mon.model, name, key=name)
+            if f.in_metrics:
+                good = num[finite]
+                if good.size:
+                    f.hist.add_array(good)
+            continue
+        if not f.in_metrics:
+            continue
+        f.missing += _count_categories(np, mon, m, f.categories, arr, name, hashed=f.hashed)
+    if len(stats) > len(batch.columns):
+        for name, f in stats.items():
+            if name not in batch.columns and not f.dropped:
+                f.missing += n
+
+
+def _emit_rows(
+    np: Any, mon: Monitor, batch: Batch, out: Any, kept_idx: list[int], hi: Any, lo: Any, reasons: Any,
+    weights: Any, low: Any, high: Any, ids: list[str] | None, start_ns: int, duration_ns: int,
+) -> None:
+    k = np.asarray(kept_idx)
+    stats = mon.metrics.features
+    columns = []
+    for name, col in batch.columns.items():
+        f = stats.get(name)
+        if f is None or f.dropped:
+            continue
+        values = np.asarray(col)[k].tolist() if not isinstance(col, list) else [col[i] for i in kept_idx]
+        columns.append((f, values))
+    pred = out.prediction[k].tolist() if out.prediction is not None else None
+    score = out.score[k].tolist() if out.score is not None else None
+    conf = out.confidence[k].tolist() if out.confidence is not None else None
+    his, los = hi[k].tolist(), lo[k].tolist()
+    rs, ws, lows, highs = reasons[k].tolist(), weights[k].tolist(), low[k].tolist(), high[k].tolist()
+    base = mon.base_attrs
+    limit = mon.options.max_string_length
+    hash_key = mon.options.hash_key
+    for j, i in enumerate(kept_idx):
+        trace_id = (his[j] << 64) | los[j]
+        attrs = dict(base)
+        attrs["ml.prediction.id"] = ids[i] if ids is not None else f"{trace_id:032x}"
+        attrs["ml.sampling.reason"] = _REASONS[rs[j]]
+        attrs["ml.sampling.weight"] = ws[j]
+        attrs["ml.low_confidence"] = lows[j]
+        attrs["ml.high_risk"] = highs[j]
+        if pred is not None:
+            kind, v = coerce(pred[j])
+            if kind in (NUMBER, CATEGORY, BOOL):
+                attrs["ml.prediction.value"] = v[:limit] if kind == CATEGORY else v
+        if score is not None and score[j] == score[j]:
+            attrs["ml.prediction.score"] = score[j]
+        if conf is not None and conf[j] == conf[j]:
+            attrs["ml.prediction.confidence"] = conf[j]
+        for f, values in columns:
+            value = values[j]
+            conv = _DISPATCH.get(type(value))
+            kind, v = conv(value) if conv is not None else coerce(value)
+            if kind == MISSING:
+                continue
+            if f.hashed:
+                v = keyed_hash(v, hash_key)
+            elif kind == CATEGORY and len(v) > limit:
+                v = v[:limit]
+            elif kind not in (NUMBER, BOOL, NONFINITE, SEQUENCE, CATEGORY):
+                continue
+            attrs[f.key] = v
+        mon._emit(trace_id, attrs, start_ns, duration_ns, None)

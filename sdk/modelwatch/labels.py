@@ -1,0 +1,69 @@
+"""Ground truth that arrives later: the label span of the contract.
+
+A label is a span of its own (``ml.label``) carrying ``ml.model.name``,
+``ml.prediction.id`` and ``ml.label.value``; the analyzer joins it to the
+prediction by model and id. Labels are never sampled away: they bypass the
+tail sampler entirely (a label for a prediction that sampling dropped is
+still recorded, and counts towards label coverage).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any, Iterable
+
+from . import _safety, spans
+from .values import BOOL, CATEGORY, NONFINITE, NUMBER, coerce
+
+LABEL_SPAN_NAME = "ml.label"
+
+
+def record_label(
+    model: str,
+    prediction_id: str,
+    label: Any,
+    *,
+    version: str | None = None,
+    attributes: dict[str, Any] | None = None,
+    timestamp_ns: int | None = None,
+) -> bool:
+    """Record the ground truth of one prediction; True if a span was emitted.
+
+    Never raises: an invalid label or a missing tracer is logged once and counted.
+    """
+    try:
+        kind, value = coerce(label)
+        if kind not in (NUMBER, CATEGORY, BOOL, NONFINITE):
+            _safety.report("invalid_value", str(model), "label of type %s for model %r is not recordable",
+                           type(label).__name__, model, key="label")
+            return False
+        handle = spans.current()
+        if handle is None:
+            return False
+        attrs: dict[str, Any] = {}
+        if attributes:
+            for k, v in attributes.items():
+                k_kind, k_val = coerce(v)
+                if k_kind in (NUMBER, CATEGORY, BOOL):
+                    attrs[str(k)] = k_val
+        attrs["ml.model.name"] = str(model)
+        if version is not None:
+            attrs["ml.model.version"] = str(version)
+        attrs["ml.prediction.id"] = str(prediction_id)
+        attrs["ml.label.value"] = value
+        now = timestamp_ns or time.time_ns()
+        span = handle.start(random.getrandbits(128) or 1, LABEL_SPAN_NAME, attrs, now)
+        recording = span.is_recording()
+        span.end(end_time=now)
+        if not recording:
+            _safety.report("head_sampled_out", str(model), "a label span was dropped by the tracer's head sampler")
+        return recording
+    except Exception:
+        _safety.report("internal_error", str(model), "recording a label failed", key="label", exc_info=True)
+        return False
+
+
+def record_labels(model: str, labels: Iterable[tuple[str, Any]], *, version: str | None = None) -> int:
+    """Record many (prediction_id, label) pairs; returns how many spans were emitted."""
+    return sum(record_label(model, pid, value, version=version) for pid, value in labels)

@@ -1,0 +1,307 @@
+"""One monitored model: the tail-sampling decision, the metrics, the span.
+
+The order of work per prediction is what keeps a dropped prediction cheap:
+
+1. read the output and evaluate the rules (confidence, risk, error, edge case);
+2. if no rule fired, hash a fresh 128-bit trace id (the collector's
+   ``probabilistic`` policy hash) against the rate;
+3. one pass over the features feeds the metrics and, only for a kept
+   prediction, builds the span attributes;
+4. only a kept prediction becomes an OTel span, started with the trace id
+   that was hashed and with start/end times taken around the call.
+
+Nothing here raises into the caller: :mod:`modelwatch.decorator` calls
+:meth:`Monitor.record` inside a guard.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from opentelemetry.trace import Status, StatusCode
+
+from . import _safety, spans
+from .config import RecordingOptions, SamplingPolicy
+from .inputs import Batch, InputReader
+from .metrics import MAX_FEATURES, FeatureStats, ModelMetrics, registry
+from .outputs import OutputReader
+from .sampling import (
+    REASON_EDGE_CASE,
+    REASON_ERROR,
+    REASON_HIGH_RISK,
+    REASON_LOW_CONFIDENCE,
+    REASON_NOT_SAMPLED,
+    REASON_RANDOM,
+    TraceIdSampler,
+)
+from .values import (
+    _DISPATCH,
+    BOOL,
+    CATEGORY,
+    INVALID,
+    MISSING,
+    NONFINITE,
+    NUMBER,
+    SEQUENCE,
+    coerce,
+    keyed_hash,
+)
+from .exphist import FLUSH_AT
+
+SPAN_NAME = "ml.predict"
+# Mersenne Twister, seeded from os.urandom and re-seeded in forked children (as OTel's own id generator)
+_getrandbits = random.getrandbits
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What modelwatch recorded of one prediction; :func:`modelwatch.last_prediction` returns it.
+
+    ``id`` is the value of ``ml.prediction.id``: pass it to
+    :func:`modelwatch.record_label` when the ground truth arrives.
+    """
+
+    id: str
+    model: str
+    version: str
+    trace_id: str
+    kept: bool
+    reason: str
+    weight: float
+
+
+@dataclass
+class CallState:
+    """Per-call scratch the inference code can reach (edge-case flag, custom id)."""
+
+    edge_case: bool = False
+    prediction_id: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+last: contextvars.ContextVar[Any] = contextvars.ContextVar("modelwatch_last_prediction", default=None)
+call_state: contextvars.ContextVar[CallState | None] = contextvars.ContextVar("modelwatch_call_state", default=None)
+
+
+class Monitor:
+    """Recording for one model version; shared by every function decorated with it."""
+
+    def __init__(
+        self,
+        model: str,
+        version: str,
+        policy: SamplingPolicy,
+        options: RecordingOptions,
+        inputs: InputReader,
+        outputs: OutputReader,
+        edge_case: Callable[..., Any] | None = None,
+        prediction_id: Callable[..., Any] | None = None,
+    ) -> None:
+        self.model = model
+        self.version = version
+        self.policy = policy
+        self.options = options
+        self.inputs = inputs
+        self.outputs = outputs
+        self.edge_case_fn = edge_case
+        self.prediction_id_fn = prediction_id
+        self.sampler = TraceIdSampler(policy.rate, policy.hash_salt)
+        self.metrics: ModelMetrics = registry.get(model, version, options.max_categories, options.feature_metrics)
+        self.base_attrs = {"ml.model.name": model, "ml.model.version": version}
+        self.low = policy.low_confidence_threshold
+        self.high = policy.high_risk_threshold
+
+    # -- decision ----------------------------------------------------------------
+
+    def decide(self, error: bool, confidence: float | None, risk: float | None, edge: bool, trace_id: int) -> tuple[str, bool, bool]:
+        """(reason or not_sampled, low-confidence flag, high-risk flag)."""
+        low = confidence is not None and confidence < self.low
+        high = risk is not None and risk > self.high
+        if error:
+            return REASON_ERROR, low, high
+        if low:
+            return REASON_LOW_CONFIDENCE, low, high
+        if high:
+            return REASON_HIGH_RISK, low, high
+        if edge:
+            return REASON_EDGE_CASE, low, high
+        if self.sampler.keep(trace_id):
+            return REASON_RANDOM, low, high
+        return REASON_NOT_SAMPLED, low, high
+
+    # -- one row -----------------------------------------------------------------
+
+    def record(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        result: Any,
+        error: BaseException | None,
+        start_ns: int,
+        duration_ns: int,
+        state: CallState,
+    ) -> None:
+        """Record one call (which may be a batch); publish its record in :data:`last`."""
+        raw = self.inputs.raw(args, kwargs)
+        features = self.inputs.interpret(raw)
+        if isinstance(features, Batch):
+            from .batch import record_batch
+
+            last.set(record_batch(self, features, raw, result, error, start_ns, duration_ns, state))
+            return
+        trace_id = _getrandbits(128) or 1
+        out = None if error is not None else self.outputs.read(result)
+        edge = state.edge_case
+        if not edge and self.edge_case_fn is not None and error is None:
+            edge = self._hook("edge_case", self.edge_case_fn, raw, result) is True
+        confidence = out.confidence if out is not None else None
+        risk = out.risk if out is not None else None
+        reason, low, high = self.decide(error is not None, confidence, risk, edge, trace_id)
+        kept = reason != REASON_NOT_SAMPLED
+        weight = self.sampler.weight if reason == REASON_RANDOM else 1.0
+
+        pid = state.prediction_id
+        if pid is None and self.prediction_id_fn is not None:
+            pid = self._hook("prediction_id", self.prediction_id_fn, *args, **kwargs)
+        pid = str(pid) if pid is not None else f"{trace_id:032x}"
+
+        attrs: dict[str, Any] | None = None
+        if kept:
+            attrs = dict(self.base_attrs)
+            attrs["ml.prediction.id"] = pid
+            attrs["ml.sampling.reason"] = reason
+            attrs["ml.sampling.weight"] = weight
+            attrs["ml.low_confidence"] = low
+            attrs["ml.high_risk"] = high
+        m = self.metrics
+        with m.lock:
+            m.outcomes["ok" if error is None else "error"] += 1
+            m.decision(kept, reason)
+            m.latency.add(duration_ns / 1e9)
+            if out is not None:
+                self._record_output(m, out, attrs)
+            self._record_features(m, features, attrs)
+        if attrs is not None:
+            self._emit(trace_id, attrs, start_ns, duration_ns, error)
+        last.set(Prediction(pid, self.model, self.version, f"{trace_id:032x}", kept, reason, weight))
+
+    def _record_output(self, m: ModelMetrics, out: Any, attrs: dict[str, Any] | None) -> None:
+        if out.prediction is not None:
+            kind, value = coerce(out.prediction)
+            if kind == NUMBER:
+                m.output.add(value)
+            elif kind == CATEGORY:
+                value = self._truncate(value, "ml.prediction.value")
+                m.count_category(m.classes, value)
+            elif kind == BOOL:
+                m.count_category(m.classes, "true" if value else "false")
+            elif kind in (MISSING, INVALID):
+                value = None
+                if kind == INVALID:
+                    _safety.report("invalid_value", self.model, "model %r: prediction of type %s is not recordable",
+                                   self.model, type(out.prediction).__name__, key="prediction")
+            if attrs is not None and value is not None:
+                attrs["ml.prediction.value"] = value
+        if out.score is not None:
+            m.score.add(out.score)
+            if attrs is not None:
+                attrs["ml.prediction.score"] = out.score
+        if out.confidence is not None:
+            m.confidence.add(out.confidence)
+            if attrs is not None:
+                attrs["ml.prediction.confidence"] = out.confidence
+
+    def _record_features(self, m: ModelMetrics, features: Mapping[str, Any], attrs: dict[str, Any] | None) -> None:
+        stats = m.features
+        seen = 0
+        for name, value in features.items():
+            f = stats.get(name)
+            if f is None:
+                f = self._new_feature(m, name)
+                if f is None:
+                    continue
+            seen += 1
+            if f.dropped:
+                continue
+            conv = _DISPATCH.get(type(value))
+            kind, v = conv(value) if conv is not None else coerce(value)
+            if f.hashed and kind != MISSING:
+                kind, v = CATEGORY, keyed_hash(v, self.options.hash_key)
+            if kind == NUMBER:
+                if f.in_metrics:
+                    pending = f.hist.pending
+                    pending.append(v)
+                    if len(pending) >= FLUSH_AT:
+                        f.hist.flush()
+            elif kind == CATEGORY:
+                if len(v) > self.options.max_string_length:
+                    v = self._truncate(v, name)
+                if f.in_metrics:
+                    m.count_category(f.categories, v)
+            elif kind == BOOL:
+                if f.in_metrics:
+                    m.count_category(f.categories, "true" if v else "false")
+            elif kind == MISSING:
+                f.missing += 1
+                continue
+            elif kind == NONFINITE:
+                _safety.report("nonfinite_value", self.model, "model %r feature %r: non-finite value %r (kept on spans, not in histograms)",
+                               self.model, name, v, key=name)
+            elif kind == INVALID:
+                _safety.report("invalid_value", self.model, "model %r feature %r: value of type %s is not recordable; dropped",
+                               self.model, name, type(value).__name__, key=name)
+                continue
+            elif kind != SEQUENCE:
+                continue
+            if attrs is not None:
+                attrs[f.key] = v
+        if seen < len(stats):  # features seen on earlier calls are absent from this one
+            for name, f in stats.items():
+                if name not in features and not f.dropped:
+                    f.missing += 1
+
+    def _new_feature(self, m: ModelMetrics, name: Any) -> FeatureStats | None:
+        name = str(name)
+        if len(name) > 256:
+            _safety.report("invalid_feature_name", self.model, "model %r: feature name longer than 256 characters ignored", self.model, key="long")
+            return None
+        in_metrics = m.feature_metrics and len(m.features) < MAX_FEATURES
+        if not in_metrics and m.feature_metrics:
+            _safety.report("too_many_features", self.model, "model %r: more than %d features; extra ones are on spans only", self.model, MAX_FEATURES)
+        f = FeatureStats(name, name in self.options.hash_features, name in self.options.drop_features, in_metrics)
+        m.features[name] = f
+        return f
+
+    def _truncate(self, value: str, name: str) -> str:
+        limit = self.options.max_string_length
+        if len(value) <= limit:
+            return value
+        _safety.report("truncated", self.model, "model %r %r: string of %d characters truncated to %d", self.model, name, len(value), limit, key=name)
+        return value[:limit]
+
+    def _hook(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception:
+            _safety.report("hook_error", self.model, "model %r: the %s hook raised", self.model, what, key=what, exc_info=True)
+            return None
+
+    def _emit(self, trace_id: int, attrs: dict[str, Any], start_ns: int, duration_ns: int, error: BaseException | None) -> None:
+        handle = spans.current()
+        if handle is None:
+            return
+        links = spans.caller_links()
+        span = handle.start(trace_id, SPAN_NAME, attrs, start_ns, links)
+        if not span.is_recording():
+            _safety.report("head_sampled_out", self.model,
+                           "a kept prediction was dropped by the tracer's head sampler; use ParentBased(ALWAYS_ON) (modelwatch.configure does)")
+            return
+        end_ns = start_ns + duration_ns
+        if error is not None:
+            span.record_exception(error, timestamp=end_ns, escaped=True)
+            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"[:1024]))
+        span.end(end_time=end_ns)

@@ -1,0 +1,206 @@
+"""Reading prediction, score, confidence and risk out of an inference result.
+
+Defaults, for one row:
+
+* a mapping: ``prediction`` (or ``label``, ``class``, ``value``, ``output``),
+  ``score`` (or ``probability``, ``proba``), ``confidence``, ``risk``;
+* a vector of class probabilities (``predict_proba`` of one row: two or more
+  numbers in [0, 1] summing to 1): the prediction is the most probable class
+  (named by the estimator's ``classes_`` when the decorated callable is a
+  bound method of one), the score is P(class 1) for two classes, the top
+  probability otherwise, the confidence is the top probability;
+* a pair ``(prediction, score)`` with the score a number in [0, 1];
+* anything else: the prediction itself, with no score.
+
+Confidence, when not given, is the top class probability, or for a score in
+[0, 1] ``max(score, 1 - score)``. Risk, when not given, is the score.
+
+Batch results (N rows) are read the same way, vectorised: a 1-D array or list
+of N predictions, an (N, C) array of probabilities, a DataFrame or list of
+dicts with the keys above, or a pair ``(predictions, scores)``.
+
+Every default can be replaced by a callable of the result
+(``prediction=``, ``score=``, ``confidence=``, ``risk=``); for batch calls it
+returns N values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .inputs import is_dataframe, is_ndarray, is_series
+from .values import number_or_none
+
+_PREDICTION_KEYS = ("prediction", "label", "class", "value", "output")
+_SCORE_KEYS = ("score", "probability", "proba")
+
+
+@dataclass
+class Output:
+    """What was read from one result."""
+
+    prediction: Any = None
+    score: float | None = None
+    confidence: float | None = None
+    risk: float | None = None
+
+
+@dataclass
+class BatchOutput:
+    """What was read from a batch result: numpy arrays of N rows (None where absent)."""
+
+    prediction: Any = None
+    score: Any = None
+    confidence: Any = None
+    risk: Any = None
+
+
+def _first_key(d: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    for k in keys:
+        if k in d:
+            return d[k]
+    return None
+
+
+def _probabilities(values: Any) -> list[float] | None:
+    """The list of floats if `values` looks like one row's class probabilities."""
+    if is_ndarray(values):
+        if values.ndim != 1 or values.dtype.kind != "f":
+            return None
+        values = values.tolist()
+    elif not isinstance(values, (list, tuple)) or not all(type(v) is float for v in values):
+        return None
+    if len(values) < 2 or not all(0.0 <= v <= 1.0 for v in values):
+        return None
+    return values if abs(sum(values) - 1.0) < 1e-6 else None
+
+
+class OutputReader:
+    """Built once per decorated function; reads single and batch results."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        prediction: Callable[[Any], Any] | None = None,
+        score: Callable[[Any], Any] | None = None,
+        confidence: Callable[[Any], Any] | None = None,
+        risk: Callable[[Any], Any] | None = None,
+    ) -> None:
+        self.owner = getattr(fn, "__self__", None)
+        self.prediction_fn = prediction
+        self.score_fn = score
+        self.confidence_fn = confidence
+        self.risk_fn = risk
+
+    def _class_name(self, index: int) -> Any:
+        classes = getattr(self.owner, "classes_", None)
+        if classes is not None and 0 <= index < len(classes):
+            return classes[index]
+        return index
+
+    # -- one row ---------------------------------------------------------------
+
+    def read(self, result: Any) -> Output:
+        out = Output()
+        if isinstance(result, Mapping):
+            out.prediction = _first_key(result, _PREDICTION_KEYS)
+            out.score = number_or_none(_first_key(result, _SCORE_KEYS))
+            out.confidence = number_or_none(result.get("confidence"))
+            out.risk = number_or_none(result.get("risk"))
+        else:
+            probs = _probabilities(result)
+            if probs is None and is_ndarray(result) and result.ndim == 2 and result.shape[0] == 1:
+                probs = _probabilities(result[0])
+            if probs is not None:
+                top = max(range(len(probs)), key=probs.__getitem__)
+                out.prediction = self._class_name(top)
+                out.score = probs[1] if len(probs) == 2 else probs[top]
+                out.confidence = probs[top]
+            elif isinstance(result, tuple) and len(result) == 2 and number_or_none(result[1]) is not None:
+                out.prediction = result[0]
+                out.score = number_or_none(result[1])
+            elif is_ndarray(result) and result.size == 1:
+                out.prediction = result.reshape(-1)[0]
+            elif isinstance(result, list) and len(result) == 1:
+                out.prediction = result[0]
+            else:
+                out.prediction = result
+        if self.prediction_fn is not None:
+            out.prediction = self.prediction_fn(result)
+        if self.score_fn is not None:
+            out.score = number_or_none(self.score_fn(result))
+        if self.confidence_fn is not None:
+            out.confidence = number_or_none(self.confidence_fn(result))
+        if self.risk_fn is not None:
+            out.risk = number_or_none(self.risk_fn(result))
+        if out.confidence is None and out.score is not None and 0.0 <= out.score <= 1.0:
+            out.confidence = max(out.score, 1.0 - out.score)
+        if out.risk is None:
+            out.risk = out.score
+        return out
+
+    # -- N rows ----------------------------------------------------------------
+
+    def read_batch(self, result: Any, n: int) -> BatchOutput:
+        import numpy as np  # batch inputs are numpy/pandas, so numpy is already imported
+
+        def column(values: Any) -> Any:
+            if values is None:
+                return None
+            arr = np.asarray(values)
+            if arr.ndim == 0:
+                arr = np.full(n, arr.item())
+            arr = arr.reshape(-1) if arr.ndim > 1 and arr.shape[1:] == (1,) * (arr.ndim - 1) else arr
+            if arr.shape[0] != n:
+                raise ValueError(f"result has {arr.shape[0]} rows for {n} inputs")
+            return arr
+
+        def numeric(values: Any) -> Any:
+            arr = column(values)
+            if arr is None:
+                return None
+            try:
+                return arr.astype(np.float64)
+            except (TypeError, ValueError):
+                return None
+
+        out = BatchOutput()
+        if is_dataframe(result) or (isinstance(result, list) and result and isinstance(result[0], Mapping)):
+            cols = (
+                {str(c): result[c].to_numpy() for c in result.columns}
+                if is_dataframe(result)
+                else {k: [row.get(k) for row in result] for k in result[0]}
+            )
+            out.prediction = column(_first_key(cols, _PREDICTION_KEYS))
+            out.score = numeric(_first_key(cols, _SCORE_KEYS))
+            out.confidence = numeric(cols.get("confidence"))
+            out.risk = numeric(cols.get("risk"))
+        elif isinstance(result, tuple) and len(result) == 2:
+            out.prediction = column(result[0])
+            out.score = numeric(result[1])
+        else:
+            arr = result.to_numpy() if is_series(result) else np.asarray(result)
+            if arr.ndim == 2 and arr.shape[0] == n and arr.shape[1] >= 2 and arr.dtype.kind == "f":
+                top = arr.argmax(axis=1)
+                classes = getattr(self.owner, "classes_", None)
+                out.prediction = np.asarray(classes)[top] if classes is not None and len(classes) == arr.shape[1] else top
+                out.confidence = arr[np.arange(n), top]
+                out.score = arr[:, 1] if arr.shape[1] == 2 else out.confidence
+            else:
+                out.prediction = column(arr)
+        if self.prediction_fn is not None:
+            out.prediction = column(self.prediction_fn(result))
+        if self.score_fn is not None:
+            out.score = numeric(self.score_fn(result))
+        if self.confidence_fn is not None:
+            out.confidence = numeric(self.confidence_fn(result))
+        if self.risk_fn is not None:
+            out.risk = numeric(self.risk_fn(result))
+        if out.confidence is None and out.score is not None:
+            in_unit = (out.score >= 0.0) & (out.score <= 1.0)
+            out.confidence = np.where(in_unit, np.maximum(out.score, 1.0 - out.score), np.nan)
+        if out.risk is None:
+            out.risk = out.score
+        return out

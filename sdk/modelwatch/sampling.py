@@ -1,0 +1,113 @@
+"""The random half of tail sampling: a deterministic function of the trace id.
+
+The OpenTelemetry Collector's ``tail_sampling`` processor, policy type
+``probabilistic``, keeps a trace when ``FNV-1a-64(salt || trace_id) <=
+threshold(p)``, where the trace id is its 16 big-endian bytes and
+``threshold(p) = MaxUint64 * p`` computed with 64-bit big floats and
+truncated. This module reproduces that bit for bit, so a span the SDK keeps at
+random is one that the collector's policy, configured with the same percentage
+and salt, would keep too (and vice versa).
+
+The rules (confidence, risk, errors, edge cases) live in the monitor; this
+module is only the hash, the threshold and the reason/weight vocabulary.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+FNV64_OFFSET = 0xCBF29CE484222325
+FNV64_PRIME = 0x100000001B3
+MASK64 = 0xFFFFFFFFFFFFFFFF
+
+# Values of `ml.sampling.reason`, in order of precedence: a prediction that
+# matches several rules is reported under the first.
+REASON_ERROR = "error"
+REASON_LOW_CONFIDENCE = "low_confidence"
+REASON_HIGH_RISK = "high_risk"
+REASON_EDGE_CASE = "edge_case"
+REASON_RANDOM = "random"
+REASON_NOT_SAMPLED = "not_sampled"  # metrics only: the reason a prediction was dropped
+
+
+def fnv1a64(data: bytes, state: int = FNV64_OFFSET) -> int:
+    """FNV-1a, 64 bit, continuing from `state` (Go's ``hash/fnv`` New64a)."""
+    for byte in data:
+        state = ((state ^ byte) * FNV64_PRIME) & MASK64
+    return state
+
+
+def threshold(percentage: float) -> int:
+    """The collector's ``calculateThreshold(percentage / 100)``, exactly.
+
+    Go computes ``big.Float(MaxUint64) * big.NewFloat(ratio)`` at 64-bit
+    precision (round half to even) and truncates to uint64. The ratio is
+    formed the same way (``percentage / 100`` in float64) so that a rate
+    written as a percentage in the collector's YAML gives the same threshold.
+    """
+    ratio = percentage / 100.0
+    if ratio <= 0.0:
+        return 0
+    exact = Fraction(MASK64) * Fraction(ratio)
+    if exact >= MASK64:
+        return MASK64
+    # round to a 64-bit mantissa, half to even, as big.Float does
+    shift = exact.numerator.bit_length() - exact.denominator.bit_length()
+    while Fraction(2) ** shift > exact:
+        shift -= 1
+    scale = Fraction(2) ** (shift - 63)  # exact / scale lies in [2^63, 2^64)
+    scaled = exact / scale
+    floor = scaled.numerator // scaled.denominator
+    rem = scaled - floor
+    if rem > Fraction(1, 2) or (rem == Fraction(1, 2) and floor % 2 == 1):
+        floor += 1
+    return min(int(floor * scale), MASK64)
+
+
+class TraceIdSampler:
+    """Keeps trace ids whose salted FNV-1a hash is at most the rate's threshold."""
+
+    __slots__ = ("rate", "salt", "threshold", "weight", "_salted", "_always", "_never")
+
+    def __init__(self, rate: float, salt: str) -> None:
+        self.rate = rate
+        self.salt = salt
+        self.threshold = threshold(rate * 100.0)
+        self.weight = 1.0 / rate if rate > 0 else float("inf")
+        self._salted = fnv1a64(salt.encode("utf-8"))
+        self._always = self.threshold == MASK64
+        self._never = rate <= 0.0
+
+    def hash(self, trace_id: int) -> int:
+        """The collector's hash of a 128-bit trace id."""
+        return fnv1a64(trace_id.to_bytes(16, "big"), self._salted)
+
+    def keep(self, trace_id: int) -> bool:
+        """Whether the collector's probabilistic policy would keep this trace."""
+        if self._always:
+            return True
+        if self._never:
+            return False
+        # fnv1a64 inlined: this runs on every prediction
+        h = self._salted
+        for byte in trace_id.to_bytes(16, "big"):
+            h = ((h ^ byte) * FNV64_PRIME) & MASK64
+        return h <= self.threshold
+
+    def keep_many(self, hi, lo):  # type: ignore[no-untyped-def]
+        """Vectorised :meth:`keep` over numpy uint64 arrays of the ids' high and low halves."""
+        import numpy as np  # only reached with numpy input, so numpy is already imported
+
+        n = hi.shape[0]
+        if self._always:
+            return np.ones(n, dtype=bool)
+        if self._never:
+            return np.zeros(n, dtype=bool)
+        prime = np.uint64(FNV64_PRIME)
+        h = np.full(n, self._salted, dtype=np.uint64)
+        ff = np.uint64(0xFF)
+        for half in (hi, lo):
+            for shift in range(56, -8, -8):
+                h ^= (half >> np.uint64(shift)) & ff
+                h *= prime  # uint64 arithmetic wraps modulo 2**64, as Go's does
+        return h <= np.uint64(self.threshold)

@@ -1,0 +1,166 @@
+"""``modelwatch.configure()``: tracer and meter providers with OTLP exporters, in one call.
+
+Honours the standard variables: ``OTEL_SDK_DISABLED``, ``OTEL_SERVICE_NAME``,
+``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_EXPORTER_OTLP_PROTOCOL`` (and its
+``_TRACES_`` / ``_METRICS_`` variants: ``grpc`` or ``http/protobuf``, the
+default), ``OTEL_EXPORTER_OTLP_ENDPOINT``, ``_HEADERS``, ``_TIMEOUT``,
+``_COMPRESSION`` (read by the exporters themselves), ``OTEL_BSP_*`` (span
+queue size and batching) and ``OTEL_METRIC_EXPORT_INTERVAL``.
+
+Memory stays bounded when the collector is unreachable: spans wait in the
+batch processor's bounded queue (``OTEL_BSP_MAX_QUEUE_SIZE``, 2048 by
+default) and the overflow is dropped and counted, never blocking the
+inference thread; metrics are aggregates whose size does not grow with
+traffic.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from . import _safety, metrics, spans
+from .decorator import sdk_disabled
+from .errors import ConfigurationError
+
+OTEL_EXPORTER_OTLP_PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
+PROTOCOLS = ("grpc", "http/protobuf")
+
+
+@dataclass
+class Telemetry:
+    """What :func:`configure` set up; ``shutdown()`` flushes and stops it."""
+
+    tracer_provider: Any = None
+    meter_provider: Any = None
+    disabled: bool = False
+
+    def force_flush(self, timeout_millis: int = 10_000) -> bool:
+        ok = True
+        for p in (self.tracer_provider, self.meter_provider):
+            if p is not None:
+                ok = bool(p.force_flush(timeout_millis)) and ok
+        return ok
+
+    def shutdown(self) -> None:
+        global _current
+        for p in (self.tracer_provider, self.meter_provider):
+            if p is not None:
+                p.shutdown()
+        with _lock:
+            if _current is self:
+                _current = None
+                spans.set_configured_provider(None)
+
+
+_lock = threading.Lock()
+_current: Telemetry | None = None
+
+
+def _protocol(signal: str, arg: str | None) -> str:
+    if arg is not None:
+        if arg not in PROTOCOLS:
+            raise ConfigurationError(f"protocol must be one of {PROTOCOLS}, got {arg!r}")
+        return arg
+    raw = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL") or os.environ.get(OTEL_EXPORTER_OTLP_PROTOCOL) or "http/protobuf"
+    if raw not in PROTOCOLS:
+        _safety.logger.warning("modelwatch: unsupported OTLP protocol %r; using http/protobuf", raw)
+        return "http/protobuf"
+    return raw
+
+
+def _span_exporter(protocol: str) -> Any:
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # type: ignore[assignment]
+    return OTLPSpanExporter()
+
+
+def _metric_exporter(protocol: str) -> Any:
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter  # type: ignore[assignment]
+    return OTLPMetricExporter()
+
+
+def configure(
+    *,
+    service_name: str | None = None,
+    protocol: str | None = None,
+    span_exporter: Any = None,
+    metric_exporter: Any = None,
+    metric_reader: Any = None,
+    metric_export_interval_millis: float | None = None,
+    span_processor: Any = None,
+    resource_attributes: dict[str, Any] | None = None,
+    set_global: bool = True,
+) -> Telemetry:
+    """Set up OTel tracing and metrics for modelwatch (and, with ``set_global``, for the app).
+
+    Without arguments everything comes from the ``OTEL_*`` environment. Exporters
+    (or a whole span processor / metric reader) can be passed in instead, e.g.
+    for tests. Returns the :class:`Telemetry`; call its ``shutdown()`` at exit
+    (also registered with ``atexit`` by the OTel SDK). Calling it again returns
+    the existing setup.
+    """
+    global _current
+    with _lock:
+        if _current is not None:
+            _safety.logger.warning("modelwatch: configure() called again; keeping the first configuration")
+            return _current
+        if sdk_disabled():
+            _current = Telemetry(disabled=True)
+            return _current
+
+        from opentelemetry import metrics as metrics_api
+        from opentelemetry import trace
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+        from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.sampling import ParentBased, ALWAYS_ON
+
+        attrs = dict(resource_attributes or {})
+        if service_name is not None:
+            attrs[SERVICE_NAME] = service_name
+        resource = Resource.create(attrs)
+
+        # Our spans are already tail-sampled: the head sampler must keep every span we start.
+        tracer_provider = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_ON))
+        if span_processor is None:
+            exporter = span_exporter if span_exporter is not None else _span_exporter(_protocol("TRACES", protocol))
+            span_processor = BatchSpanProcessor(exporter)
+        tracer_provider.add_span_processor(span_processor)
+
+        if metric_reader is None:
+            mexp = metric_exporter if metric_exporter is not None else _metric_exporter(_protocol("METRICS", protocol))
+            metric_reader = PeriodicExportingMetricReader(
+                metrics.PredictionMetricsExporter(mexp, resource),
+                export_interval_millis=metric_export_interval_millis,
+            )
+        meter_provider = MeterProvider(resource=resource, metric_readers=[metric_reader])
+
+        # The batch processor logs a warning per dropped span when the collector is down.
+        logging.getLogger("opentelemetry.sdk._shared_internal").addFilter(_safety.RateLimitFilter())
+
+        if set_global:
+            if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+                trace.set_tracer_provider(tracer_provider)
+            else:
+                _safety.logger.warning("modelwatch: a global TracerProvider is already set; modelwatch uses its own")
+            if type(metrics_api.get_meter_provider()).__name__ == "_ProxyMeterProvider":  # no public name for "unset"
+                metrics_api.set_meter_provider(meter_provider)
+        spans.set_configured_provider(tracer_provider)
+        _current = Telemetry(tracer_provider, meter_provider)
+        return _current
+
+
+def current() -> Telemetry | None:
+    """The active :func:`configure` result, if any."""
+    return _current
