@@ -10,7 +10,6 @@ is spent on kept rows only, which become spans exactly like single predictions.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any, Sequence
 
@@ -18,6 +17,7 @@ from . import _safety
 from .inputs import Batch
 from .monitor import CallState, Monitor, Prediction
 from .sampling import (
+    random_ids,
     REASON_EDGE_CASE,
     REASON_ERROR,
     REASON_HIGH_RISK,
@@ -28,22 +28,6 @@ from .sampling import (
 from .values import _DISPATCH, BOOL, CATEGORY, MISSING, NONFINITE, NUMBER, SEQUENCE, coerce, keyed_hash
 
 _REASONS = (REASON_NOT_SAMPLED, REASON_ERROR, REASON_LOW_CONFIDENCE, REASON_HIGH_RISK, REASON_EDGE_CASE, REASON_RANDOM)
-_rng: Any = None
-_rng_pid = -1
-
-
-def _random_ids(np: Any, n: int) -> tuple[Any, Any]:
-    """Two uint64 arrays (high and low halves of N random 128-bit trace ids), never all-zero."""
-    global _rng, _rng_pid
-    if _rng is None or _rng_pid != os.getpid():  # a forked worker must not repeat its parent's ids
-        _rng = np.random.default_rng(int.from_bytes(os.urandom(16), "big"))
-        _rng_pid = os.getpid()
-    hi = _rng.integers(0, 2**64, size=n, dtype=np.uint64, endpoint=False)
-    lo = _rng.integers(0, 2**64, size=n, dtype=np.uint64, endpoint=False)
-    lo[(hi == 0) & (lo == 0)] = 1
-    return hi, lo
-
-
 class BatchPredictions(Sequence[Prediction]):
     """What was recorded of a batch call: a sequence of :class:`Prediction`, built lazily.
 
@@ -82,7 +66,8 @@ class BatchPredictions(Sequence[Prediction]):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         r = int(self._reasons[i])
-        return Prediction(self.ids[i], self.model, self.version, self.trace_id(i), r != 0, _REASONS[r], float(self._weights[i]))
+        trace_id = (int(self._hi[i]) << 64) | int(self._lo[i])
+        return Prediction(self.ids[i], self.model, self.version, trace_id, r != 0, _REASONS[r], float(self._weights[i]))
 
 
 def record_batch(
@@ -93,7 +78,7 @@ def record_batch(
 
     n = batch.n
     m = mon.metrics
-    hi, lo = _random_ids(np, n)
+    hi, lo = random_ids(np, n)
     ids = _user_ids(mon, state, batch, n)
 
     if error is not None:

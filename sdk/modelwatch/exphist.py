@@ -79,9 +79,11 @@ class ExpHistogram:
 
     def flush(self) -> None:
         """Fold pending values into the buckets."""
-        if not self.pending:
+        pending = self.pending
+        if not pending:
             return
-        values, self.pending = self.pending, []
+        values = pending[:]
+        pending.clear()  # in place: FeatureStats aliases this list
         np = sys.modules.get("numpy")
         if np is not None and len(values) >= 64:
             self._fold_numpy(np.asarray(values, dtype=np.float64))

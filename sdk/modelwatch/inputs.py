@@ -121,7 +121,7 @@ class InputReader:
         return self.interpret(self.raw(args, kwargs))
 
     def interpret(self, obj: Any) -> Mapping[str, Any] | Batch:
-        if isinstance(obj, Mapping):
+        if type(obj) is dict or isinstance(obj, Mapping):
             return obj
         if is_dataframe(obj):
             return Batch({str(c): obj[c].to_numpy() for c in obj.columns}, len(obj), obj)

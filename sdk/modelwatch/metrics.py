@@ -78,17 +78,19 @@ _CUMULATIVE = AggregationTemporality.CUMULATIVE
 class FeatureStats:
     """Aggregates of one feature of one model."""
 
-    __slots__ = ("name", "key", "hist", "categories", "missing", "hashed", "dropped", "in_metrics")
+    __slots__ = ("name", "key", "hist", "pending", "categories", "missing", "hashed", "dropped", "in_metrics", "plain")
 
     def __init__(self, name: str, hashed: bool, dropped: bool, in_metrics: bool) -> None:
         self.name = name
         self.key = "ml.feature." + name  # span attribute key, built once
         self.hist = ExpHistogram()
+        self.pending = self.hist.pending  # alias: values appended here are folded by hist.flush()
         self.categories: dict[str, int] = {}
         self.missing = 0
         self.hashed = hashed
         self.dropped = dropped
         self.in_metrics = in_metrics
+        self.plain = in_metrics and not hashed and not dropped  # eligible for the inlined fast path
 
 
 class ModelMetrics:
@@ -117,6 +119,13 @@ class ModelMetrics:
         self.output = ExpHistogram()
         self.classes: dict[str, int] = {}
         self.features: dict[str, FeatureStats] = {}
+        self.pending_values = 0  # feature values appended since the last flush, all features
+
+    def flush(self) -> None:
+        """Fold every pending feature value into its histogram (caller holds the lock)."""
+        self.pending_values = 0
+        for f in self.features.values():
+            f.hist.flush()
 
     def count_category(self, counts: dict[str, int], value: str, n: int = 1) -> None:
         """Add `n` to a capped category counter."""
@@ -151,6 +160,13 @@ class Registry:
                 if found is None:
                     found = ModelMetrics(key[0], key[1], max_categories, feature_metrics)
                     self._models[key] = found
+            elif (found.max_categories, found.feature_metrics) != (max_categories, feature_metrics):
+                # several functions monitor one model version: they share its aggregates, the latest settings apply
+                _safety.logger.info("modelwatch: model %r version %r monitored again with different metric settings; "
+                                    "using max_categories=%d feature_metrics=%s", model, version, max_categories, feature_metrics)
+                with found.lock:
+                    found.max_categories = max_categories
+                    found.feature_metrics = feature_metrics
             return found
 
     def models(self) -> list[ModelMetrics]:
@@ -276,7 +292,10 @@ class PredictionMetricsExporter(MetricExporter):
 
         reader = PeriodicExportingMetricReader(PredictionMetricsExporter(OTLPMetricExporter()))
 
-    :func:`modelwatch.configure` does this for you.
+    :func:`modelwatch.configure` does this for you. The OTel reader calls the
+    exporter only when at least one OTel instrument of its MeterProvider has
+    data; configure() registers the ``modelwatch.sdk.models`` gauge for that,
+    an application's own pipeline normally has instruments of its own.
     """
 
     def __init__(self, inner: MetricExporter, resource: Resource | None = None) -> None:

@@ -17,9 +17,7 @@ Nothing here raises into the caller: :mod:`modelwatch.decorator` calls
 from __future__ import annotations
 
 import contextvars
-import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from opentelemetry.trace import Status, StatusCode
@@ -39,7 +37,6 @@ from .sampling import (
     TraceIdSampler,
 )
 from .values import (
-    _DISPATCH,
     BOOL,
     CATEGORY,
     INVALID,
@@ -50,37 +47,63 @@ from .values import (
     coerce,
     keyed_hash,
 )
-from .exphist import FLUSH_AT
 
 SPAN_NAME = "ml.predict"
-# Mersenne Twister, seeded from os.urandom and re-seeded in forked children (as OTel's own id generator)
-_getrandbits = random.getrandbits
+# Feature values are queued and folded into histograms in blocks (vectorised when numpy is loaded).
+# A block of this many values across a model's features bounds the queue's memory (~0.5 MB) and
+# the occasional fold to well under a millisecond.
+FLUSH_EVERY = 16_384
 
 
-@dataclass(frozen=True)
 class Prediction:
     """What modelwatch recorded of one prediction; :func:`modelwatch.last_prediction` returns it.
 
     ``id`` is the value of ``ml.prediction.id``: pass it to
-    :func:`modelwatch.record_label` when the ground truth arrives.
+    :func:`modelwatch.record_label` when the ground truth arrives. ``kept``
+    says whether it became a span, ``reason`` why (or ``not_sampled``),
+    ``weight`` its sampling weight, ``trace_id`` the 32-hex-digit trace id.
     """
 
-    id: str
-    model: str
-    version: str
-    trace_id: str
-    kept: bool
-    reason: str
-    weight: float
+    __slots__ = ("_id", "model", "version", "_trace_id", "kept", "reason", "weight")
+
+    def __init__(self, id: str | None, model: str, version: str, trace_id: int, kept: bool, reason: str, weight: float) -> None:
+        self._id = id  # None: the trace id's hex, formatted only if asked for
+        self.model = model
+        self.version = version
+        self._trace_id = trace_id
+        self.kept = kept
+        self.reason = reason
+        self.weight = weight
+
+    @property
+    def id(self) -> str:
+        return self._id if self._id is not None else f"{self._trace_id:032x}"
+
+    @property
+    def trace_id(self) -> str:
+        return f"{self._trace_id:032x}"
+
+    def __repr__(self) -> str:
+        return (f"Prediction(id={self.id!r}, model={self.model!r}, version={self.version!r}, kept={self.kept}, "
+                f"reason={self.reason!r}, weight={self.weight})")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Prediction):
+            return NotImplemented
+        return (self.id, self.model, self.version, self._trace_id, self.kept, self.reason, self.weight) == (
+            other.id, other.model, other.version, other._trace_id, other.kept, other.reason, other.weight)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
-@dataclass
 class CallState:
     """Per-call scratch the inference code can reach (edge-case flag, custom id)."""
 
-    edge_case: bool = False
-    prediction_id: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("edge_case", "prediction_id")
+
+    def __init__(self) -> None:
+        self.edge_case = False
+        self.prediction_id: Any = None
 
 
 last: contextvars.ContextVar[Any] = contextvars.ContextVar("modelwatch_last_prediction", default=None)
@@ -117,7 +140,7 @@ class Monitor:
 
     # -- decision ----------------------------------------------------------------
 
-    def decide(self, error: bool, confidence: float | None, risk: float | None, edge: bool, trace_id: int) -> tuple[str, bool, bool]:
+    def decide(self, error: bool, confidence: float | None, risk: float | None, edge: bool, random_keep: bool) -> tuple[str, bool, bool]:
         """(reason or not_sampled, low-confidence flag, high-risk flag)."""
         low = confidence is not None and confidence < self.low
         high = risk is not None and risk > self.high
@@ -129,7 +152,7 @@ class Monitor:
             return REASON_HIGH_RISK, low, high
         if edge:
             return REASON_EDGE_CASE, low, high
-        if self.sampler.keep(trace_id):
+        if random_keep:
             return REASON_RANDOM, low, high
         return REASON_NOT_SAMPLED, low, high
 
@@ -153,26 +176,27 @@ class Monitor:
 
             last.set(record_batch(self, features, raw, result, error, start_ns, duration_ns, state))
             return
-        trace_id = _getrandbits(128) or 1
+        trace_id, random_keep = self.sampler.next_id()
         out = None if error is not None else self.outputs.read(result)
         edge = state.edge_case
         if not edge and self.edge_case_fn is not None and error is None:
             edge = self._hook("edge_case", self.edge_case_fn, raw, result) is True
         confidence = out.confidence if out is not None else None
         risk = out.risk if out is not None else None
-        reason, low, high = self.decide(error is not None, confidence, risk, edge, trace_id)
+        reason, low, high = self.decide(error is not None, confidence, risk, edge, random_keep)
         kept = reason != REASON_NOT_SAMPLED
         weight = self.sampler.weight if reason == REASON_RANDOM else 1.0
 
         pid = state.prediction_id
         if pid is None and self.prediction_id_fn is not None:
             pid = self._hook("prediction_id", self.prediction_id_fn, *args, **kwargs)
-        pid = str(pid) if pid is not None else f"{trace_id:032x}"
+        if pid is not None:
+            pid = str(pid)
 
         attrs: dict[str, Any] | None = None
         if kept:
             attrs = dict(self.base_attrs)
-            attrs["ml.prediction.id"] = pid
+            attrs["ml.prediction.id"] = pid if pid is not None else f"{trace_id:032x}"
             attrs["ml.sampling.reason"] = reason
             attrs["ml.sampling.weight"] = weight
             attrs["ml.low_confidence"] = low
@@ -187,7 +211,7 @@ class Monitor:
             self._record_features(m, features, attrs)
         if attrs is not None:
             self._emit(trace_id, attrs, start_ns, duration_ns, error)
-        last.set(Prediction(pid, self.model, self.version, f"{trace_id:032x}", kept, reason, weight))
+        last.set(Prediction(pid, self.model, self.version, trace_id, kept, reason, weight))
 
     def _record_output(self, m: ModelMetrics, out: Any, attrs: dict[str, Any] | None) -> None:
         if out.prediction is not None:
@@ -218,6 +242,8 @@ class Monitor:
     def _record_features(self, m: ModelMetrics, features: Mapping[str, Any], attrs: dict[str, Any] | None) -> None:
         stats = m.features
         seen = 0
+        appended = 0
+        max_len = self.options.max_string_length
         for name, value in features.items():
             f = stats.get(name)
             if f is None:
@@ -225,44 +251,77 @@ class Monitor:
                 if f is None:
                     continue
             seen += 1
+            tp = type(value)
+            if f.plain:
+                # inlined fast paths for the common types; everything else takes the general path
+                if tp is float:
+                    if value - value == 0.0:  # finite: NaN - NaN and inf - inf are NaN
+                        f.pending.append(value)
+                        appended += 1
+                        if attrs is not None:
+                            attrs[f.key] = value
+                        continue
+                elif tp is str:
+                    if len(value) <= max_len:
+                        cats = f.categories
+                        if value in cats:
+                            cats[value] += 1
+                        else:
+                            m.count_category(cats, value)
+                        if attrs is not None:
+                            attrs[f.key] = value
+                        continue
+                elif tp is int and -9223372036854775808 <= value <= 9223372036854775807:
+                    f.pending.append(value)
+                    appended += 1
+                    if attrs is not None:
+                        attrs[f.key] = value
+                    continue
             if f.dropped:
                 continue
-            conv = _DISPATCH.get(type(value))
-            kind, v = conv(value) if conv is not None else coerce(value)
-            if f.hashed and kind != MISSING:
-                kind, v = CATEGORY, keyed_hash(v, self.options.hash_key)
-            if kind == NUMBER:
-                if f.in_metrics:
-                    pending = f.hist.pending
-                    pending.append(v)
-                    if len(pending) >= FLUSH_AT:
-                        f.hist.flush()
-            elif kind == CATEGORY:
-                if len(v) > self.options.max_string_length:
-                    v = self._truncate(v, name)
-                if f.in_metrics:
-                    m.count_category(f.categories, v)
-            elif kind == BOOL:
-                if f.in_metrics:
-                    m.count_category(f.categories, "true" if v else "false")
-            elif kind == MISSING:
-                f.missing += 1
-                continue
-            elif kind == NONFINITE:
-                _safety.report("nonfinite_value", self.model, "model %r feature %r: non-finite value %r (kept on spans, not in histograms)",
-                               self.model, name, v, key=name)
-            elif kind == INVALID:
-                _safety.report("invalid_value", self.model, "model %r feature %r: value of type %s is not recordable; dropped",
-                               self.model, name, type(value).__name__, key=name)
-                continue
-            elif kind != SEQUENCE:
-                continue
-            if attrs is not None:
-                attrs[f.key] = v
+            appended += self._record_value(m, f, name, value, attrs)
+        if appended:
+            m.pending_values += appended
+            if m.pending_values >= FLUSH_EVERY:
+                m.flush()
         if seen < len(stats):  # features seen on earlier calls are absent from this one
             for name, f in stats.items():
                 if name not in features and not f.dropped:
                     f.missing += 1
+
+    def _record_value(self, m: ModelMetrics, f: FeatureStats, name: str, value: Any, attrs: dict[str, Any] | None) -> int:
+        """The general path for one feature value; returns 1 if a value was queued for the histogram."""
+        queued = 0
+        kind, v = coerce(value)
+        if f.hashed and kind != MISSING:
+            kind, v = CATEGORY, keyed_hash(v, self.options.hash_key)
+        if kind == NUMBER:
+            if f.in_metrics:
+                f.pending.append(v)
+                queued = 1
+        elif kind == CATEGORY:
+            if len(v) > self.options.max_string_length:
+                v = self._truncate(v, name)
+            if f.in_metrics:
+                m.count_category(f.categories, v)
+        elif kind == BOOL:
+            if f.in_metrics:
+                m.count_category(f.categories, "true" if v else "false")
+        elif kind == MISSING:
+            f.missing += 1
+            return 0
+        elif kind == NONFINITE:
+            _safety.report("nonfinite_value", self.model, "model %r feature %r: non-finite value %r (kept on spans, not in histograms)",
+                           self.model, name, v, key=name)
+        elif kind == INVALID:
+            _safety.report("invalid_value", self.model, "model %r feature %r: value of type %s is not recordable; dropped",
+                           self.model, name, type(value).__name__, key=name)
+            return 0
+        elif kind != SEQUENCE:
+            return 0
+        if attrs is not None:
+            attrs[f.key] = v
+        return queued
 
     def _new_feature(self, m: ModelMetrics, name: Any) -> FeatureStats | None:
         name = str(name)

@@ -37,14 +37,16 @@ _PREDICTION_KEYS = ("prediction", "label", "class", "value", "output")
 _SCORE_KEYS = ("score", "probability", "proba")
 
 
-@dataclass
 class Output:
     """What was read from one result."""
 
-    prediction: Any = None
-    score: float | None = None
-    confidence: float | None = None
-    risk: float | None = None
+    __slots__ = ("prediction", "score", "confidence", "risk")
+
+    def __init__(self) -> None:
+        self.prediction: Any = None
+        self.score: float | None = None
+        self.confidence: float | None = None
+        self.risk: float | None = None
 
 
 @dataclass
@@ -104,7 +106,7 @@ class OutputReader:
 
     def read(self, result: Any) -> Output:
         out = Output()
-        if isinstance(result, Mapping):
+        if type(result) is dict or isinstance(result, Mapping):
             out.prediction = _first_key(result, _PREDICTION_KEYS)
             out.score = number_or_none(_first_key(result, _SCORE_KEYS))
             out.confidence = number_or_none(result.get("confidence"))

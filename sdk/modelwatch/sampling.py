@@ -14,7 +14,12 @@ module is only the hash, the threshold and the reason/weight vocabulary.
 
 from __future__ import annotations
 
+import os
+import random
+import sys
+import weakref
 from fractions import Fraction
+from typing import Any
 
 FNV64_OFFSET = 0xCBF29CE484222325
 FNV64_PRIME = 0x100000001B3
@@ -64,10 +69,40 @@ def threshold(percentage: float) -> int:
     return min(int(floor * scale), MASK64)
 
 
+POOL_SIZE = 4096  # trace ids drawn and hashed per vectorised refill
+
+_rng: Any = None
+_rng_pid = -1
+
+
+def random_ids(np: Any, n: int) -> tuple[Any, Any]:
+    """High and low uint64 halves of N random 128-bit trace ids (never zero), from a CSPRNG-seeded generator."""
+    global _rng, _rng_pid
+    if _rng is None or _rng_pid != os.getpid():  # a forked worker must not repeat its parent's ids
+        _rng = np.random.default_rng(int.from_bytes(os.urandom(16), "big"))
+        _rng_pid = os.getpid()
+    hi = _rng.integers(0, 2**64, size=n, dtype=np.uint64, endpoint=False)
+    lo = _rng.integers(0, 2**64, size=n, dtype=np.uint64, endpoint=False)
+    lo[(hi == 0) & (lo == 0)] = 1
+    return hi, lo
+
+
+_samplers: "weakref.WeakSet[TraceIdSampler]" = weakref.WeakSet()
+
+
+def _forget_pools_after_fork() -> None:
+    for sampler in list(_samplers):
+        sampler._pool = []
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools_after_fork)
+
+
 class TraceIdSampler:
     """Keeps trace ids whose salted FNV-1a hash is at most the rate's threshold."""
 
-    __slots__ = ("rate", "salt", "threshold", "weight", "_salted", "_always", "_never")
+    __slots__ = ("rate", "salt", "threshold", "weight", "_salted", "_always", "_never", "_pool", "__weakref__")
 
     def __init__(self, rate: float, salt: str) -> None:
         self.rate = rate
@@ -77,6 +112,31 @@ class TraceIdSampler:
         self._salted = fnv1a64(salt.encode("utf-8"))
         self._always = self.threshold == MASK64
         self._never = rate <= 0.0
+        self._pool: list[tuple[int, bool]] = []
+        _samplers.add(self)
+
+    def next_id(self) -> tuple[int, bool]:
+        """A fresh random trace id and whether :meth:`keep` keeps it.
+
+        With numpy already imported, ids are drawn and hashed
+        :data:`POOL_SIZE` at a time, vectorised (about 0.2 us per id instead
+        of 2 us for the pure-Python hash); the pool is emptied in a forked
+        child so no two processes hand out the same ids.
+        """
+        try:
+            return self._pool.pop()
+        except IndexError:
+            pass
+        np = sys.modules.get("numpy")
+        if np is None:
+            trace_id = random.getrandbits(128) or 1
+            return trace_id, self.keep(trace_id)
+        hi, lo = random_ids(np, POOL_SIZE)
+        keep = self.keep_many(hi, lo).tolist()
+        pool = [((h << 64) | l, k) for h, l, k in zip(hi.tolist(), lo.tolist(), keep)]
+        item = pool.pop()
+        self._pool = pool
+        return item
 
     def hash(self, trace_id: int) -> int:
         """The collector's hash of a 128-bit trace id."""

@@ -25,6 +25,7 @@ from typing import Any
 from . import _safety, metrics, spans
 from .decorator import sdk_disabled
 from .errors import ConfigurationError
+from .version import __version__
 
 OTEL_EXPORTER_OTLP_PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
 PROTOCOLS = ("grpc", "http/protobuf")
@@ -145,6 +146,15 @@ def configure(
                 export_interval_millis=metric_export_interval_millis,
             )
         meter_provider = MeterProvider(resource=resource, metric_readers=[metric_reader])
+        # The SDK reader exports only when some OTel instrument has data; this gauge always has,
+        # so modelwatch's aggregates ship every interval even in a process with no other instrument.
+        from opentelemetry.metrics import Observation
+
+        meter_provider.get_meter("modelwatch", __version__).create_observable_gauge(
+            "modelwatch.sdk.models",
+            callbacks=[lambda _options: [Observation(len(metrics.registry.models()))]],
+            description="Model versions monitored in this process",
+        )
 
         # The batch processor logs a warning per dropped span when the collector is down.
         logging.getLogger("opentelemetry.sdk._shared_internal").addFilter(_safety.RateLimitFilter())

@@ -124,7 +124,7 @@ def coerce(value: Any) -> tuple[int, Any]:
             return INVALID, None
     try:
         return conv(value)
-    except (TypeError, ValueError, OverflowError, ArithmeticError):
+    except Exception:  # a user type whose __float__/__int__/__str__ raises anything at all
         return INVALID, None
 
 
@@ -151,6 +151,10 @@ def _sequence(value: list[Any] | tuple[Any, ...]) -> tuple[int, Any]:
 
 def number_or_none(value: Any) -> float | None:
     """A finite float from a score/confidence-like value, or None."""
+    if type(value) is float:
+        return value if value - value == 0.0 else None
+    if value is None:
+        return None
     kind, plain = coerce(value)
     if kind == NUMBER:
         return float(plain)

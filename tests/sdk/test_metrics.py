@@ -1,0 +1,170 @@
+"""Full-population metrics: read back and checked against numpy on the same data."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+
+import modelwatch
+from modelwatch.exphist import bucket_index
+from modelwatch.testing import capture
+
+
+def _oracle_buckets(values: np.ndarray, scale: int) -> Counter:
+    """Bucket counts of positive values at `scale`, per the OTel spec, one value at a time."""
+    out: Counter = Counter()
+    for v in values[values > 0].tolist():
+        if scale > 0:
+            out[math.ceil(math.log2(v) * 2**scale) - 1] += 1
+        else:
+            m, e = math.frexp(v)
+            out[((e - 1) - (m == 0.5)) >> -scale] += 1
+    return out
+
+
+def _dense_to_counter(buckets) -> Counter:
+    return Counter({buckets.offset + i: c for i, c in enumerate(buckets.bucket_counts) if c})
+
+
+def test_every_prediction_is_counted_whatever_sampling_decides():
+    """ml.predictions and ml.sampling.decisions count all predictions, kept and dropped, by reason."""
+
+    @modelwatch.monitor(model="m", version="2", sampling_rate=0.0)
+    def predict(x):
+        return {"prediction": 1, "confidence": x["c"]}
+
+    with capture() as rec:
+        for c in [0.9] * 70 + [0.2] * 30:
+            predict({"c": c})
+        assert rec.metric_value("ml.predictions", outcome="ok", **{"ml.model.version": "2"}) == 100
+        assert rec.metric_value("ml.sampling.decisions", decision="kept", reason="low_confidence") == 30
+        assert rec.metric_value("ml.sampling.decisions", decision="dropped", reason="not_sampled") == 70
+        assert len(rec.predictions()) == 30
+
+
+def test_numeric_feature_histogram_matches_numpy():
+    """ml.feature.value's count, sum, min, max and every bucket equal numpy's computation on the same values."""
+    rng = np.random.default_rng(3)
+    values = np.concatenate([rng.lognormal(2, 1.5, 5000), -rng.exponential(2, 500), np.zeros(25)])
+    rng.shuffle(values)
+
+    @modelwatch.monitor(model="h", sampling_rate=0.0)
+    def predict(x):
+        return 0
+
+    with capture() as rec:
+        for v in values.tolist():
+            predict({"income": v})
+        (point,) = rec.metric_points("ml.feature.value")
+    assert point.attributes["ml.feature.name"] == "income"
+    assert point.count == values.size
+    assert point.sum == pytest.approx(float(values.sum()), rel=1e-12)
+    assert point.min == values.min() and point.max == values.max()
+    assert point.zero_count == 25
+    assert _dense_to_counter(point.positive) == _oracle_buckets(values, point.scale)
+    assert _dense_to_counter(point.negative) == _oracle_buckets(-values, point.scale)
+    assert len(point.positive.bucket_counts) <= 160
+    # and the histogram is usable: its median estimate is within one bucket of numpy's
+    pos = np.sort(values[values > 0])
+    target = (pos.size + 1) / 2
+    cum = 0
+    for i, c in enumerate(point.positive.bucket_counts):
+        cum += c
+        if cum >= target:
+            idx = point.positive.offset + i
+            break
+    assert bucket_index(float(np.median(pos)), point.scale) in (idx - 1, idx, idx + 1)
+
+
+def test_categorical_counts_are_capped_and_missing_values_counted():
+    """Categories beyond max_categories count as __other__; None, NaN and absent features count as missing."""
+
+    @modelwatch.monitor(model="c", sampling_rate=0.0, max_categories=3)
+    def predict(x):
+        return 0
+
+    with capture() as rec:
+        for city in ["a", "b", "c", "d", "e", "a", "a"]:
+            predict({"city": city, "x": 1.0})
+        predict({"city": None, "x": float("nan")})
+        predict({"x": 2.0})  # city absent
+        cats = {p.attributes["ml.feature.value"]: p.value for p in rec.metric_points("ml.feature.category")}
+        missing = {p.attributes["ml.feature.name"]: p.value for p in rec.metric_points("ml.feature.missing")}
+    assert cats == {"a": 3, "b": 1, "c": 1, "__other__": 2}
+    assert missing == {"city": 2, "x": 1}
+
+
+def test_score_confidence_latency_and_class_metrics():
+    """Score and confidence distributions, per-call latency and predicted-class counts are recorded for every call."""
+
+    @modelwatch.monitor(model="s", sampling_rate=0.0)
+    def predict(x):
+        return {"prediction": "yes" if x["p"] > 0.5 else "no", "score": x["p"]}
+
+    ps = np.linspace(0.01, 0.99, 99)
+    with capture() as rec:
+        for p in ps.tolist():
+            predict({"p": p})
+        (score,) = rec.metric_points("ml.prediction.score")
+        (conf,) = rec.metric_points("ml.prediction.confidence")
+        (lat,) = rec.metric_points("ml.prediction.latency")
+        classes = {p.attributes["ml.prediction.value"]: p.value for p in rec.metric_points("ml.prediction.class")}
+    assert score.count == 99 and score.sum == pytest.approx(ps.sum())
+    assert conf.count == 99 and conf.min == pytest.approx(0.5) and conf.max == pytest.approx(0.99)
+    assert lat.count == 99 and 0 < lat.min <= lat.max < 1.0
+    assert classes == {"yes": 49, "no": 50}
+
+
+def test_feature_metrics_can_be_turned_off():
+    """feature_metrics=False records no per-feature distributions, while counts stay."""
+
+    @modelwatch.monitor(model="off", sampling_rate=0.0, feature_metrics=False)
+    def predict(x):
+        return 0
+
+    with capture() as rec:
+        predict({"a": 1.0, "b": "x"})
+        assert rec.metric_points("ml.feature.value") == []
+        assert rec.metric_points("ml.feature.category") == []
+        assert rec.metric_value("ml.predictions") == 1
+
+
+def test_metrics_reach_an_otel_in_memory_reader_pipeline():
+    """PredictionMetricsExporter adds modelwatch's metrics to an app's own OTel metric pipeline next to its instruments."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+
+    class Sink(MetricExporter):
+        def __init__(self):
+            super().__init__()
+            self.data = []
+
+        def export(self, metrics_data, timeout_millis=10_000, **kw):
+            self.data.append(metrics_data)
+            return MetricExportResult.SUCCESS
+
+        def force_flush(self, timeout_millis=10_000):
+            return True
+
+        def shutdown(self, timeout_millis=30_000, **kw):
+            pass
+
+    sink = Sink()
+    reader = PeriodicExportingMetricReader(modelwatch.PredictionMetricsExporter(sink), export_interval_millis=math.inf)
+    provider = MeterProvider(metric_readers=[reader])
+    provider.get_meter("app").create_counter("app.requests").add(5)
+
+    @modelwatch.monitor(model="pipe", sampling_rate=0.0)
+    def predict(x):
+        return 0
+
+    with capture():
+        predict({"a": 1.0})
+        reader.force_flush()
+    names = {m.name for rm in sink.data[-1].resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    assert {"app.requests", "ml.predictions", "ml.feature.value"} <= names
+    provider.shutdown()

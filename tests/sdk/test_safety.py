@@ -1,0 +1,128 @@
+"""The SDK never raises into, or corrupts, the inference call: bad values, bad hooks, its own bugs."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+import modelwatch
+from modelwatch.testing import capture
+
+
+def test_bad_feature_values_are_handled_counted_and_logged_once(caplog):
+    """NaN and None are missing, inf is kept on the span only, huge strings truncated, unserialisable objects dropped; each logged once."""
+
+    @modelwatch.monitor(model="bad", sampling_rate=1.0, max_string_length=100)
+    def predict(x):
+        return 1
+
+    class Opaque:
+        pass
+
+    with capture() as rec, caplog.at_level(logging.WARNING, logger="modelwatch"):
+        for _ in range(50):
+            predict({"nan": math.nan, "none": None, "inf": math.inf, "long": "x" * 10_000, "obj": Opaque(),
+                     "np": np.float32(0.5), "ok": 1.0})
+        span = rec.predictions()[0]
+        issues = rec.issues()
+        missing = {p.attributes["ml.feature.name"]: p.value for p in rec.metric_points("ml.feature.missing")}
+        (hist_np,) = [p for p in rec.metric_points("ml.feature.value") if p.attributes["ml.feature.name"] == "np"]
+    attrs = dict(span.attributes)
+    assert "ml.feature.nan" not in attrs and "ml.feature.none" not in attrs and "ml.feature.obj" not in attrs
+    assert attrs["ml.feature.inf"] == math.inf
+    assert attrs["ml.feature.long"] == "x" * 100
+    assert attrs["ml.feature.np"] == 0.5 and type(attrs["ml.feature.np"]) is float
+    assert missing == {"nan": 50, "none": 50}
+    assert hist_np.count == 50
+    assert issues[("invalid_value", "bad")] == 50
+    assert issues[("truncated", "bad")] == 50
+    assert issues[("nonfinite_value", "bad")] == 50
+    messages = [r.getMessage() for r in caplog.records if r.name == "modelwatch"]
+    assert len(messages) == 3, messages
+
+
+def test_raising_hooks_never_reach_the_caller():
+    """A user hook that raises is counted and logged; the prediction is still returned and recorded."""
+
+    def broken(*_a, **_k):
+        raise ZeroDivisionError("hook bug")
+
+    @modelwatch.monitor(model="hooks", sampling_rate=1.0, edge_case=broken, prediction_id=broken)
+    def predict(x):
+        return 7
+
+    with capture() as rec:
+        assert predict({"a": 1}) == 7
+        (span,) = rec.predictions()
+        assert rec.issues()[("hook_error", "hooks")] == 2
+    assert span.attributes["ml.prediction.value"] == 7
+
+
+def test_failure_inside_modelwatch_is_swallowed_and_counted():
+    """If reading the call fails inside modelwatch (here: a mapping whose iteration raises), the caller still gets its result."""
+
+    class Hostile(dict):
+        def items(self):
+            raise RuntimeError("cannot iterate")
+
+    @modelwatch.monitor(model="internal", sampling_rate=1.0)
+    def predict(x):
+        return "fine"
+
+    with capture() as rec:
+        assert predict(Hostile(a=1)) == "fine"
+        assert rec.issues()[("internal_error", "internal")] == 1
+
+
+def test_output_of_unexpected_shape_does_not_break_the_call():
+    """A result modelwatch cannot interpret as a batch (wrong length) is reported, not raised."""
+    import pandas as pd
+
+    @modelwatch.monitor(model="shape", sampling_rate=1.0)
+    def predict(df):
+        return np.zeros(len(df) + 1)
+
+    with capture() as rec:
+        result = predict(pd.DataFrame({"a": [1.0, 2.0]}))
+        assert result.shape == (3,)
+        assert rec.issues()[("internal_error", "shape")] == 1
+
+
+def test_hostile_feature_names_and_values_are_recorded_verbatim():
+    """Quotes, backslashes, newlines and unicode in names and values pass through as data."""
+    name = "we'ird\"\\\nname ☃"
+
+    @modelwatch.monitor(model="host'ile", sampling_rate=1.0)
+    def predict(x):
+        return "ok"
+
+    with capture() as rec:
+        predict({name: "va'l\nue\\ ☃"})
+        (span,) = rec.predictions()
+    assert span.attributes[f"ml.feature.{name}"] == "va'l\nue\\ ☃"
+    assert span.attributes["ml.model.name"] == "host'ile"
+
+
+def test_privacy_drops_and_hashes_named_features_everywhere(monkeypatch):
+    """Dropped features appear in no span or metric; hashed features appear only as keyed hashes, in spans and category counts."""
+    monkeypatch.setenv("MODELWATCH_HASH_KEY", "secret")
+    monkeypatch.setenv("MODELWATCH_DROP_FEATURES", "ssn")
+
+    @modelwatch.monitor(model="pii", sampling_rate=1.0, hash_features=["email"])
+    def predict(x):
+        return 0
+
+    with capture() as rec:
+        predict({"ssn": "123-45-6789", "email": "a@b.c", "x": 1.0})
+        (span,) = rec.predictions()
+        cats = [p.attributes for p in rec.metric_points("ml.feature.category")]
+        names = {p.attributes["ml.feature.name"] for p in rec.metric_points("ml.feature.value")} | {c["ml.feature.name"] for c in cats}
+    from modelwatch.values import keyed_hash
+
+    assert "ml.feature.ssn" not in span.attributes
+    assert span.attributes["ml.feature.email"] == keyed_hash("a@b.c", b"secret")
+    assert "a@b.c" not in repr(cats) and "123-45-6789" not in repr(cats)
+    assert "ssn" not in names
+    assert [c["ml.feature.value"] for c in cats] == [keyed_hash("a@b.c", b"secret")]
