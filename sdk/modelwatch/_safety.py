@@ -21,11 +21,11 @@ _logged: set[tuple[str, str]] = set()
 _MAX_LOGGED = 10_000  # bound the memory of "already logged" keys
 
 
-def report(kind: str, model: str, message: str, *args: object, key: str = "", exc_info: bool = False) -> None:
-    """Count one occurrence of `kind` for `model`; log it the first time (kind, model, key) is seen."""
+def report(kind: str, model: str, message: str, *args: object, key: str = "", exc_info: bool = False, n: int = 1) -> None:
+    """Count `n` occurrences of `kind` for `model`; log it the first time (kind, model, key) is seen."""
     first = False
     with _lock:
-        _counts[(kind, model)] += 1
+        _counts[(kind, model)] += n
         ident = (kind, f"{model}\x00{key}")
         if ident not in _logged and len(_logged) < _MAX_LOGGED:
             _logged.add(ident)

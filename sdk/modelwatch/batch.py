@@ -129,7 +129,7 @@ def record_batch(
         _fold(np, m.score, out.score)
         _fold(np, m.confidence, out.confidence)
         _count_predictions(np, mon, m, out.prediction)
-        _feature_metrics(np, mon, m, batch)
+        feature_metrics(np, mon, m, batch)
 
     kept_idx = np.flatnonzero(reasons).tolist()
     if kept_idx:
@@ -210,18 +210,18 @@ def _count_categories(np: Any, mon: Monitor, m: Any, counts: dict[str, int], arr
         if hashed:
             text = keyed_hash(text, mon.options.hash_key)
         elif len(text) > limit:
-            text = mon._truncate(text, name)
+            text = mon.truncate(text, name, n=c)
         m.count_category(counts, text, c)
     return missing
 
 
-def _feature_metrics(np: Any, mon: Monitor, m: Any, batch: Batch) -> None:
+def feature_metrics(np: Any, mon: Monitor, m: Any, batch: Batch) -> None:
     stats = m.features
     n = batch.n
     for name, col in batch.columns.items():
         f = stats.get(name)
         if f is None:
-            f = mon._new_feature(m, name)
+            f = mon.new_feature(m, name)
             if f is None:
                 continue
         if f.dropped:
@@ -235,7 +235,7 @@ def _feature_metrics(np: Any, mon: Monitor, m: Any, batch: Batch) -> None:
             nonfinite = n - int(np.count_nonzero(finite)) - int(np.count_nonzero(nan))
             if nonfinite:
                 _safety.report("nonfinite_value", mon.model, "model %r feature %r: non-finite values (kept on spans, not in histograms)",
-                               mon.model, name, key=name)
+                               mon.model, name, key=name, n=nonfinite)
             if f.in_metrics:
                 good = num[finite]
                 if good.size:

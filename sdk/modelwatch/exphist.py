@@ -47,22 +47,76 @@ def lower_boundary(index: int, scale: int) -> float:
     return 2.0 ** (index / (1 << scale)) if scale >= 0 else 2.0 ** (index << -scale)
 
 
-class ExpHistogram:
-    """One exponential histogram: counts, sum, min, max, zero count, and two bucket maps."""
+class Buckets:
+    """Dense bucket counts of one sign: ``counts[i]`` is the count of bucket ``offset + i``.
 
-    __slots__ = ("max_size", "scale", "pos", "neg", "zero_count", "count", "sum", "min", "max", "pending")
+    Dense storage (at most ``max_size`` entries) makes a vectorised merge one
+    array addition instead of a Python loop over occupied buckets.
+    """
+
+    __slots__ = ("offset", "counts")
+
+    def __init__(self) -> None:
+        self.offset = 0
+        self.counts: list[int] = []
+
+    def bounds(self, lo: int, hi: int) -> tuple[int, int]:
+        """The index range covering both these buckets and lo..hi."""
+        if not self.counts:
+            return lo, hi
+        return min(lo, self.offset), max(hi, self.offset + len(self.counts) - 1)
+
+    def as_dict(self) -> dict[int, int]:
+        return {self.offset + i: c for i, c in enumerate(self.counts) if c}
+
+    def widen(self, lo: int, hi: int) -> None:
+        """Grow the dense range (with zeros) to cover lo..hi."""
+        if not self.counts:
+            self.offset, self.counts = lo, [0] * (hi - lo + 1)
+            return
+        end = self.offset + len(self.counts) - 1
+        if lo < self.offset:
+            self.counts[:0] = [0] * (self.offset - lo)
+            self.offset = lo
+        if hi > end:
+            self.counts.extend([0] * (hi - end))
+
+    def downscale(self, shift: int) -> None:
+        if not self.counts or shift <= 0:
+            return
+        offset = self.offset >> shift
+        merged = [0] * (((self.offset + len(self.counts) - 1) >> shift) - offset + 1)
+        for i, c in enumerate(self.counts, self.offset):
+            merged[(i >> shift) - offset] += c
+        self.offset, self.counts = offset, merged
+
+
+class ExpHistogram:
+    """One exponential histogram: counts, sum, min, max, zero count, and two dense bucket ranges."""
+
+    __slots__ = ("max_size", "scale", "positive", "negative", "zero_count", "count", "sum", "min", "max", "pending")
 
     def __init__(self, max_size: int = DEFAULT_MAX_SIZE) -> None:
         self.max_size = max_size
         self.scale = MAX_SCALE
-        self.pos: dict[int, int] = {}
-        self.neg: dict[int, int] = {}
+        self.positive = Buckets()
+        self.negative = Buckets()
         self.zero_count = 0
         self.count = 0
         self.sum = 0.0
         self.min = math.inf
         self.max = -math.inf
         self.pending: list[float] = []
+
+    @property
+    def pos(self) -> dict[int, int]:
+        """Positive buckets as {index: count} (occupied only)."""
+        return self.positive.as_dict()
+
+    @property
+    def neg(self) -> dict[int, int]:
+        """Negative buckets (by index of the absolute value) as {index: count}."""
+        return self.negative.as_dict()
 
     def add(self, value: float) -> None:
         """Record one finite value (callers filter NaN and infinities; hold the owner's lock)."""
@@ -100,7 +154,7 @@ class ExpHistogram:
         positive = [v for v in values if v > 0.0]
         negative = [-v for v in values if v < 0.0]
         self.zero_count += len(values) - len(positive) - len(negative)
-        for part, buckets in ((positive, self.pos), (negative, self.neg)):
+        for part, buckets in ((positive, self.positive), (negative, self.negative)):
             if not part:
                 continue
             scale = self.scale
@@ -109,10 +163,12 @@ class ExpHistogram:
                 idx = [_ceil(_log2(v) * factor) - 1 for v in part]
             else:
                 idx = [bucket_index(v, scale) for v in part]
-            shift = self._fit(min(idx), max(idx), buckets)
+            lo, hi = min(idx), max(idx)
+            shift = self._fit(*buckets.bounds(lo, hi))
+            buckets.widen(lo >> shift, hi >> shift)
+            counts, offset = buckets.counts, buckets.offset
             for i in idx:
-                i >>= shift
-                buckets[i] = buckets.get(i, 0) + 1
+                counts[(i >> shift) - offset] += 1
 
     def _fold_numpy(self, arr) -> None:  # type: ignore[no-untyped-def]
         import numpy as np
@@ -121,8 +177,10 @@ class ExpHistogram:
         self.sum += float(arr.sum())
         self.min = min(self.min, float(arr.min()))
         self.max = max(self.max, float(arr.max()))
-        self.zero_count += int(np.count_nonzero(arr == 0.0))
-        for part, buckets in ((arr[arr > 0], self.pos), (-arr[arr < 0], self.neg)):
+        positive = arr[arr > 0]
+        negative = -arr[arr < 0]
+        self.zero_count += int(arr.size - positive.size - negative.size)
+        for part, buckets in ((positive, self.positive), (negative, self.negative)):
             if part.size == 0:
                 continue
             scale = self.scale
@@ -131,27 +189,30 @@ class ExpHistogram:
             else:
                 mantissa, exp = np.frexp(part)
                 idx = ((exp.astype(np.int64) - (mantissa == 0.5)) - 1) >> -scale
-            shift = self._fit(int(idx.min()), int(idx.max()), buckets)
+            lo, hi = int(idx.min()), int(idx.max())
+            shift = self._fit(*buckets.bounds(lo, hi))
             if shift:
                 idx = idx >> shift
-            uniq, cnt = np.unique(idx, return_counts=True)
-            for i, c in zip(uniq.tolist(), cnt.tolist()):
-                buckets[i] = buckets.get(i, 0) + c
+                lo, hi = lo >> shift, hi >> shift
+            counts = np.bincount(idx - lo)
+            if not buckets.counts:
+                buckets.offset, buckets.counts = lo, counts.tolist()
+                continue
+            start, end = buckets.bounds(lo, hi)
+            merged = np.zeros(end - start + 1, dtype=np.int64)
+            old = buckets.offset - start
+            merged[old:old + len(buckets.counts)] = buckets.counts
+            merged[lo - start:hi - start + 1] += counts
+            buckets.offset, buckets.counts = start, merged.tolist()
 
-    def _fit(self, lo: int, hi: int, buckets: dict[int, int]) -> int:
-        """Downscale until indices lo..hi (at the current scale) fit with `buckets`; return the shift applied."""
-        if buckets:
-            lo, hi = min(lo, min(buckets)), max(hi, max(buckets))
+    def _fit(self, lo: int, hi: int) -> int:
+        """Downscale until indices lo..hi (at the current scale) fit in max_size; return the shift applied."""
         shift = 0
         while (hi >> shift) - (lo >> shift) + 1 > self.max_size and self.scale - shift > MIN_SCALE:
             shift += 1
         if shift:
-            for bucket_map in (self.pos, self.neg):  # in place: callers hold references
-                merged: dict[int, int] = {}
-                for i, c in bucket_map.items():
-                    merged[i >> shift] = merged.get(i >> shift, 0) + c
-                bucket_map.clear()
-                bucket_map.update(merged)
+            self.positive.downscale(shift)
+            self.negative.downscale(shift)
             self.scale -= shift
         return shift
 
@@ -164,3 +225,70 @@ class ExpHistogram:
             return 0, []
         lo, hi = min(buckets), max(buckets)
         return lo, [buckets.get(i, 0) for i in range(lo, hi + 1)]
+
+
+def fold_columns(np, hists: list[ExpHistogram], arr) -> None:  # type: ignore[no-untyped-def]
+    """Record column ``j`` of a (k, n) float64 array of finite values into ``hists[j]``, vectorised across columns.
+
+    One set of numpy operations serves all k histograms (per-column numpy
+    calls on a block of a few hundred values are dominated by call overhead);
+    only the final merge into each histogram's dense buckets is per column.
+    Histograms at scale <= 0 (extremely wide data) take their own path.
+    """
+    for h in hists:
+        h.flush()
+    k, n = arr.shape
+    if n == 0:
+        return
+    wide = [j for j, h in enumerate(hists) if h.scale <= 0]
+    if wide:
+        for j in wide:
+            hists[j]._fold_numpy(arr[j])
+        keep = [j for j in range(k) if hists[j].scale > 0]
+        if not keep:
+            return
+        hists = [hists[j] for j in keep]
+        arr = arr[keep]
+        k = len(keep)
+    sums, mins, maxs = arr.sum(axis=1).tolist(), arr.min(axis=1).tolist(), arr.max(axis=1).tolist()
+    positive = arr > 0
+    negative = arr < 0
+    n_pos, n_neg = positive.sum(axis=1).tolist(), negative.sum(axis=1).tolist()
+    with np.errstate(divide="ignore"):
+        logs = np.log2(np.abs(arr))
+    factors = np.array([float(1 << h.scale) for h in hists])[:, None]
+    idx = (np.ceil(logs * factors) - 1)
+    idx[~(positive | negative)] = 0  # zeros: -inf log, not bucketed
+    idx = idx.astype(np.int64)
+    for j, h in enumerate(hists):
+        h.count += n
+        h.sum += sums[j]
+        h.min = min(h.min, mins[j])
+        h.max = max(h.max, maxs[j])
+        h.zero_count += n - n_pos[j] - n_neg[j]
+    shifted = [0] * k  # downscaling applied to column j since idx was computed
+    big = np.iinfo(np.int64).max
+    for mask, counts_of, side in ((positive, n_pos, "positive"), (negative, n_neg, "negative")):
+        los = np.where(mask, idx, big).min(axis=1).tolist()
+        his = np.where(mask, idx, -big).max(axis=1).tolist()
+        for j, h in enumerate(hists):
+            if not counts_of[j]:
+                continue
+            buckets: Buckets = getattr(h, side)
+            lo, hi = los[j] >> shifted[j], his[j] >> shifted[j]
+            shift = h._fit(*buckets.bounds(lo, hi))
+            shifted[j] += shift
+            lo, hi = lo >> shift, hi >> shift
+            col = idx[j][mask[j]]
+            if shifted[j]:
+                col = col >> shifted[j]
+            counts = np.bincount(col - lo)
+            if not buckets.counts:
+                buckets.offset, buckets.counts = lo, counts.tolist()
+                continue
+            start, end = buckets.bounds(lo, hi)
+            merged = np.zeros(end - start + 1, dtype=np.int64)
+            old = buckets.offset - start
+            merged[old:old + len(buckets.counts)] = buckets.counts
+            merged[lo - start:hi - start + 1] += counts
+            buckets.offset, buckets.counts = start, merged.tolist()

@@ -100,6 +100,7 @@ class ModelMetrics:
         self.model = model
         self.version = version
         self.lock = threading.Lock()
+        self.fold_rows: Any = None  # set by the Monitor: callable(model_metrics, rows)
         self.max_categories = max_categories
         self.feature_metrics = feature_metrics
         self._zero()
@@ -119,11 +120,17 @@ class ModelMetrics:
         self.output = ExpHistogram()
         self.classes: dict[str, int] = {}
         self.features: dict[str, FeatureStats] = {}
-        self.pending_values = 0  # feature values appended since the last flush, all features
+        # Single predictions queue a copy of their feature row here; rows are folded into the
+        # feature aggregates a block at a time, column-wise (see modelwatch.rows).
+        self.rows: list[dict[str, Any]] = []
 
     def flush(self) -> None:
-        """Fold every pending feature value into its histogram (caller holds the lock)."""
-        self.pending_values = 0
+        """Fold queued rows and pending values into the aggregates (caller holds the lock)."""
+        if self.rows and self.fold_rows is not None:
+            rows, self.rows = self.rows, []
+            self.fold_rows(self, rows)
+        for h in (self.latency, self.score, self.confidence, self.output):
+            h.flush()
         for f in self.features.values():
             f.hist.flush()
 
@@ -173,6 +180,12 @@ class Registry:
         with self._lock:
             return list(self._models.values())
 
+    def flush(self) -> None:
+        """Fold every model's queued rows and values into its aggregates."""
+        for m in self.models():
+            with m.lock:
+                m.flush()
+
     def reset(self) -> None:
         """Zero every model's aggregates in place."""
         for m in self.models():
@@ -187,8 +200,6 @@ registry = Registry()
 
 def _exp_point(h: ExpHistogram, attrs: dict[str, Any], start: int, now: int) -> ExponentialHistogramDataPoint:
     h.flush()
-    pos_off, pos = ExpHistogram.dense(h.pos)
-    neg_off, neg = ExpHistogram.dense(h.neg)
     return ExponentialHistogramDataPoint(
         attributes=attrs,
         start_time_unix_nano=start,
@@ -197,8 +208,8 @@ def _exp_point(h: ExpHistogram, attrs: dict[str, Any], start: int, now: int) -> 
         sum=h.sum,
         scale=h.scale,
         zero_count=h.zero_count,
-        positive=Buckets(pos_off, pos),
-        negative=Buckets(neg_off, neg),
+        positive=Buckets(h.positive.offset, list(h.positive.counts)),
+        negative=Buckets(h.negative.offset, list(h.negative.counts)),
         flags=0,
         min=h.min if h.count else 0.0,
         max=h.max if h.count else 0.0,
@@ -218,6 +229,7 @@ def produce(now_ns: int | None = None) -> list[Metric]:
         base = {"ml.model.name": m.model, "ml.model.version": m.version}
         start = m.start_ns
         with m.lock:
+            m.flush()
             for outcome, n in m.outcomes.items():
                 sums["ml.predictions"].append(_num_point(n, {**base, "outcome": outcome}, start, now))
             for (decision, reason), n in m.decisions.items():

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from opentelemetry.trace import Status, StatusCode
 
-from . import _safety, spans
+from . import _safety, rows, spans
 from .config import RecordingOptions, SamplingPolicy
 from .inputs import Batch, InputReader
 from .metrics import MAX_FEATURES, FeatureStats, ModelMetrics, registry
@@ -43,16 +43,17 @@ from .values import (
     MISSING,
     NONFINITE,
     NUMBER,
-    SEQUENCE,
     coerce,
     keyed_hash,
 )
 
 SPAN_NAME = "ml.predict"
-# Feature values are queued and folded into histograms in blocks (vectorised when numpy is loaded).
-# A block of this many values across a model's features bounds the queue's memory (~0.5 MB) and
-# the occasional fold to well under a millisecond.
-FLUSH_EVERY = 16_384
+# Single predictions queue their feature rows; a block of this many rows is folded into the
+# aggregates at once (vectorised when numpy is loaded): the queue's memory stays bounded (~1 MB
+# for 25 features) and so does the occasional fold (about a millisecond, once per block).
+ROWS_PER_FOLD = 1024
+MAX_FEATURE_NAME = 256
+_UNKNOWN = object()
 
 
 class Prediction:
@@ -137,6 +138,12 @@ class Monitor:
         self.base_attrs = {"ml.model.name": model, "ml.model.version": version}
         self.low = policy.low_confidence_threshold
         self.high = policy.high_risk_threshold
+        # span attribute key per feature name; None for a feature that must never be recorded
+        self._keys: dict[str, str | None] = {}
+        self.hashed_keys: set[str] = set()
+        self.schemas: dict[tuple[Any, Any], rows.Schema] = {}
+        self.last_schema: rows.Schema | None = None
+        self.metrics.fold_rows = lambda m, queued: rows.fold(self, m, queued)
 
     # -- decision ----------------------------------------------------------------
 
@@ -202,14 +209,24 @@ class Monitor:
             attrs["ml.low_confidence"] = low
             attrs["ml.high_risk"] = high
         m = self.metrics
+        schema, values = rows.schema_for(self, features)
+        # the queued row is a snapshot (a tuple, or a copy): the application may reuse its dict
+        row = (schema, values) if schema is not None else (None, dict(features))
         with m.lock:
             m.outcomes["ok" if error is None else "error"] += 1
             m.decision(kept, reason)
-            m.latency.add(duration_ns / 1e9)
+            m.latency.pending.append(duration_ns / 1e9)
             if out is not None:
                 self._record_output(m, out, attrs)
-            self._record_features(m, features, attrs)
+            queue = m.rows
+            queue.append(row)
+            if len(queue) >= ROWS_PER_FOLD:
+                m.flush()
         if attrs is not None:
+            if schema is not None and schema.attrs_ok(values, self.options.max_string_length):
+                attrs.update(zip(schema.attr_keys, values))
+            else:
+                self._feature_attrs(features, attrs)
             self._emit(trace_id, attrs, start_ns, duration_ns, error)
         last.set(Prediction(pid, self.model, self.version, trace_id, kept, reason, weight))
 
@@ -217,9 +234,9 @@ class Monitor:
         if out.prediction is not None:
             kind, value = coerce(out.prediction)
             if kind == NUMBER:
-                m.output.add(value)
+                m.output.pending.append(value)
             elif kind == CATEGORY:
-                value = self._truncate(value, "ml.prediction.value")
+                value = self.truncate(value, "ml.prediction.value")
                 m.count_category(m.classes, value)
             elif kind == BOOL:
                 m.count_category(m.classes, "true" if value else "false")
@@ -231,77 +248,85 @@ class Monitor:
             if attrs is not None and value is not None:
                 attrs["ml.prediction.value"] = value
         if out.score is not None:
-            m.score.add(out.score)
+            m.score.pending.append(out.score)
             if attrs is not None:
                 attrs["ml.prediction.score"] = out.score
         if out.confidence is not None:
-            m.confidence.add(out.confidence)
+            m.confidence.pending.append(out.confidence)
             if attrs is not None:
                 attrs["ml.prediction.confidence"] = out.confidence
 
-    def _record_features(self, m: ModelMetrics, features: Mapping[str, Any], attrs: dict[str, Any] | None) -> None:
+    def record_row(self, m: ModelMetrics, features: Mapping[str, Any]) -> None:
+        """The general path of one queued row into the aggregates, value by value (caller holds ``m.lock``)."""
         stats = m.features
         seen = 0
-        appended = 0
-        max_len = self.options.max_string_length
         for name, value in features.items():
             f = stats.get(name)
             if f is None:
-                f = self._new_feature(m, name)
+                f = self.new_feature(m, name)
                 if f is None:
                     continue
             seen += 1
-            tp = type(value)
-            if f.plain:
-                # inlined fast paths for the common types; everything else takes the general path
-                if tp is float:
-                    if value - value == 0.0:  # finite: NaN - NaN and inf - inf are NaN
-                        f.pending.append(value)
-                        appended += 1
-                        if attrs is not None:
-                            attrs[f.key] = value
-                        continue
-                elif tp is str:
-                    if len(value) <= max_len:
-                        cats = f.categories
-                        if value in cats:
-                            cats[value] += 1
-                        else:
-                            m.count_category(cats, value)
-                        if attrs is not None:
-                            attrs[f.key] = value
-                        continue
-                elif tp is int and -9223372036854775808 <= value <= 9223372036854775807:
-                    f.pending.append(value)
-                    appended += 1
-                    if attrs is not None:
-                        attrs[f.key] = value
-                    continue
-            if f.dropped:
-                continue
-            appended += self._record_value(m, f, name, value, attrs)
-        if appended:
-            m.pending_values += appended
-            if m.pending_values >= FLUSH_EVERY:
-                m.flush()
-        if seen < len(stats):  # features seen on earlier calls are absent from this one
+            if not f.dropped:
+                self.record_value(m, f, name, value)
+        if seen < len(stats):  # features seen on earlier rows are absent from this one
             for name, f in stats.items():
                 if name not in features and not f.dropped:
                     f.missing += 1
 
-    def _record_value(self, m: ModelMetrics, f: FeatureStats, name: str, value: Any, attrs: dict[str, Any] | None) -> int:
-        """The general path for one feature value; returns 1 if a value was queued for the histogram."""
-        queued = 0
+    def _feature_attrs(self, features: Mapping[str, Any], attrs: dict[str, Any]) -> None:
+        """Add a kept prediction's features to its span attributes (problems are counted by the fold)."""
+        keys = self._keys
+        max_len = self.options.max_string_length
+        for name, value in features.items():
+            key = keys.get(name, _UNKNOWN)
+            if key is _UNKNOWN:
+                key = self.attr_key(name)
+            if key is None:
+                continue
+            tp = type(value)
+            if tp is float:
+                if value == value:  # NaN is missing: no attribute
+                    attrs[key] = value
+                continue
+            if tp is str and len(value) <= max_len and key not in self.hashed_keys:
+                attrs[key] = value
+                continue
+            if tp is int and -9223372036854775808 <= value <= 9223372036854775807 and key not in self.hashed_keys:
+                attrs[key] = value
+                continue
+            kind, v = coerce(value)
+            if kind in (MISSING, INVALID):
+                continue
+            if key in self.hashed_keys:
+                v = keyed_hash(v, self.options.hash_key)
+            elif kind == CATEGORY and len(v) > max_len:
+                v = v[:max_len]
+            attrs[key] = v
+
+    def attr_key(self, name: Any) -> str | None:
+        """The span attribute key of a feature (cached), None for a dropped one."""
+        name = str(name)
+        key: str | None = None
+        if name not in self.options.drop_features and len(name) <= MAX_FEATURE_NAME:
+            key = "ml.feature." + name
+            if name in self.options.hash_features:
+                self.hashed_keys.add(key)
+        if len(self._keys) < MAX_FEATURES:
+            self._keys[name] = key
+        return key
+
+    def record_value(self, m: ModelMetrics, f: FeatureStats, name: str, value: Any) -> None:
+        """The general (pure-Python) path of one feature value into the aggregates."""
         kind, v = coerce(value)
         if f.hashed and kind != MISSING:
             kind, v = CATEGORY, keyed_hash(v, self.options.hash_key)
         if kind == NUMBER:
             if f.in_metrics:
-                f.pending.append(v)
-                queued = 1
+                f.hist.add(v)
         elif kind == CATEGORY:
             if len(v) > self.options.max_string_length:
-                v = self._truncate(v, name)
+                v = self.truncate(v, name)
             if f.in_metrics:
                 m.count_category(f.categories, v)
         elif kind == BOOL:
@@ -309,23 +334,16 @@ class Monitor:
                 m.count_category(f.categories, "true" if v else "false")
         elif kind == MISSING:
             f.missing += 1
-            return 0
         elif kind == NONFINITE:
             _safety.report("nonfinite_value", self.model, "model %r feature %r: non-finite value %r (kept on spans, not in histograms)",
                            self.model, name, v, key=name)
         elif kind == INVALID:
             _safety.report("invalid_value", self.model, "model %r feature %r: value of type %s is not recordable; dropped",
                            self.model, name, type(value).__name__, key=name)
-            return 0
-        elif kind != SEQUENCE:
-            return 0
-        if attrs is not None:
-            attrs[f.key] = v
-        return queued
 
-    def _new_feature(self, m: ModelMetrics, name: Any) -> FeatureStats | None:
+    def new_feature(self, m: ModelMetrics, name: Any) -> FeatureStats | None:
         name = str(name)
-        if len(name) > 256:
+        if len(name) > MAX_FEATURE_NAME:
             _safety.report("invalid_feature_name", self.model, "model %r: feature name longer than 256 characters ignored", self.model, key="long")
             return None
         in_metrics = m.feature_metrics and len(m.features) < MAX_FEATURES
@@ -335,11 +353,12 @@ class Monitor:
         m.features[name] = f
         return f
 
-    def _truncate(self, value: str, name: str) -> str:
+    def truncate(self, value: str, name: str, n: int = 1) -> str:
         limit = self.options.max_string_length
         if len(value) <= limit:
             return value
-        _safety.report("truncated", self.model, "model %r %r: string of %d characters truncated to %d", self.model, name, len(value), limit, key=name)
+        _safety.report("truncated", self.model, "model %r %r: string of %d characters truncated to %d", self.model, name, len(value), limit,
+                       key=name, n=n)
         return value[:limit]
 
     def _hook(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -100,7 +100,8 @@ class Recorded:
         return total
 
     def issues(self) -> dict[tuple[str, str], int]:
-        """Problems the SDK handled, keyed by (kind, model)."""
+        """Problems the SDK handled, keyed by (kind, model) (queued rows are folded first)."""
+        metrics.registry.flush()
         return _safety.counts()
 
 

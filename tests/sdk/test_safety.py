@@ -63,16 +63,24 @@ def test_raising_hooks_never_reach_the_caller():
 def test_failure_inside_modelwatch_is_swallowed_and_counted():
     """If reading the call fails inside modelwatch (here: a mapping whose iteration raises), the caller still gets its result."""
 
-    class Hostile(dict):
-        def items(self):
+    from collections.abc import Mapping
+
+    class Hostile(Mapping):
+        def __getitem__(self, key):
+            raise RuntimeError("cannot read")
+
+        def __iter__(self):
             raise RuntimeError("cannot iterate")
+
+        def __len__(self):
+            return 1
 
     @modelwatch.monitor(model="internal", sampling_rate=1.0)
     def predict(x):
         return "fine"
 
     with capture() as rec:
-        assert predict(Hostile(a=1)) == "fine"
+        assert predict(Hostile()) == "fine"
         assert rec.issues()[("internal_error", "internal")] == 1
 
 

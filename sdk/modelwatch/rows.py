@@ -1,0 +1,213 @@
+"""Single-prediction feature rows: compiled once per schema, queued, folded in blocks.
+
+Per prediction, modelwatch must (a) feed every feature into the metrics and
+(b) for a kept prediction, turn the features into span attributes. Doing
+both value by value in Python costs about half a microsecond per feature.
+
+Inference code calls a model with the same features, in the same order, of
+the same types, call after call. So a row is reduced to two tuples, its keys
+and its value types (C-level work, about a microsecond for 25 features), and
+looked up among the model's known :class:`Schema` objects. A schema knows,
+once, which columns are numbers, strings or booleans, their span attribute
+keys, and whether the fast paths apply. Then:
+
+* the metrics only queue ``(schema, values)``; blocks of rows of one schema
+  are transposed with ``zip(*rows)`` into typed columns and folded
+  vectorised (numpy when the process has it, tight loops otherwise);
+* a kept row's attributes are ``zip(schema.keys, values)`` after two
+  C-level checks (finite floats, short strings).
+
+Rows that fit no simple schema (a feature that is an object, a numpy
+scalar, a NaN, a long string, a dropped or hashed feature) take the general
+path: the same result, value by value.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from . import _safety
+from .exphist import fold_columns
+
+if TYPE_CHECKING:
+    from .metrics import ModelMetrics
+    from .monitor import Monitor
+
+MAX_SCHEMAS = 64  # per model; beyond, rows take the general path
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+_SIMPLE = {float: "f", int: "i", str: "s", bool: "b", type(None): "n"}
+
+
+class Schema:
+    """What is known, once, about rows with these keys in this order and these value types."""
+
+    __slots__ = ("names", "types", "attr_keys", "floats", "ints", "strs", "fast_attrs", "columns")
+
+    def __init__(self, monitor: "Monitor", names: tuple[str, ...], types: tuple[type, ...]) -> None:
+        self.names = names
+        self.types = types
+        codes = [_SIMPLE[t] for t in types]
+        keys = [monitor.attr_key(n) for n in names]
+        self.attr_keys = tuple(keys)
+        self.floats = _getter([i for i, c in enumerate(codes) if c == "f"])
+        self.ints = _getter([i for i, c in enumerate(codes) if c == "i"])
+        self.strs = _getter([i for i, c in enumerate(codes) if c == "s"])
+        # zip(attr_keys, values) is exactly the attribute set when nothing needs filtering or hashing
+        self.fast_attrs = "n" not in codes and all(k is not None and k not in monitor.hashed_keys for k in keys)
+        self.columns = tuple(zip(names, codes))
+
+    def attrs_ok(self, values: tuple[Any, ...], max_len: int) -> bool:
+        """Whether zip(attr_keys, values) needs no filtering: finite floats, short strings, int64 ints."""
+        if not self.fast_attrs:
+            return False
+        if self.floats is not None:
+            total = sum(self.floats(values))
+            if total - total != 0.0:  # a NaN or an infinity somewhere (or an overflow): filter value by value
+                return False
+        if self.strs is not None and max(map(len, self.strs(values))) > max_len:
+            return False
+        if self.ints is not None:
+            ints = self.ints(values)
+            if min(ints) < INT64_MIN or max(ints) > INT64_MAX:
+                return False
+        return True
+
+
+def _getter(indices: list[int]) -> Any:
+    """A C-level function returning the tuple of values at `indices`, or None if there are none."""
+    if not indices:
+        return None
+    if len(indices) == 1:
+        i = indices[0]
+        return lambda values: (values[i],)
+    return operator.itemgetter(*indices)
+
+
+def schema_for(monitor: "Monitor", features: dict[str, Any]) -> tuple[Schema | None, tuple[Any, ...] | None]:
+    """(schema, values) of a feature row, or (None, None) when it needs the general path."""
+    names = tuple(features)
+    values = tuple(features.values())
+    types = tuple(map(type, values))
+    last = monitor.last_schema
+    if last is not None and last.names == names and last.types == types:
+        return last, values
+    schema = monitor.schemas.get((names, types))
+    if schema is None:
+        if len(monitor.schemas) >= MAX_SCHEMAS or not all(t in _SIMPLE for t in types):
+            return None, None
+        if not all(type(n) is str for n in names):
+            return None, None
+        schema = Schema(monitor, names, types)
+        monitor.schemas[(names, types)] = schema
+    monitor.last_schema = schema
+    return schema, values
+
+
+def fold(monitor: "Monitor", m: "ModelMetrics", rows: list[tuple[Any, Any]]) -> None:
+    """Fold queued rows into the model's feature aggregates (caller holds ``m.lock``).
+
+    `rows` holds ``(schema, values_tuple)`` for compiled rows and
+    ``(None, features_dict)`` for the rest.
+    """
+    groups: dict[Schema, list[tuple[Any, ...]]] = {}
+    general: list[dict[str, Any]] = []
+    for schema, values in rows:
+        if schema is None:
+            general.append(values)
+        else:
+            groups.setdefault(schema, []).append(values)
+    known = m.features
+    np = _numpy()
+    for schema, block in groups.items():
+        n = len(block)
+        numeric: list[tuple[Any, str, tuple[Any, ...]]] = []
+        for (name, code), column in zip(schema.columns, zip(*block)):
+            f = known.get(name) or monitor.new_feature(m, name)
+            if f is None or f.dropped:
+                continue
+            if f.hashed:
+                for value in column:
+                    monitor.record_value(m, f, name, value)
+                continue
+            if code == "f" or code == "i":
+                if f.in_metrics:
+                    numeric.append((f, name, column))
+            elif code == "s":
+                _fold_strings(monitor, m, f, name, column)
+            elif code == "b":
+                if f.in_metrics:
+                    t = sum(column)
+                    if t:
+                        m.count_category(f.categories, "true", t)
+                    if n - t:
+                        m.count_category(f.categories, "false", n - t)
+            else:  # always None in this schema
+                f.missing += n
+        if numeric:
+            _fold_numeric(monitor, m, np, numeric, n)
+        if len(known) > len(schema.names):  # features seen before, absent from these rows
+            present = set(schema.names)
+            for name, f in known.items():
+                if name not in present and not f.dropped:
+                    f.missing += n
+    for features in general:
+        monitor.record_row(m, features)
+
+
+def _fold_numeric(monitor: "Monitor", m: "ModelMetrics", np: Any, numeric: list[tuple[Any, str, tuple[Any, ...]]], n: int) -> None:
+    """All numeric columns of a block at once: one (k, n) array when every value is finite."""
+    if np is not None and n >= 32:
+        try:
+            arr = np.array([column for _f, _name, column in numeric], dtype=np.float64)
+        except OverflowError:  # an int beyond float range somewhere: column by column
+            arr = None
+        if arr is not None and bool(np.isfinite(arr).all()):
+            fold_columns(np, [f.hist for f, _name, _column in numeric], arr)
+            return
+    for f, name, column in numeric:
+        _fold_numbers(monitor, np, f, name, column)
+
+
+def _fold_numbers(monitor: "Monitor", np: Any, f: Any, name: str, column: tuple[Any, ...]) -> None:
+    if np is not None and len(column) >= 32:
+        try:
+            arr = np.array(column, dtype=np.float64)
+        except OverflowError:  # an int beyond float range: value by value
+            for value in column:
+                monitor.record_value(monitor.metrics, f, name, value)
+            return
+        finite = np.isfinite(arr)
+        bad = len(column) - int(finite.sum())
+        if bad:
+            nan = int(np.isnan(arr).sum())
+            f.missing += nan
+            if bad - nan:
+                _safety.report("nonfinite_value", monitor.model, "model %r feature %r: non-finite values (kept on spans, not in histograms)",
+                               monitor.model, name, key=name, n=bad - nan)
+            arr = arr[finite]
+        f.hist.add_array(arr)
+        return
+    for value in column:
+        if value - value == 0.0:
+            f.hist.add(value)
+        else:
+            monitor.record_value(monitor.metrics, f, name, value)
+
+
+def _fold_strings(monitor: "Monitor", m: "ModelMetrics", f: Any, name: str, column: tuple[str, ...]) -> None:
+    if not f.in_metrics:
+        return
+    limit = monitor.options.max_string_length
+    for value, count in Counter(column).items():
+        if len(value) > limit:
+            value = monitor.truncate(value, name, n=count)
+        m.count_category(f.categories, value, count)
+
+
+def _numpy() -> Any:
+    import sys
+
+    return sys.modules.get("numpy")
