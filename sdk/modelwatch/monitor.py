@@ -135,7 +135,8 @@ class Monitor:
         self.prediction_id_fn = prediction_id
         self.sampler = TraceIdSampler(policy.rate, policy.hash_salt)
         self.metrics: ModelMetrics = registry.get(model, version, options.max_categories, options.feature_metrics)
-        self.base_attrs = {"ml.model.name": model, "ml.model.version": version}
+        # ml.model.version is optional in the contract: an unversioned model's spans do not carry an empty one
+        self.base_attrs = {"ml.model.name": model, "ml.model.version": version} if version else {"ml.model.name": model}
         self.low = policy.low_confidence_threshold
         self.high = policy.high_risk_threshold
         # span attribute key per feature name; None for a feature that must never be recorded

@@ -11,7 +11,10 @@ from modelwatch.testing import capture
 
 def _pop_common(attrs: dict, model: str, version: str, reason: str, weight: float, low: bool, high: bool) -> str:
     assert attrs.pop("ml.model.name") == model
-    assert attrs.pop("ml.model.version") == version
+    if version:
+        assert attrs.pop("ml.model.version") == version
+    else:
+        assert "ml.model.version" not in attrs  # optional: an unversioned model carries none
     assert attrs.pop("ml.sampling.reason") == reason
     assert attrs.pop("ml.sampling.weight") == pytest.approx(weight)
     assert attrs.pop("ml.low_confidence") is low
