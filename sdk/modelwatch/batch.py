@@ -86,7 +86,7 @@ def record_batch(
         weights = np.ones(n)
         with m.lock:
             m.outcomes["error"] += n
-            m.decision(True, REASON_ERROR, n)
+            m.decision(REASON_ERROR, n)
             m.latency.add(duration_ns / 1e9)
         attrs = dict(mon.base_attrs)
         trace_id = (int(hi[0]) << 64) | int(lo[0])
@@ -124,7 +124,7 @@ def record_batch(
         counts = np.bincount(reasons, minlength=6).tolist()
         for code, c in enumerate(counts):
             if c:
-                m.decision(code != 0, _REASONS[code], c)
+                m.decision(_REASONS[code], c)
         m.latency.add(duration_ns / 1e9)
         _fold(np, m.score, out.score)
         _fold(np, m.confidence, out.confidence)
@@ -243,27 +243,48 @@ def feature_metrics(np: Any, mon: Monitor, m: Any, batch: Batch) -> None:
                 f.missing += n
 
 
+def _clean(values: list[Any], limit: int) -> bool:
+    """Whether a kept column's Python values can become span attributes exactly as they are."""
+    types = set(map(type, values))
+    if types <= {float, int}:
+        total = sum(values)
+        if total - total != 0.0:  # a NaN or an infinity (or an overflow): value by value
+            return False
+        ints = [v for v in values if type(v) is int] if int in types else None
+        return not ints or (min(ints) >= -(2**63) and max(ints) < 2**63)
+    if types == {str}:
+        return max(map(len, values)) <= limit
+    return types == {bool}
+
+
 def _emit_rows(
     np: Any, mon: Monitor, batch: Batch, out: Any, kept_idx: list[int], hi: Any, lo: Any, reasons: Any,
     weights: Any, low: Any, high: Any, ids: list[str] | None, start_ns: int, duration_ns: int,
 ) -> None:
     k = np.asarray(kept_idx)
     stats = mon.metrics.features
-    columns = []
+    limit = mon.options.max_string_length
+    hash_key = mon.options.hash_key
+    clean_keys: list[str] = []
+    clean_cols: list[list[Any]] = []
+    other: list[tuple[Any, list[Any]]] = []
     for name, col in batch.columns.items():
         f = stats.get(name)
         if f is None or f.dropped:
             continue
         values = np.asarray(col)[k].tolist() if not isinstance(col, list) else [col[i] for i in kept_idx]
-        columns.append((f, values))
+        if not f.hashed and _clean(values, limit):
+            clean_keys.append(f.key)
+            clean_cols.append(values)
+        else:
+            other.append((f, values))
+    clean_rows = list(zip(*clean_cols)) if clean_cols else None
     pred = out.prediction[k].tolist() if out.prediction is not None else None
     score = out.score[k].tolist() if out.score is not None else None
     conf = out.confidence[k].tolist() if out.confidence is not None else None
     his, los = hi[k].tolist(), lo[k].tolist()
     rs, ws, lows, highs = reasons[k].tolist(), weights[k].tolist(), low[k].tolist(), high[k].tolist()
     base = mon.base_attrs
-    limit = mon.options.max_string_length
-    hash_key = mon.options.hash_key
     for j, i in enumerate(kept_idx):
         trace_id = (his[j] << 64) | los[j]
         attrs = dict(base)
@@ -280,7 +301,9 @@ def _emit_rows(
             attrs["ml.prediction.score"] = score[j]
         if conf is not None and conf[j] == conf[j]:
             attrs["ml.prediction.confidence"] = conf[j]
-        for f, values in columns:
+        if clean_rows is not None:
+            attrs.update(zip(clean_keys, clean_rows[j]))
+        for f, values in other:
             value = values[j]
             conv = _DISPATCH.get(type(value))
             kind, v = conv(value) if conv is not None else coerce(value)

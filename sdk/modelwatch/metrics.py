@@ -65,6 +65,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from . import _safety
 from .exphist import ExpHistogram
+from .sampling import REASON_NOT_SAMPLED
 from .version import __version__
 
 OTHER = "__other__"
@@ -113,7 +114,7 @@ class ModelMetrics:
     def _zero(self) -> None:
         self.start_ns = time.time_ns()
         self.outcomes: dict[str, int] = {"ok": 0, "error": 0}
-        self.decisions: dict[tuple[str, str], int] = {}
+        self.decisions: dict[str, int] = {}  # by reason
         self.latency = ExpHistogram()
         self.score = ExpHistogram()
         self.confidence = ExpHistogram()
@@ -143,9 +144,9 @@ class ModelMetrics:
         else:
             counts[OTHER] = counts.get(OTHER, 0) + n
 
-    def decision(self, kept: bool, reason: str, n: int = 1) -> None:
-        key = ("kept" if kept else "dropped", reason)
-        self.decisions[key] = self.decisions.get(key, 0) + n
+    def decision(self, reason: str, n: int = 1) -> None:
+        """Count `n` sampling decisions; every reason but ``not_sampled`` means kept."""
+        self.decisions[reason] = self.decisions.get(reason, 0) + n
 
 
 class Registry:
@@ -232,7 +233,8 @@ def produce(now_ns: int | None = None) -> list[Metric]:
             m.flush()
             for outcome, n in m.outcomes.items():
                 sums["ml.predictions"].append(_num_point(n, {**base, "outcome": outcome}, start, now))
-            for (decision, reason), n in m.decisions.items():
+            for reason, n in m.decisions.items():
+                decision = "dropped" if reason == REASON_NOT_SAMPLED else "kept"
                 sums["ml.sampling.decisions"].append(_num_point(n, {**base, "decision": decision, "reason": reason}, start, now))
             for value, n in m.classes.items():
                 sums["ml.prediction.class"].append(_num_point(n, {**base, "ml.prediction.value": value}, start, now))

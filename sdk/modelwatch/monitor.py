@@ -146,24 +146,6 @@ class Monitor:
         self.last_schema: rows.Schema | None = None
         self.metrics.fold_rows = lambda m, queued: rows.fold(self, m, queued)
 
-    # -- decision ----------------------------------------------------------------
-
-    def decide(self, error: bool, confidence: float | None, risk: float | None, edge: bool, random_keep: bool) -> tuple[str, bool, bool]:
-        """(reason or not_sampled, low-confidence flag, high-risk flag)."""
-        low = confidence is not None and confidence < self.low
-        high = risk is not None and risk > self.high
-        if error:
-            return REASON_ERROR, low, high
-        if low:
-            return REASON_LOW_CONFIDENCE, low, high
-        if high:
-            return REASON_HIGH_RISK, low, high
-        if edge:
-            return REASON_EDGE_CASE, low, high
-        if random_keep:
-            return REASON_RANDOM, low, high
-        return REASON_NOT_SAMPLED, low, high
-
     # -- one row -----------------------------------------------------------------
 
     def record(
@@ -189,11 +171,27 @@ class Monitor:
         edge = state.edge_case
         if not edge and self.edge_case_fn is not None and error is None:
             edge = self._hook("edge_case", self.edge_case_fn, raw, result) is True
-        confidence = out.confidence if out is not None else None
-        risk = out.risk if out is not None else None
-        reason, low, high = self.decide(error is not None, confidence, risk, edge, random_keep)
-        kept = reason != REASON_NOT_SAMPLED
-        weight = self.sampler.weight if reason == REASON_RANDOM else 1.0
+        if out is not None:
+            confidence, risk = out.confidence, out.risk
+            low = confidence is not None and confidence < self.low
+            high = risk is not None and risk > self.high
+        else:
+            low = high = False
+        # rule precedence: error, low confidence, high risk, edge case, then the random draw
+        if error is not None:
+            reason = REASON_ERROR
+        elif low:
+            reason = REASON_LOW_CONFIDENCE
+        elif high:
+            reason = REASON_HIGH_RISK
+        elif edge:
+            reason = REASON_EDGE_CASE
+        elif random_keep:
+            reason = REASON_RANDOM
+        else:
+            reason = REASON_NOT_SAMPLED
+        kept = reason is not REASON_NOT_SAMPLED
+        weight = self.sampler.weight if reason is REASON_RANDOM else 1.0
 
         pid = state.prediction_id
         if pid is None and self.prediction_id_fn is not None:
@@ -215,7 +213,8 @@ class Monitor:
         row = (schema, values) if schema is not None else (None, dict(features))
         with m.lock:
             m.outcomes["ok" if error is None else "error"] += 1
-            m.decision(kept, reason)
+            decisions = m.decisions
+            decisions[reason] = decisions.get(reason, 0) + 1
             m.latency.pending.append(duration_ns / 1e9)
             if out is not None:
                 self._record_output(m, out, attrs)
@@ -374,6 +373,9 @@ class Monitor:
         if handle is None:
             return
         links = spans.caller_links()
+        if error is None and handle.direct is not None:
+            handle.direct.emit(trace_id, SPAN_NAME, attrs, start_ns, start_ns + duration_ns, links)
+            return
         span = handle.start(trace_id, SPAN_NAME, attrs, start_ns, links)
         if not span.is_recording():
             _safety.report("head_sampled_out", self.model,

@@ -91,6 +91,7 @@ class OutputReader:
         risk: Callable[[Any], Any] | None = None,
     ) -> None:
         self.owner = getattr(fn, "__self__", None)
+        self._keys = (_PREDICTION_KEYS[0], _SCORE_KEYS[0])
         self.prediction_fn = prediction
         self.score_fn = score
         self.confidence_fn = confidence
@@ -107,8 +108,13 @@ class OutputReader:
     def read(self, result: Any) -> Output:
         out = Output()
         if type(result) is dict or isinstance(result, Mapping):
-            out.prediction = _first_key(result, _PREDICTION_KEYS)
-            out.score = number_or_none(_first_key(result, _SCORE_KEYS))
+            # the keys a model's results use are learned from the first one, then tried first
+            pkey, skey = self._keys
+            out.prediction = result[pkey] if pkey in result else _first_key(result, _PREDICTION_KEYS)
+            out.score = number_or_none(result[skey] if skey in result else _first_key(result, _SCORE_KEYS))
+            if pkey not in result or skey not in result:
+                self._keys = (next((k for k in _PREDICTION_KEYS if k in result), pkey),
+                              next((k for k in _SCORE_KEYS if k in result), skey))
             out.confidence = number_or_none(result.get("confidence"))
             out.risk = number_or_none(result.get("risk"))
         else:

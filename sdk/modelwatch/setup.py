@@ -123,7 +123,6 @@ def configure(
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
         from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-        from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
         from opentelemetry.sdk.trace.sampling import ParentBased, ALWAYS_ON
 
@@ -133,7 +132,7 @@ def configure(
         resource = Resource.create(attrs)
 
         # Our spans are already tail-sampled: the head sampler must keep every span we start.
-        tracer_provider = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_ON))
+        tracer_provider, direct = spans.owned_provider(resource, ParentBased(ALWAYS_ON))
         if span_processor is None:
             exporter = span_exporter if span_exporter is not None else _span_exporter(_protocol("TRACES", protocol))
             span_processor = BatchSpanProcessor(exporter)
@@ -166,7 +165,7 @@ def configure(
                 _safety.logger.warning("modelwatch: a global TracerProvider is already set; modelwatch uses its own")
             if type(metrics_api.get_meter_provider()).__name__ == "_ProxyMeterProvider":  # no public name for "unset"
                 metrics_api.set_meter_provider(meter_provider)
-        spans.set_configured_provider(tracer_provider)
+        spans.set_configured_provider(tracer_provider, direct)
         _current = Telemetry(tracer_provider, meter_provider)
         return _current
 

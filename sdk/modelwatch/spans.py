@@ -15,16 +15,23 @@ is attached as a span link so the request stays one click away.
 from __future__ import annotations
 
 import os
+import random
 import threading
 from typing import Any
 
 from opentelemetry import context as context_api
 from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace.status import Status, StatusCode
 
 from . import _safety
 from .version import __version__
 
 ROOT_CONTEXT = context_api.Context()  # no active span in it: start_span makes a root
+_UNSET = Status(StatusCode.UNSET)
+_getrandbits = random.getrandbits
 
 
 class PresetTraceIds:
@@ -48,13 +55,60 @@ class PresetTraceIds:
         return True  # preset ids come from a CSPRNG-seeded 128-bit draw
 
 
+class DirectSpans:
+    """Kept prediction spans built finished and handed straight to the provider's processors.
+
+    A prediction span is decided, timed and attributed before it exists: the
+    SDK's live-span machinery (a mutable span with its locks, attribute
+    re-validation, start hooks) has nothing left to do, and on a 2-core
+    machine it is most of a kept prediction's cost. For the providers modelwatch
+    builds itself (:func:`modelwatch.configure`, :func:`modelwatch.testing.capture`),
+    whose fan-out processor and span limits it holds, the finished
+    ``ReadableSpan`` goes to ``on_end`` of every processor of the provider,
+    exactly what the SDK does when a span ends. Differences: processors'
+    ``on_start`` is not called for these spans, and the span limits
+    (``OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT``, ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``)
+    are applied here. Error spans take the SDK path (exception recording).
+    """
+
+    __slots__ = ("processor", "resource", "scope", "max_attrs", "max_len", "flags")
+
+    def __init__(self, processor: Any, resource: Any, limits: Any) -> None:
+        self.processor = processor
+        self.resource = resource
+        self.scope = InstrumentationScope("modelwatch", __version__)
+        self.max_attrs = limits.max_span_attributes
+        self.max_len = limits.max_span_attribute_length
+        flags = trace.TraceFlags.SAMPLED | getattr(trace.TraceFlags, "RANDOM_TRACE_ID", 0)
+        self.flags = trace.TraceFlags(flags)
+
+    def emit(self, trace_id: int, name: str, attributes: dict[str, Any], start_ns: int, end_ns: int, links: Any = ()) -> None:
+        attrs: Any = attributes
+        if self.max_len is not None:
+            limit = self.max_len
+            for key, value in attrs.items():
+                if type(value) is str and len(value) > limit:
+                    attrs[key] = value[:limit]
+        if self.max_attrs is not None and len(attrs) > self.max_attrs:
+            # keeps the first max_attrs (the ml.* contract attributes come first) and counts the rest as dropped
+            attrs = BoundedAttributes(self.max_attrs, dict(list(attrs.items())[: self.max_attrs]), immutable=True)
+            attrs.dropped = len(attributes) - self.max_attrs
+        context = trace.SpanContext(trace_id, _getrandbits(64) or 1, False, self.flags)
+        span = ReadableSpan(
+            name, context, None, self.resource, attrs, (), links, trace.SpanKind.INTERNAL, None, _UNSET,
+            start_ns, end_ns, self.scope,
+        )
+        self.processor.on_end(span)
+
+
 class TracerHandle:
     """A tracer plus, when the tracer allows it, the hook that presets its next trace id."""
 
-    __slots__ = ("provider", "tracer", "ids")
+    __slots__ = ("provider", "tracer", "ids", "direct")
 
-    def __init__(self, provider: Any) -> None:
+    def __init__(self, provider: Any, direct: DirectSpans | None = None) -> None:
         self.provider = provider
+        self.direct = direct
         self.tracer = provider.get_tracer("modelwatch", __version__)
         self.ids: PresetTraceIds | None = None
         inner = getattr(self.tracer, "id_generator", None)
@@ -83,15 +137,33 @@ _NO_ATTR = object()
 # the API builds a provider from this variable on first use; then we must ask it
 _PROVIDER_FROM_ENV = bool(os.environ.get("OTEL_PYTHON_TRACER_PROVIDER"))
 _configured_provider: Any = None  # set by modelwatch.configure()
+_configured_direct: DirectSpans | None = None
 _cache: TracerHandle | None = None
 _cache_lock = threading.Lock()
 
 
-def set_configured_provider(provider: Any) -> None:
-    global _configured_provider, _cache
+def set_configured_provider(provider: Any, direct: DirectSpans | None = None) -> None:
+    """Route predictions to `provider` (None: back to the global one); `direct` enables the finished-span path."""
+    global _configured_provider, _configured_direct, _cache
     with _cache_lock:
         _configured_provider = provider
+        _configured_direct = direct if provider is not None else None
         _cache = None
+
+
+def owned_provider(resource: Any = None, sampler: Any = None) -> tuple[Any, DirectSpans]:
+    """A TracerProvider whose fan-out processor and limits modelwatch holds, and its direct span path."""
+    from opentelemetry.sdk.trace import SpanLimits, SynchronousMultiSpanProcessor, TracerProvider
+
+    fan_out = SynchronousMultiSpanProcessor()
+    limits = SpanLimits()
+    kwargs: dict[str, Any] = {"active_span_processor": fan_out, "span_limits": limits}
+    if resource is not None:
+        kwargs["resource"] = resource
+    if sampler is not None:
+        kwargs["sampler"] = sampler
+    provider = TracerProvider(**kwargs)
+    return provider, DirectSpans(fan_out, provider.resource, limits)
 
 
 def current() -> TracerHandle | None:
@@ -112,7 +184,7 @@ def current() -> TracerHandle | None:
     if handle is not None and handle.provider is provider:
         return handle
     with _cache_lock:
-        _cache = TracerHandle(provider)
+        _cache = TracerHandle(provider, _configured_direct if provider is _configured_provider else None)
         return _cache
 
 

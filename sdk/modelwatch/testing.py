@@ -116,16 +116,17 @@ def capture(*, reset: bool = True) -> Iterator[Recorded]:
         metrics.registry.reset()
         _safety.reset()
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
+    provider, direct = spans.owned_provider()  # built like configure()'s, so tests see production behaviour
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     sink = _InMemoryMetricExporter()
     was_installed = metrics._delivery_installed
     bridge = metrics.PredictionMetricsExporter(sink)
     previous = spans._configured_provider
-    spans.set_configured_provider(provider)
+    previous_direct = spans._configured_direct
+    spans.set_configured_provider(provider, direct)
     try:
         yield Recorded(exporter, provider, bridge, sink)
     finally:
-        spans.set_configured_provider(previous)
+        spans.set_configured_provider(previous, previous_direct)
         metrics._delivery_installed = was_installed
         provider.shutdown()
