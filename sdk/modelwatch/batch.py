@@ -14,6 +14,7 @@ from collections import Counter
 from typing import Any, Sequence
 
 from . import _safety
+from .exphist import fold_columns
 from .inputs import Batch
 from .monitor import CallState, Monitor, Prediction
 from .sampling import (
@@ -208,9 +209,14 @@ def _count_categories(np: Any, mon: Monitor, m: Any, counts: dict[str, int], arr
     return missing
 
 
+CHUNK_ROWS = 8192  # rows per 2-D fold: the block's temporaries stay in the CPU cache
+
+
 def feature_metrics(np: Any, mon: Monitor, m: Any, batch: Batch) -> None:
+    """Every column of a batch into the feature aggregates (caller holds ``m.lock``)."""
     stats = m.features
     n = batch.n
+    together: list[tuple[Any, Any]] = []  # all-finite numeric columns, folded as one 2-D array
     for name, col in batch.columns.items():
         f = stats.get(name)
         if f is None:
@@ -223,6 +229,9 @@ def feature_metrics(np: Any, mon: Monitor, m: Any, batch: Batch) -> None:
         num = None if f.hashed else _numeric(np, arr)
         if num is not None:
             finite = np.isfinite(num)
+            if f.in_metrics and finite.all():
+                together.append((f.hist, num))
+                continue
             nan = np.isnan(num)
             f.missing += int(np.count_nonzero(nan))
             nonfinite = n - int(np.count_nonzero(finite)) - int(np.count_nonzero(nan))
@@ -237,6 +246,11 @@ def feature_metrics(np: Any, mon: Monitor, m: Any, batch: Batch) -> None:
         if not f.in_metrics:
             continue
         f.missing += _count_categories(np, mon, m, f.categories, arr, name, hashed=f.hashed)
+    if together:
+        hists = [h for h, _col in together]
+        for start in range(0, n, CHUNK_ROWS):
+            block = np.stack([col[start:start + CHUNK_ROWS] for _h, col in together])
+            fold_columns(np, hists, block)
     if len(stats) > len(batch.columns):
         for name, f in stats.items():
             if name not in batch.columns and not f.dropped:

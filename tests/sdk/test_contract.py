@@ -245,3 +245,52 @@ def test_caller_span_is_linked_not_parent():
     assert span.parent is None
     assert span.context.trace_id != request.get_span_context().trace_id
     assert [link.context.span_id for link in span.links] == [request.get_span_context().span_id]
+
+
+def test_span_limits_from_the_environment_apply_to_prediction_spans(monkeypatch):
+    """OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT and OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT bound prediction spans, keeping the ml.* attributes first."""
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "8")
+    monkeypatch.setenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "3")
+
+    @modelwatch.monitor(model="limits", version="1", sampling_rate=1.0)
+    def predict(x):
+        return "positive"
+
+    with capture() as rec:
+        predict({f"f{i}": "abcdef" for i in range(10)})
+        (span,) = rec.predictions()
+    attrs = dict(span.attributes)
+    assert len(attrs) == 8
+    assert span.dropped_attributes == 18 - 8  # 8 ml.* attributes + 10 features
+    assert attrs["ml.model.name"] == "lim"  # every string value truncated to 3 characters
+    assert {"ml.sampling.reason", "ml.sampling.weight", "ml.prediction.id"} <= attrs.keys()
+
+
+def test_processor_added_to_the_configured_provider_later_receives_prediction_spans():
+    """A span processor the application adds to modelwatch's provider after configure() sees every kept prediction at on_end."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from modelwatch import setup
+
+    main, extra = InMemorySpanExporter(), InMemorySpanExporter()
+    telemetry = modelwatch.configure(span_processor=SimpleSpanProcessor(main), metric_reader=_null_reader(), set_global=False)
+    try:
+        telemetry.tracer_provider.add_span_processor(SimpleSpanProcessor(extra))
+
+        @modelwatch.monitor(model="fanout", sampling_rate=1.0)
+        def predict(x):
+            return 1
+
+        predict({"a": 1})
+        assert [s.attributes["ml.model.name"] for s in extra.get_finished_spans()] == ["fanout"]
+        assert len(main.get_finished_spans()) == 1
+    finally:
+        telemetry.shutdown()
+        assert setup.current() is None
+
+
+def _null_reader():
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    return InMemoryMetricReader()
