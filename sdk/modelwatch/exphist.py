@@ -27,7 +27,6 @@ DEFAULT_MAX_SIZE = 160
 FLUSH_AT = 2048  # pending values folded per block
 CHUNK = 16_384  # values per vectorised fold of a large array
 
-_BIG = 2**62  # sentinel index beyond any real one
 _SIGN_OFFSET = 2**40  # lifts negative values' indices clear of positive ones (indices are within +-2**31)
 _log2 = math.log2
 _ceil = math.ceil
@@ -166,8 +165,9 @@ class ExpHistogram:
         operation costs page faults); measured ~1.8x faster at 100k values.
         """
         self.flush()
+        np = sys.modules["numpy"]
         for start in range(0, len(values), CHUNK):
-            self._fold_numpy(values[start:start + CHUNK])
+            fold_columns(np, [self], values[start:start + CHUNK].reshape(1, -1))
 
     def flush(self) -> None:
         """Fold pending values into the buckets."""
@@ -178,7 +178,7 @@ class ExpHistogram:
         pending.clear()  # in place: FeatureStats aliases this list
         np = sys.modules.get("numpy")
         if np is not None and len(values) >= 64:
-            self._fold_numpy(np.asarray(values, dtype=np.float64))
+            fold_columns(np, [self], np.asarray(values, dtype=np.float64).reshape(1, -1))
         else:
             self._fold_python(values)
 
@@ -209,54 +209,27 @@ class ExpHistogram:
                 counts[(i >> shift) - offset] += 1
 
     def _fold_numpy(self, arr) -> None:  # type: ignore[no-untyped-def]
+        """Plain per-sign fold of one array: the path of the rare inputs :func:`fold_columns` hands over
+        (zeros with no positive value, scales <= 0)."""
         import numpy as np
 
-        n = int(arr.size)
-        lowest, highest = float(arr.min()), float(arr.max())
-        self.count += n
+        self.count += int(arr.size)
         self.sum += float(arr.sum())
-        self.min = min(self.min, lowest)
-        self.max = max(self.max, highest)
-        magnitude = np.abs(arr)
-        if lowest > 0.0 or highest < 0.0:  # one sign and no zeros: no masks at all
-            idx = indices(np, magnitude, self.scale)
-            buckets = self.positive if lowest > 0.0 else self.negative
+        self.min = min(self.min, float(arr.min()))
+        self.max = max(self.max, float(arr.max()))
+        positive = arr[arr > 0.0]
+        negative = -arr[arr < 0.0]
+        self.zero_count += int(arr.size - positive.size - negative.size)
+        for part, buckets in ((positive, self.positive), (negative, self.negative)):
+            if part.size == 0:
+                continue
+            idx = indices(np, part.copy(), self.scale)
             lo, hi = int(idx.min()), int(idx.max())
             shift = self._fit(*buckets.bounds(lo, hi))
             if shift:
                 idx >>= shift
                 lo, hi = lo >> shift, hi >> shift
-            idx -= lo
-            buckets.merge(np, lo, hi, np.bincount(idx))
-            return
-        positive, negative = arr > 0.0, arr < 0.0
-        zero = ~(positive | negative)
-        n_pos, n_neg = int(np.count_nonzero(positive)), int(np.count_nonzero(negative))
-        self.zero_count += n - n_pos - n_neg
-        magnitude[zero] = 1.0  # any finite value: zeros are sent to a bin of their own below
-        idx = indices(np, magnitude, self.scale)
-        bounds = {}
-        for name, mask, count in (("positive", positive, n_pos), ("negative", negative, n_neg)):
-            if count:
-                bounds[name] = (int(idx.min(where=mask, initial=_BIG)), int(idx.max(where=mask, initial=-_BIG)))
-        shifted = 0
-        for name, (lo, hi) in bounds.items():  # fit each sign's range (a shift applies to both)
-            lo, hi = lo >> shifted, hi >> shifted
-            shifted += self._fit(*getattr(self, name).bounds(lo, hi))
-        if shifted:
-            idx >>= shifted
-        ranges = {name: (lo >> shifted, hi >> shifted) for name, (lo, hi) in bounds.items()}
-        # one bincount over a combined key: [positive buckets | negative buckets | zeros]
-        p_lo, p_hi = ranges.get("positive", (0, -1))
-        n_lo, n_hi = ranges.get("negative", (0, -1))
-        width_p, width_n = p_hi - p_lo + 1, n_hi - n_lo + 1
-        key = np.where(positive, idx - p_lo, idx - n_lo + width_p)
-        key[zero] = width_p + width_n
-        counts = np.bincount(key, minlength=width_p + width_n + 1)
-        if width_p > 0:
-            self.positive.merge(np, p_lo, p_hi, counts[:width_p])
-        if width_n > 0:
-            self.negative.merge(np, n_lo, n_hi, counts[width_p:width_p + width_n])
+            buckets.merge(np, lo, hi, np.bincount(idx - lo))
 
     def _fit(self, lo: int, hi: int) -> int:
         """Downscale until indices lo..hi (at the current scale) fit in max_size; return the shift applied."""

@@ -8,12 +8,18 @@ Defaults, for one row:
   numbers in [0, 1] summing to 1): the prediction is the most probable class
   (named by the estimator's ``classes_`` when the decorated callable is a
   bound method of one), the score is P(class 1) for two classes, the top
-  probability otherwise, the confidence is the top probability;
+  probability otherwise;
 * a pair ``(prediction, score)`` with the score a number in [0, 1];
 * anything else: the prediction itself, with no score.
 
-Confidence, when not given, is the top class probability, or for a score in
-[0, 1] ``max(score, 1 - score)``. Risk, when not given, is the score.
+Confidence, when the model does not give one, is the top class probability
+rescaled from chance to certainty: ``(p_top - 1/C) / (1 - 1/C)`` for C
+classes, ``|2 p - 1|`` for a binary score p. It is 0 for a coin flip and 1
+for a certain prediction whatever the number of classes, so the default rule
+"keep confidence below 0.5" means "closer to a coin flip than to certain"
+(for a binary model: a score between 0.25 and 0.75). The raw top
+probability of a binary model is never below 0.5, so the rule would never
+fire on it. Risk, when not given, is the score.
 
 Batch results (N rows) are read the same way, vectorised: a 1-D array or list
 of N predictions, an (N, C) array of probabilities, a DataFrame or list of
@@ -125,7 +131,8 @@ class OutputReader:
                 top = max(range(len(probs)), key=probs.__getitem__)
                 out.prediction = self._class_name(top)
                 out.score = probs[1] if len(probs) == 2 else probs[top]
-                out.confidence = probs[top]
+                chance = 1.0 / len(probs)
+                out.confidence = (probs[top] - chance) / (1.0 - chance)
             elif isinstance(result, tuple) and len(result) == 2 and number_or_none(result[1]) is not None:
                 out.prediction = result[0]
                 out.score = number_or_none(result[1])
@@ -144,7 +151,7 @@ class OutputReader:
         if self.risk_fn is not None:
             out.risk = number_or_none(self.risk_fn(result))
         if out.confidence is None and out.score is not None and 0.0 <= out.score <= 1.0:
-            out.confidence = max(out.score, 1.0 - out.score)
+            out.confidence = abs(2.0 * out.score - 1.0)
         if out.risk is None:
             out.risk = out.score
         return out
@@ -194,8 +201,10 @@ class OutputReader:
                 top = arr.argmax(axis=1)
                 classes = getattr(self.owner, "classes_", None)
                 out.prediction = np.asarray(classes)[top] if classes is not None and len(classes) == arr.shape[1] else top
-                out.confidence = arr[np.arange(n), top]
-                out.score = arr[:, 1] if arr.shape[1] == 2 else out.confidence
+                top_p = arr[np.arange(n), top]
+                chance = 1.0 / arr.shape[1]
+                out.confidence = (top_p - chance) / (1.0 - chance)
+                out.score = arr[:, 1] if arr.shape[1] == 2 else top_p
             else:
                 out.prediction = column(arr)
         if self.prediction_fn is not None:
@@ -208,7 +217,7 @@ class OutputReader:
             out.risk = numeric(self.risk_fn(result))
         if out.confidence is None and out.score is not None:
             in_unit = (out.score >= 0.0) & (out.score <= 1.0)
-            out.confidence = np.where(in_unit, np.maximum(out.score, 1.0 - out.score), np.nan)
+            out.confidence = np.where(in_unit, np.abs(2.0 * out.score - 1.0), np.nan)
         if out.risk is None:
             out.risk = out.score
         return out

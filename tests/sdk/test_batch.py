@@ -37,7 +37,7 @@ def test_dataframe_batch_records_n_predictions_and_spans_only_kept_rows():
         assert rec.metric_value("ml.predictions", outcome="ok") == 4000
         decisions = {(p.attributes["decision"], p.attributes["reason"]): p.value for p in rec.metric_points("ml.sampling.decisions")}
     p1 = out[:, 1]
-    conf = np.maximum(p1, 1 - p1)
+    conf = np.abs(2 * p1 - 1)  # binary confidence: chance (0) to certain (1)
     expected_rules = (conf < 0.5) | (p1 > 0.9)
     assert len(batch) == 4000 and len(set(batch.ids)) == 4000
     assert batch.kept[expected_rules].all()

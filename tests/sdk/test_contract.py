@@ -294,3 +294,27 @@ def _null_reader():
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
     return InMemoryMetricReader()
+
+
+def test_default_confidence_is_rescaled_so_the_low_confidence_rule_fires_for_binary_models():
+    """A binary score of 0.6 is confidence 0.2 (kept as low_confidence); 0.9 is 0.8; three-class top probability 0.5 is 0.25."""
+    import numpy as np
+
+    @modelwatch.monitor(model="bin", sampling_rate=0.0)
+    def binary(x):
+        return {"prediction": 1, "score": x["p"]}
+
+    @modelwatch.monitor(model="multi", sampling_rate=0.0)
+    def multi(x):
+        return np.array([0.5, 0.3, 0.2])
+
+    with capture() as rec:
+        binary({"p": 0.6})
+        binary({"p": 0.9})
+        multi({"a": 1.0})
+        spans = rec.predictions()
+    assert [(s.attributes["ml.model.name"], s.attributes["ml.sampling.reason"]) for s in spans] == [
+        ("bin", "low_confidence"), ("multi", "low_confidence")]
+    assert spans[0].attributes["ml.prediction.confidence"] == pytest.approx(0.2)
+    assert spans[1].attributes["ml.prediction.confidence"] == pytest.approx(0.25)
+    assert spans[1].attributes["ml.prediction.value"] == 0

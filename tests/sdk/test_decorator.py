@@ -118,7 +118,7 @@ def test_numpy_row_and_pandas_series_inputs_become_plain_python_attributes():
 
 
 def test_sklearn_style_predict_proba_bound_method():
-    """A bound predict_proba of an estimator: class names from classes_, score P(class 1), confidence the top probability."""
+    """A bound predict_proba of an estimator: class names from classes_, score P(class 1), confidence the rescaled top probability."""
 
     class Estimator:
         classes_ = np.array(["no", "yes"])
@@ -137,7 +137,7 @@ def test_sklearn_style_predict_proba_bound_method():
     p1 = float(out[0, 1])
     assert span.attributes["ml.prediction.value"] == "yes"
     assert span.attributes["ml.prediction.score"] == pytest.approx(p1)
-    assert span.attributes["ml.prediction.confidence"] == pytest.approx(p1)
+    assert span.attributes["ml.prediction.confidence"] == pytest.approx(2 * p1 - 1)  # rescaled: chance 0, certain 1
     assert span.attributes["ml.feature.x0"] == 3.0
     assert span.attributes["ml.feature.x1"] == 0.0
 
@@ -240,3 +240,44 @@ print(heavy)
     proc = _run(code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_application_tracer_provider_is_used_with_the_sampled_trace_ids():
+    """Without configure(), kept predictions go to the app's global TracerProvider, each with the trace id sampling hashed; a head sampler that drops them is reported."""
+    code = """
+import modelwatch
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from modelwatch import _safety
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+
+@modelwatch.monitor(model="app", sampling_rate=1.0)
+def predict(x):
+    return {"prediction": 1, "score": 0.2}
+
+ids = []
+for i in range(20):
+    predict({"i": i})
+    ids.append(modelwatch.last_prediction().trace_id)
+spans = exporter.get_finished_spans()
+assert [f"{s.context.trace_id:032x}" for s in spans] == ids, "trace ids differ"
+assert all(s.attributes["ml.sampling.reason"] == "random" for s in spans)
+
+# the application's head sampler drops everything: counted, not silent
+provider2 = TracerProvider(sampler=ALWAYS_OFF)
+from modelwatch import spans as sp
+sp.set_configured_provider(provider2)
+predict({"i": 0})
+assert _safety.counts()[("head_sampled_out", "app")] == 1
+print("OK")
+"""
+    proc = _run(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("OK")

@@ -113,7 +113,7 @@ def test_score_confidence_latency_and_class_metrics():
         (lat,) = rec.metric_points("ml.prediction.latency")
         classes = {p.attributes["ml.prediction.value"]: p.value for p in rec.metric_points("ml.prediction.class")}
     assert score.count == 99 and score.sum == pytest.approx(ps.sum())
-    assert conf.count == 99 and conf.min == pytest.approx(0.5) and conf.max == pytest.approx(0.99)
+    assert conf.count == 99 and conf.min == pytest.approx(0.0, abs=1e-12) and conf.max == pytest.approx(0.98)
     assert lat.count == 99 and 0 < lat.min <= lat.max < 1.0
     assert classes == {"yes": 49, "no": 50}
 
@@ -168,3 +168,46 @@ def test_metrics_reach_an_otel_in_memory_reader_pipeline():
     names = {m.name for rm in sink.data[-1].resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
     assert {"app.requests", "ml.predictions", "ml.feature.value"} <= names
     provider.shutdown()
+
+
+_PARITY_SCRIPT = r"""
+import json, random, sys
+if sys.argv[1] == "no-numpy":
+    sys.modules["numpy"] = None  # import numpy now fails: the SDK must take its pure-Python paths
+else:
+    import numpy  # noqa: F401  (the application has it loaded: the SDK vectorises)
+import modelwatch
+from modelwatch.testing import capture
+rng = random.Random(11)
+@modelwatch.monitor(model="parity", sampling_rate=0.0)
+def predict(x):
+    return {"prediction": "a", "score": x["s"]}
+with capture() as rec:
+    for i in range(5000):
+        v = rng.lognormvariate(0, 3) * rng.choice([-1, 1, 1]) if i % 7 else 0.0
+        predict({"v": v, "n": rng.randint(-5, 500), "c": rng.choice("xyz"), "s": rng.random()})
+    out = {}
+    for name in ("ml.feature.value", "ml.prediction.score"):
+        for p in rec.metric_points(name):
+            key = name + ":" + p.attributes.get("ml.feature.name", "")
+            out[key] = [p.count, p.zero_count, p.scale, p.positive.offset, list(p.positive.bucket_counts),
+                        p.negative.offset, list(p.negative.bucket_counts), p.min, p.max, round(p.sum, 6)]
+    out["cats"] = sorted((p.attributes["ml.feature.value"], p.value) for p in rec.metric_points("ml.feature.category"))
+    assert ("numpy" in sys.modules and sys.modules["numpy"] is not None) == (sys.argv[1] == "numpy")
+print(json.dumps(out, sort_keys=True))
+"""
+
+
+def test_pure_python_aggregation_equals_the_numpy_path():
+    """Without numpy (an SDK-only inference service) the metrics are bucket-for-bucket those computed with numpy."""
+    import json
+    import subprocess
+    import sys
+
+    outputs = {}
+    for mode in ("numpy", "no-numpy"):
+        proc = subprocess.run([sys.executable, "-c", _PARITY_SCRIPT, mode], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        outputs[mode] = json.loads(proc.stdout)
+    assert outputs["numpy"] == outputs["no-numpy"]
+    assert outputs["numpy"]["ml.feature.value:v"][0] == 5000
