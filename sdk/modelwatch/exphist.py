@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import Any
 
 MAX_SCALE = 20
 MIN_SCALE = -10
@@ -27,6 +28,7 @@ DEFAULT_MAX_SIZE = 160
 FLUSH_AT = 2048  # pending values folded per block
 CHUNK = 16_384  # values per vectorised fold of a large array
 
+_WINDOW_BINS = 1 << 20  # fold_columns' windowed count is used while k * 2 * index range fits this
 _SIGN_OFFSET = 2**40  # lifts negative values' indices clear of positive ones (indices are within +-2**31)
 _log2 = math.log2
 _ceil = math.ceil
@@ -306,50 +308,98 @@ def fold_columns(np, hists: list[ExpHistogram], arr) -> None:  # type: ignore[no
         members = [j for j in range(k) if scales[j] == scale]
         sel = members if len(members) < k else slice(None)
         idx[sel] = indices(np, magnitude[sel], scale)
-    lifted = negative * _SIGN_OFFSET  # int64: 2**40 where negative
-    up = idx + lifted
-    lo_pos, hi_neg = up.min(axis=1).tolist(), up.max(axis=1).tolist()
-    up = idx - lifted
-    lo_neg, hi_pos = up.min(axis=1).tolist(), up.max(axis=1).tolist()
-    shifts, ranges = [], []
+    # per row: (lo, counts) of each sign at the current scale, counted by one bincount
+    g_lo, g_hi = int(idx.min()), int(idx.max())
+    width = g_hi - g_lo + 1
+    per_row: list[tuple[Any, Any]]
+    fitted = False  # whether per_row is already at each histogram's fitted scale
+    if k * 2 * width <= _WINDOW_BINS:
+        # every row gets a window [positive | negative] spanning all indices seen: no pass over
+        # the data is needed to find each sign's range, it is read off the non-empty bins
+        idx -= g_lo
+        idx += np.arange(0, k * 2 * width, 2 * width, dtype=np.int64)[:, None]
+        idx += negative * width
+        counts = np.bincount(idx.ravel(), minlength=k * 2 * width).reshape(k, 2, width)
+        per_row = []
+        for j in range(k):
+            sides = []
+            for side, present in ((0, n_pos[j]), (1, n_neg[j])):
+                if not present:
+                    sides.append(None)
+                    continue
+                occupied = np.flatnonzero(counts[j, side])
+                first, last = int(occupied[0]), int(occupied[-1])
+                sides.append((first + g_lo, counts[j, side, first:last + 1]))
+            per_row.append((sides[0], sides[1]))
+    else:
+        # first blocks at fine scales: find each sign's range exactly, then count in blocks sized to it
+        lifted = negative * _SIGN_OFFSET  # int64: 2**40 where negative
+        up = idx + lifted
+        lo_pos, hi_neg = up.min(axis=1).tolist(), up.max(axis=1).tolist()
+        up = idx - lifted
+        lo_neg, hi_pos = up.min(axis=1).tolist(), up.max(axis=1).tolist()
+        # fit first (a fine scale over a wide range would need billions of bins), then count
+        shifts = []
+        ranges = []
+        for j, h in enumerate(hists):
+            p = (lo_pos[j], hi_pos[j]) if n_pos[j] else None
+            q = (lo_neg[j] + _SIGN_OFFSET, hi_neg[j] - _SIGN_OFFSET) if n_neg[j] else None
+            shift = 0
+            if p is not None:
+                shift += h._fit(*h.positive.bounds(*p))
+            if q is not None:
+                shift += h._fit(*h.negative.bounds(q[0] >> shift, q[1] >> shift))
+            shifts.append(shift)
+            ranges.append(((p[0] >> shift, p[1] >> shift) if p is not None else (0, -1),
+                           (q[0] >> shift, q[1] >> shift) if q is not None else (0, -1)))
+        if any(shifts):
+            idx >>= np.array(shifts, dtype=np.int64)[:, None]
+        fitted = True
+        bases, to_neg, spans, total = [], [], [], 0
+        for j in range(k):
+            p, q = ranges[j]
+            width_p, width_n = p[1] - p[0] + 1, q[1] - q[0] + 1
+            bases.append(total - p[0])
+            to_neg.append(width_p + p[0] - q[0])  # negative value: idx - q_lo + width_p
+            spans.append((p, q, total))
+            total += width_p + width_n
+        idx += np.array(bases, dtype=np.int64)[:, None]
+        idx += negative * np.array(to_neg, dtype=np.int64)[:, None]
+        counts = np.bincount(idx.ravel(), minlength=total)
+        per_row = []
+        for (p, q, base) in spans:
+            width_p, width_n = p[1] - p[0] + 1, q[1] - q[0] + 1
+            per_row.append((
+                (p[0], counts[base:base + width_p]) if width_p > 0 else None,
+                (q[0], counts[base + width_p:base + width_p + width_n]) if width_n > 0 else None,
+            ))
     for j, h in enumerate(hists):
-        p = (lo_pos[j], hi_pos[j]) if n_pos[j] else None
-        q = (lo_neg[j] + _SIGN_OFFSET, hi_neg[j] - _SIGN_OFFSET) if n_neg[j] else None
+        pos, neg = per_row[j]
+        if zeros[j] and pos is not None:  # the zeros were counted in the top positive bucket
+            block = pos[1].copy()
+            block[-1] -= zeros[j]
+            pos = (pos[0], block)
         shift = 0
-        if p is not None:
-            shift += h._fit(*h.positive.bounds(*p))
-        if q is not None:
-            shift += h._fit(*h.negative.bounds(q[0] >> shift, q[1] >> shift))
-        p = (p[0] >> shift, p[1] >> shift) if p is not None else (0, -1)
-        q = (q[0] >> shift, q[1] >> shift) if q is not None else (0, -1)
-        shifts.append(shift)
-        ranges.append((p, q))
+        if not fitted:
+            if pos is not None:
+                shift += h._fit(*h.positive.bounds(pos[0], pos[0] + len(pos[1]) - 1))
+            if neg is not None:
+                shift += h._fit(*h.negative.bounds(neg[0] >> shift, (neg[0] + len(neg[1]) - 1) >> shift))
+        for buckets, side in ((h.positive, pos), (h.negative, neg)):
+            if side is None:
+                continue
+            lo, block = side
+            if shift:
+                lo, block = _downsample(np, lo, block, shift)
+            buckets.merge(np, lo, lo + len(block) - 1, block)
         h.count += n
         h.sum += sums[j]
         h.min = min(h.min, mins[j])
         h.max = max(h.max, maxs[j])
         h.zero_count += zeros[j]
-    if any(shifts):
-        idx >>= np.array(shifts, dtype=np.int64)[:, None]
-    # combined key: per histogram a block [positive buckets | negative buckets], laid end to end
-    bases, p_lo, to_neg, total = [], [], [], 0
-    for (p, q) in ranges:
-        width_p, width_n = p[1] - p[0] + 1, q[1] - q[0] + 1
-        bases.append(total - p[0])
-        p_lo.append(p[0])
-        to_neg.append(width_p + p[0] - q[0])  # negative value: idx - q_lo + width_p
-        total += width_p + width_n
-    idx += np.array(bases, dtype=np.int64)[:, None]
-    idx += negative * np.array(to_neg, dtype=np.int64)[:, None]
-    counts = np.bincount(idx.ravel(), minlength=total)
-    for j, h in enumerate(hists):
-        (p, q), base = ranges[j], bases[j] + p_lo[j]
-        width_p, width_n = p[1] - p[0] + 1, q[1] - q[0] + 1
-        if width_p > 0:
-            block = counts[base:base + width_p]
-            if zeros[j]:
-                block = block.copy()
-                block[-1] -= zeros[j]  # the zeros, counted in the top positive bucket
-            h.positive.merge(np, p[0], p[1], block)
-        if width_n > 0:
-            h.negative.merge(np, q[0], q[1], counts[base + width_p:base + width_p + width_n])
+
+
+def _downsample(np, lo: int, counts, shift: int):  # type: ignore[no-untyped-def]
+    """Counts of buckets lo.. at one scale, merged into the buckets `shift` scales coarser."""
+    targets = (np.arange(lo, lo + len(counts), dtype=np.int64) >> shift) - (lo >> shift)
+    return lo >> shift, np.bincount(targets, weights=counts).astype(np.int64)
