@@ -26,7 +26,7 @@ from .sampling import (
     REASON_NOT_SAMPLED,
     REASON_RANDOM,
 )
-from .values import _DISPATCH, BOOL, CATEGORY, MISSING, NONFINITE, NUMBER, SEQUENCE, coerce, keyed_hash
+from .values import BOOL, CATEGORY, MISSING, NUMBER, coerce, keyed_hash
 
 _REASONS = (REASON_NOT_SAMPLED, REASON_ERROR, REASON_LOW_CONFIDENCE, REASON_HIGH_RISK, REASON_EDGE_CASE, REASON_RANDOM)
 class BatchPredictions(Sequence[Prediction]):
@@ -89,13 +89,9 @@ def record_batch(
             m.outcomes["error"] += n
             m.decision(REASON_ERROR, n)
             m.latency.add(duration_ns / 1e9)
-        attrs = dict(mon.base_attrs)
         trace_id = (int(hi[0]) << 64) | int(lo[0])
-        attrs.update({
-            "ml.prediction.id": ids[0] if ids else f"{trace_id:032x}",
-            "ml.sampling.reason": REASON_ERROR, "ml.sampling.weight": 1.0,
-            "ml.low_confidence": False, "ml.high_risk": False, "ml.batch.size": n,
-        })
+        attrs = mon.contract_attrs(ids[0] if ids else f"{trace_id:032x}", REASON_ERROR, 1.0, False, False)
+        attrs["ml.batch.size"] = n
         mon._emit(trace_id, attrs, start_ns, duration_ns, error)
         return BatchPredictions(mon.model, mon.version, hi, lo, reasons, weights, ids)
 
@@ -278,7 +274,6 @@ def _emit_rows(
     k = np.asarray(kept_idx)
     stats = mon.metrics.features
     limit = mon.options.max_string_length
-    hash_key = mon.options.hash_key
     clean_keys: list[str] = []
     clean_cols: list[list[Any]] = []
     other: list[tuple[Any, list[Any]]] = []
@@ -298,15 +293,9 @@ def _emit_rows(
     conf = out.confidence[k].tolist() if out.confidence is not None else None
     his, los = hi[k].tolist(), lo[k].tolist()
     rs, ws, lows, highs = reasons[k].tolist(), weights[k].tolist(), low[k].tolist(), high[k].tolist()
-    base = mon.base_attrs
     for j, i in enumerate(kept_idx):
         trace_id = (his[j] << 64) | los[j]
-        attrs = dict(base)
-        attrs["ml.prediction.id"] = ids[i] if ids is not None else f"{trace_id:032x}"
-        attrs["ml.sampling.reason"] = _REASONS[rs[j]]
-        attrs["ml.sampling.weight"] = ws[j]
-        attrs["ml.low_confidence"] = lows[j]
-        attrs["ml.high_risk"] = highs[j]
+        attrs = mon.contract_attrs(ids[i] if ids is not None else f"{trace_id:032x}", _REASONS[rs[j]], ws[j], lows[j], highs[j])
         if pred is not None:
             kind, v = coerce(pred[j])
             if kind in (NUMBER, CATEGORY, BOOL):
@@ -318,16 +307,5 @@ def _emit_rows(
         if clean_rows is not None:
             attrs.update(zip(clean_keys, clean_rows[j]))
         for f, values in other:
-            value = values[j]
-            conv = _DISPATCH.get(type(value))
-            kind, v = conv(value) if conv is not None else coerce(value)
-            if kind == MISSING:
-                continue
-            if f.hashed:
-                v = keyed_hash(v, hash_key)
-            elif kind == CATEGORY and len(v) > limit:
-                v = v[:limit]
-            elif kind not in (NUMBER, BOOL, NONFINITE, SEQUENCE, CATEGORY):
-                continue
-            attrs[f.key] = v
+            mon.set_attr(attrs, f.key, values[j])
         mon._emit(trace_id, attrs, start_ns, duration_ns, None)

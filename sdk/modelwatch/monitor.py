@@ -141,7 +141,7 @@ class Monitor:
         self.high = policy.high_risk_threshold
         # span attribute key per feature name; None for a feature that must never be recorded
         self._keys: dict[str, str | None] = {}
-        self.hashed_keys: set[str] = set()
+        self.hashed_keys = {"ml.feature." + n for n in options.hash_features}  # complete up front: privacy
         self.schemas: dict[tuple[Any, Any], rows.Schema] = {}
         self.last_schema: rows.Schema | None = None
         self.metrics.fold_rows = lambda m, queued: rows.fold(self, m, queued)
@@ -201,12 +201,7 @@ class Monitor:
 
         attrs: dict[str, Any] | None = None
         if kept:
-            attrs = dict(self.base_attrs)
-            attrs["ml.prediction.id"] = pid if pid is not None else f"{trace_id:032x}"
-            attrs["ml.sampling.reason"] = reason
-            attrs["ml.sampling.weight"] = weight
-            attrs["ml.low_confidence"] = low
-            attrs["ml.high_risk"] = high
+            attrs = self.contract_attrs(pid if pid is not None else f"{trace_id:032x}", reason, weight, low, high)
         m = self.metrics
         schema, values = rows.schema_for(self, features)
         # the queued row is a snapshot (a tuple, or a copy): the application may reuse its dict
@@ -295,14 +290,28 @@ class Monitor:
             if tp is int and -9223372036854775808 <= value <= 9223372036854775807 and key not in self.hashed_keys:
                 attrs[key] = value
                 continue
-            kind, v = coerce(value)
-            if kind in (MISSING, INVALID):
-                continue
-            if key in self.hashed_keys:
-                v = keyed_hash(v, self.options.hash_key)
-            elif kind == CATEGORY and len(v) > max_len:
-                v = v[:max_len]
-            attrs[key] = v
+            self.set_attr(attrs, key, value)
+
+    def set_attr(self, attrs: dict[str, Any], key: str, value: Any) -> None:
+        """The general path of one feature value into span attributes: coerced, hashed or truncated; missing and invalid values are left out."""
+        kind, v = coerce(value)
+        if kind in (MISSING, INVALID):
+            return
+        if key in self.hashed_keys:
+            v = keyed_hash(v, self.options.hash_key)
+        elif kind == CATEGORY and len(v) > self.options.max_string_length:
+            v = v[: self.options.max_string_length]
+        attrs[key] = v
+
+    def contract_attrs(self, prediction_id: str, reason: str, weight: float, low: bool, high: bool) -> dict[str, Any]:
+        """The span contract's model, id and sampling attributes of a kept prediction."""
+        attrs = dict(self.base_attrs)
+        attrs["ml.prediction.id"] = prediction_id
+        attrs["ml.sampling.reason"] = reason
+        attrs["ml.sampling.weight"] = weight
+        attrs["ml.low_confidence"] = low
+        attrs["ml.high_risk"] = high
+        return attrs
 
     def attr_key(self, name: Any) -> str | None:
         """The span attribute key of a feature (cached), None for a dropped one."""
@@ -310,8 +319,6 @@ class Monitor:
         key: str | None = None
         if name not in self.options.drop_features and len(name) <= MAX_FEATURE_NAME:
             key = "ml.feature." + name
-            if name in self.options.hash_features:
-                self.hashed_keys.add(key)
         if len(self._keys) < MAX_FEATURES:
             self._keys[name] = key
         return key

@@ -134,3 +134,28 @@ def test_privacy_drops_and_hashes_named_features_everywhere(monkeypatch):
     assert "a@b.c" not in repr(cats) and "123-45-6789" not in repr(cats)
     assert "ssn" not in names
     assert [c["ml.feature.value"] for c in cats] == [keyed_hash("a@b.c", b"secret")]
+
+
+def test_privacy_applies_to_batch_calls_too(monkeypatch):
+    """In a batch, dropped features appear nowhere and hashed ones only as keyed hashes, on spans and in metrics."""
+    import pandas as pd
+
+    monkeypatch.setenv("MODELWATCH_HASH_KEY", "k2")
+    from modelwatch.values import keyed_hash
+
+    @modelwatch.monitor(model="pii-batch", sampling_rate=1.0, drop_features=["ssn"], hash_features=["email", "zip"])
+    def predict(df):
+        return np.zeros(len(df))
+
+    frame = pd.DataFrame({"ssn": ["1", "2"], "email": ["a@x", "b@y"], "zip": [75001, 10115], "x": [1.0, 2.0]})
+    with capture() as rec:
+        predict(frame)
+        spans = rec.predictions()
+        cats = {(p.attributes["ml.feature.name"], p.attributes["ml.feature.value"]) for p in rec.metric_points("ml.feature.category")}
+        hist_names = {p.attributes["ml.feature.name"] for p in rec.metric_points("ml.feature.value")}
+    assert [s.attributes["ml.feature.email"] for s in spans] == [keyed_hash("a@x", b"k2"), keyed_hash("b@y", b"k2")]
+    assert [s.attributes["ml.feature.zip"] for s in spans] == [keyed_hash(75001, b"k2"), keyed_hash(10115, b"k2")]
+    assert all("ml.feature.ssn" not in s.attributes for s in spans)
+    assert ("email", "a@x") not in cats and ("email", keyed_hash("a@x", b"k2")) in cats
+    assert hist_names == {"x"}  # the hashed number is a category now, the dropped feature nowhere
+    assert not any(name == "ssn" for name, _ in cats)
