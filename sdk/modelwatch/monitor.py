@@ -52,6 +52,7 @@ SPAN_NAME = "ml.predict"
 # aggregates at once (vectorised when numpy is loaded): the queue's memory stays bounded (~1 MB
 # for 25 features) and so does the occasional fold (about a millisecond, once per block).
 ROWS_PER_FOLD = 1024
+VALUES_PER_FOLD = 32_768  # a wide model (many features) folds after fewer rows
 MAX_FEATURE_NAME = 256
 _UNKNOWN = object()
 
@@ -145,6 +146,8 @@ class Monitor:
         self.schemas: dict[tuple[Any, Any], rows.Schema] = {}
         self.last_schema: rows.Schema | None = None
         self.metrics.fold_rows = lambda m, queued: rows.fold(self, m, queued)
+        self._fold_width = -1
+        self._fold_rows = ROWS_PER_FOLD
 
     # -- one row -----------------------------------------------------------------
 
@@ -204,6 +207,9 @@ class Monitor:
             attrs = self.contract_attrs(pid if pid is not None else f"{trace_id:032x}", reason, weight, low, high)
         m = self.metrics
         schema, values = rows.schema_for(self, features)
+        if len(features) != self._fold_width:  # a wide model folds smaller blocks: bounded memory and pauses
+            self._fold_width = len(features)
+            self._fold_rows = max(16, min(ROWS_PER_FOLD, VALUES_PER_FOLD // max(1, len(features))))
         # the queued row is a snapshot (a tuple, or a copy): the application may reuse its dict
         row = (schema, values) if schema is not None else (None, dict(features))
         with m.lock:
@@ -215,7 +221,7 @@ class Monitor:
                 self._record_output(m, out, attrs)
             queue = m.rows
             queue.append(row)
-            if len(queue) >= ROWS_PER_FOLD:
+            if len(queue) >= self._fold_rows:
                 m.flush()
         if attrs is not None:
             if schema is not None and schema.attrs_ok(values, self.options.max_string_length):
