@@ -1,0 +1,436 @@
+"""The store's schema: the collector exporter's tables, modelwatch's tables and views, versioned.
+
+``apply(store)`` runs, in order, the migrations not yet recorded in
+``schema_migrations``; every statement is idempotent (``IF NOT EXISTS``), so
+a migration interrupted half-way is simply run again.
+
+Tables (names are the roles of DESIGN.md):
+
+* ``otel_traces``, ``otel_metrics_{gauge,sum,histogram,exponential_histogram,summary}``:
+  the OpenTelemetry Collector clickhouse exporter's tables, with its column
+  names and types. Whichever of the exporter or modelwatch creates them
+  first, the other finds them compatible.
+* ``ml_predictions``: one row per kept prediction, typed once at insert time
+  by the materialized view ``ml_predictions_mv`` from ``otel_traces``
+  (``SpanName = 'ml.predict'``). Features that parse as numbers go to
+  ``Numeric`` (Float64; the exporter's ``+Inf``/``-Inf``/``NaN`` renderings
+  included), the others to ``Categorical``. Ordered by (model, version,
+  time): a drift query reads one model's window, all features at once.
+* ``ml_labels``: ground truth from ``ml.label`` spans, latest label per
+  (model, prediction id) (ReplacingMergeTree).
+* ``ml_baselines``, ``ml_results``, ``ml_alerts``: written by the analyzer;
+  Replacing engines keyed so that re-running a window replaces its results.
+
+Retention is a TTL per table (:class:`Retention`). With ``cluster``, every
+statement gets ``ON CLUSTER``, tables become ``Replicated*MergeTree`` named
+``<table>_local`` with a ``Distributed`` table under the plain name, and the
+views read and write the local tables (the exporter writes the Distributed
+``otel_traces``, which forwards to the shards, whose views fire).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .store import Store, ident
+
+PREDICTION_SPAN = "ml.predict"
+LABEL_SPAN = "ml.label"
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Days each kind of data is kept (0: forever)."""
+
+    traces_days: int = 30
+    metrics_days: int = 90
+    predictions_days: int = 180
+    labels_days: int = 365
+    results_days: int = 730
+    alerts_days: int = 730
+
+
+@dataclass(frozen=True)
+class Context:
+    """What DDL depends on: database, optional cluster, retention."""
+
+    database: str
+    cluster: str | None = None
+    retention: Retention = field(default_factory=Retention)
+
+    def name(self, table: str) -> str:
+        """The physical table written to (``<table>_local`` on a cluster)."""
+        return f"{self.database}.{ident(table + '_local' if self.cluster else table)}"
+
+    @property
+    def on_cluster(self) -> str:
+        return f" ON CLUSTER {ident(self.cluster)}" if self.cluster else ""
+
+    def engine(self, kind: str = "MergeTree", args: str = "") -> str:
+        if not self.cluster:
+            return f"{kind}({args})"
+        replicated = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'" + (f", {args}" if args else "")
+        return f"Replicated{kind}({replicated})"
+
+    def ttl(self, column: str, days: int) -> str:
+        return f"TTL toDateTime({column}) + toIntervalDay({int(days)})" if days > 0 else ""
+
+
+def _table(ctx: Context, table: str, columns: str, engine: str, tail: str) -> list[str]:
+    """CREATE TABLE (plus, on a cluster, the Distributed table over the local one)."""
+    stmts = [f"CREATE TABLE IF NOT EXISTS {ctx.name(table)}{ctx.on_cluster} (\n{columns}\n) ENGINE = {engine}\n{tail}"]
+    if ctx.cluster:
+        stmts.append(
+            f"CREATE TABLE IF NOT EXISTS {ctx.database}.{ident(table)}{ctx.on_cluster} AS {ctx.name(table)} "
+            f"ENGINE = Distributed({ident(ctx.cluster)}, {ctx.database}, {ident(table + '_local')}, rand())"
+        )
+    return stmts
+
+
+# -- the collector exporter's tables --------------------------------------------------
+
+_ATTRS = "Map(LowCardinality(String), String) CODEC(ZSTD(1))"
+
+_METRIC_COMMON = f"""    ResourceAttributes {_ATTRS},
+    ResourceSchemaUrl String CODEC(ZSTD(1)),
+    ScopeName String CODEC(ZSTD(1)),
+    ScopeVersion String CODEC(ZSTD(1)),
+    ScopeAttributes {_ATTRS},
+    ScopeDroppedAttrCount UInt32 CODEC(ZSTD(1)),
+    ScopeSchemaUrl String CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    MetricName String CODEC(ZSTD(1)),
+    MetricDescription String CODEC(ZSTD(1)),
+    MetricUnit String CODEC(ZSTD(1)),
+    Attributes {_ATTRS},
+    StartTimeUnix DateTime64(9) CODEC(Delta, ZSTD(1)),
+    TimeUnix DateTime64(9) CODEC(Delta, ZSTD(1)),"""
+
+_EXEMPLARS = """    Exemplars Nested (
+        FilteredAttributes Map(LowCardinality(String), String),
+        TimeUnix DateTime64(9),
+        Value Float64,
+        SpanId String,
+        TraceId String
+    ) CODEC(ZSTD(1)),"""
+
+_METRIC_INDEXES = """    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_scope_attr_key mapKeys(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_scope_attr_value mapValues(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_attr_key mapKeys(Attributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_attr_value mapValues(Attributes) TYPE bloom_filter(0.01) GRANULARITY 1"""
+
+METRIC_TABLES: dict[str, str] = {
+    "otel_metrics_gauge": """    Value Float64 CODEC(ZSTD(1)),
+    Flags UInt32 CODEC(ZSTD(1)),
+EXEMPLARS""",
+    "otel_metrics_sum": """    Value Float64 CODEC(ZSTD(1)),
+    Flags UInt32 CODEC(ZSTD(1)),
+EXEMPLARS
+    AggregationTemporality Int32 CODEC(ZSTD(1)),
+    IsMonotonic Boolean CODEC(Delta, ZSTD(1)),""",
+    "otel_metrics_histogram": """    Count UInt64 CODEC(Delta, ZSTD(1)),
+    Sum Float64 CODEC(ZSTD(1)),
+    BucketCounts Array(UInt64) CODEC(ZSTD(1)),
+    ExplicitBounds Array(Float64) CODEC(ZSTD(1)),
+EXEMPLARS
+    Flags UInt32 CODEC(ZSTD(1)),
+    Min Float64 CODEC(ZSTD(1)),
+    Max Float64 CODEC(ZSTD(1)),
+    AggregationTemporality Int32 CODEC(ZSTD(1)),""",
+    "otel_metrics_exponential_histogram": """    Count UInt64 CODEC(Delta, ZSTD(1)),
+    Sum Float64 CODEC(ZSTD(1)),
+    Scale Int32 CODEC(ZSTD(1)),
+    ZeroCount UInt64 CODEC(ZSTD(1)),
+    PositiveOffset Int32 CODEC(ZSTD(1)),
+    PositiveBucketCounts Array(UInt64) CODEC(ZSTD(1)),
+    NegativeOffset Int32 CODEC(ZSTD(1)),
+    NegativeBucketCounts Array(UInt64) CODEC(ZSTD(1)),
+EXEMPLARS
+    Flags UInt32 CODEC(ZSTD(1)),
+    Min Float64 CODEC(ZSTD(1)),
+    Max Float64 CODEC(ZSTD(1)),
+    AggregationTemporality Int32 CODEC(ZSTD(1)),""",
+    "otel_metrics_summary": """    Count UInt64 CODEC(Delta, ZSTD(1)),
+    Sum Float64 CODEC(ZSTD(1)),
+    ValueAtQuantiles Nested(
+        Quantile Float64,
+        Value Float64
+    ) CODEC(ZSTD(1)),
+    Flags UInt32 CODEC(ZSTD(1)),""",
+}
+
+
+def _otel_traces(ctx: Context) -> list[str]:
+    columns = f"""    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    ParentSpanId String CODEC(ZSTD(1)),
+    TraceState String CODEC(ZSTD(1)),
+    SpanName LowCardinality(String) CODEC(ZSTD(1)),
+    SpanKind LowCardinality(String) CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    ResourceAttributes {_ATTRS},
+    ScopeName String CODEC(ZSTD(1)),
+    ScopeVersion String CODEC(ZSTD(1)),
+    SpanAttributes {_ATTRS},
+    Duration UInt64 CODEC(ZSTD(1)),
+    StatusCode LowCardinality(String) CODEC(ZSTD(1)),
+    StatusMessage String CODEC(ZSTD(1)),
+    Events Nested (
+        Timestamp DateTime64(9),
+        Name LowCardinality(String),
+        Attributes Map(LowCardinality(String), String)
+    ) CODEC(ZSTD(1)),
+    Links Nested (
+        TraceId String,
+        SpanId String,
+        TraceState String,
+        Attributes Map(LowCardinality(String), String)
+    ) CODEC(ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_span_attr_key mapKeys(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_span_attr_value mapValues(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_duration Duration TYPE minmax GRANULARITY 1"""
+    tail = (f"PARTITION BY toDate(Timestamp)\nORDER BY (ServiceName, SpanName, toDateTime(Timestamp))\n"
+            f"{ctx.ttl('Timestamp', ctx.retention.traces_days)}\nSETTINGS index_granularity = 8192, ttl_only_drop_parts = 1")
+    return _table(ctx, "otel_traces", columns, ctx.engine(), tail)
+
+
+def _otel_metrics(ctx: Context) -> list[str]:
+    stmts: list[str] = []
+    for table, specific in METRIC_TABLES.items():
+        columns = _METRIC_COMMON + "\n" + specific.replace("EXEMPLARS", _EXEMPLARS) + "\n" + _METRIC_INDEXES
+        tail = (f"PARTITION BY toDate(TimeUnix)\nORDER BY (ServiceName, MetricName, Attributes, toUnixTimestamp64Nano(TimeUnix))\n"
+                f"{ctx.ttl('TimeUnix', ctx.retention.metrics_days)}\nSETTINGS index_granularity = 8192, ttl_only_drop_parts = 1")
+        stmts += _table(ctx, table, columns, ctx.engine(), tail)
+    return stmts
+
+
+# -- modelwatch's tables ----------------------------------------------------------------
+
+_UNSUPPORTED = "json: unsupported value: "  # how the exporter renders a non-finite double
+
+
+def _num(expr: str) -> str:
+    """SQL: a rendered attribute value as Nullable(Float64).
+
+    Whatever ``toFloat64OrNull`` parses, plus the exporter's renderings of
+    non-finite doubles, which are numbers out of range, not text.
+    """
+    return (f"multiIf({expr} = '{_UNSUPPORTED}+Inf', inf, {expr} = '{_UNSUPPORTED}-Inf', -inf, "
+            f"{expr} = '{_UNSUPPORTED}NaN', nan, toFloat64OrNull({expr}))")
+
+
+def _predictions(ctx: Context) -> list[str]:
+    columns = """    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    ModelName LowCardinality(String),
+    ModelVersion LowCardinality(String),
+    PredictionId String CODEC(ZSTD(1)),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String),
+    Weight Float64 CODEC(ZSTD(1)),
+    Reason LowCardinality(String),
+    LowConfidence Bool,
+    HighRisk Bool,
+    IsError Bool,
+    Prediction String CODEC(ZSTD(1)),
+    PredictionNumber Nullable(Float64) CODEC(ZSTD(1)),
+    Score Nullable(Float64) CODEC(ZSTD(1)),
+    Confidence Nullable(Float64) CODEC(ZSTD(1)),
+    Numeric Map(LowCardinality(String), Float64) CODEC(ZSTD(1)),
+    Categorical Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    DurationNs UInt64 CODEC(ZSTD(1))"""
+    tail = (f"PARTITION BY toDate(Timestamp)\nORDER BY (ModelName, ModelVersion, Timestamp)\n"
+            f"{ctx.ttl('Timestamp', ctx.retention.predictions_days)}\nSETTINGS ttl_only_drop_parts = 1")
+    attr = "SpanAttributes"
+    feature = f"mapFilter((k, v) -> startsWith(k, 'ml.feature.'), {attr})"
+    numeric = (f"mapApply((k, v) -> (substring(k, 12), assumeNotNull({_num('v')})), "
+               f"mapFilter((k, v) -> isNotNull({_num('v')}), {feature}))")
+    categorical = f"mapApply((k, v) -> (substring(k, 12), v), mapFilter((k, v) -> isNull({_num('v')}), {feature}))"
+    weight = f"toFloat64OrNull({attr}['ml.sampling.weight'])"
+    select = f"""SELECT
+    Timestamp,
+    {attr}['ml.model.name'] AS ModelName,
+    {attr}['ml.model.version'] AS ModelVersion,
+    if({attr}['ml.prediction.id'] != '', {attr}['ml.prediction.id'], TraceId) AS PredictionId,
+    TraceId,
+    SpanId,
+    ServiceName,
+    if(isFinite(ifNull({weight}, 1.)) AND {weight} >= 1., {weight}, 1.) AS Weight,
+    {attr}['ml.sampling.reason'] AS Reason,
+    {attr}['ml.low_confidence'] = 'true' AS LowConfidence,
+    {attr}['ml.high_risk'] = 'true' AS HighRisk,
+    StatusCode = 'Error' AS IsError,
+    {attr}['ml.prediction.value'] AS Prediction,
+    {_num(f"{attr}['ml.prediction.value']")} AS PredictionNumber,
+    {_num(f"{attr}['ml.prediction.score']")} AS Score,
+    {_num(f"{attr}['ml.prediction.confidence']")} AS Confidence,
+    {numeric} AS Numeric,
+    {categorical} AS Categorical,
+    Duration AS DurationNs
+FROM {ctx.name('otel_traces')}
+WHERE SpanName = '{PREDICTION_SPAN}'"""
+    return _table(ctx, "ml_predictions", columns, ctx.engine(), tail) + [
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {ctx.database}.{ident('ml_predictions_mv')}{ctx.on_cluster} "
+        f"TO {ctx.name('ml_predictions')} AS\n{select}"
+    ]
+
+
+def _labels(ctx: Context) -> list[str]:
+    columns = """    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    ModelName LowCardinality(String),
+    ModelVersion LowCardinality(String),
+    PredictionId String CODEC(ZSTD(1)),
+    Label String CODEC(ZSTD(1)),
+    LabelNumber Nullable(Float64) CODEC(ZSTD(1)),
+    TraceId String CODEC(ZSTD(1))"""
+    tail = (f"PARTITION BY toYYYYMM(Timestamp)\nORDER BY (ModelName, PredictionId)\n"
+            f"{ctx.ttl('Timestamp', ctx.retention.labels_days)}")
+    attr = "SpanAttributes"
+    select = f"""SELECT
+    Timestamp,
+    {attr}['ml.model.name'] AS ModelName,
+    {attr}['ml.model.version'] AS ModelVersion,
+    {attr}['ml.prediction.id'] AS PredictionId,
+    {attr}['ml.label.value'] AS Label,
+    {_num(f"{attr}['ml.label.value']")} AS LabelNumber,
+    TraceId
+FROM {ctx.name('otel_traces')}
+WHERE SpanName = '{LABEL_SPAN}' AND {attr}['ml.prediction.id'] != ''"""
+    return _table(ctx, "ml_labels", columns, ctx.engine("ReplacingMergeTree", "Timestamp"), tail) + [
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {ctx.database}.{ident('ml_labels_mv')}{ctx.on_cluster} "
+        f"TO {ctx.name('ml_labels')} AS\n{select}"
+    ]
+
+
+def _analyzer_tables(ctx: Context) -> list[str]:
+    r = ctx.retention
+    baselines = """    ModelName LowCardinality(String),
+    ModelVersion LowCardinality(String),
+    BaselineId String,
+    CreatedAt DateTime64(3),
+    Source String,
+    Feature String,
+    Kind LowCardinality(String),
+    N Float64,
+    Missing Float64,
+    Min Nullable(Float64),
+    Max Nullable(Float64),
+    Mean Nullable(Float64),
+    Std Nullable(Float64),
+    BinEdges Array(Float64),
+    BinCounts Array(Float64),
+    Quantiles Array(Float64),
+    Categories Array(String),
+    CategoryCounts Array(Float64)"""
+    results = """    RunId String,
+    RunAt DateTime64(3),
+    ModelName LowCardinality(String),
+    ModelVersion LowCardinality(String),
+    WindowStart DateTime64(3),
+    WindowEnd DateTime64(3),
+    BaselineId String,
+    Feature String,
+    Method LowCardinality(String),
+    Statistic Nullable(Float64),
+    PValue Nullable(Float64),
+    Threshold Nullable(Float64),
+    Drifted Nullable(Bool),
+    Severity LowCardinality(String),
+    NReference Float64,
+    NCurrent Float64,
+    Details String CODEC(ZSTD(1))"""
+    alerts = """    AlertId String,
+    UpdatedAt DateTime64(3),
+    FiredAt DateTime64(3),
+    ModelName LowCardinality(String),
+    ModelVersion LowCardinality(String),
+    Feature String,
+    Method LowCardinality(String),
+    Severity LowCardinality(String),
+    Rule String,
+    Message String,
+    RunId String,
+    Route String,
+    Delivered Bool,
+    Attempts UInt32,
+    DeliveredAt Nullable(DateTime64(3)),
+    LastError String"""
+    return (
+        _table(ctx, "ml_baselines", baselines, ctx.engine("ReplacingMergeTree", "CreatedAt"),
+               "ORDER BY (ModelName, ModelVersion, BaselineId, Feature)")
+        # one row per (model, version, window, feature, method): re-running a window replaces it
+        + _table(ctx, "ml_results", results, ctx.engine("ReplacingMergeTree", "RunAt"),
+                 f"PARTITION BY toYYYYMM(WindowStart)\nORDER BY (ModelName, ModelVersion, WindowStart, WindowEnd, Feature, Method)\n"
+                 f"{ctx.ttl('WindowEnd', r.results_days)}")
+        + _table(ctx, "ml_alerts", alerts, ctx.engine("ReplacingMergeTree", "UpdatedAt"),
+                 f"PARTITION BY toYYYYMM(FiredAt)\nORDER BY (ModelName, AlertId)\n{ctx.ttl('FiredAt', r.alerts_days)}")
+    )
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: Callable[[Context], list[str]]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "collector exporter tables", lambda ctx: _otel_traces(ctx) + _otel_metrics(ctx)),
+    Migration(2, "typed predictions and labels", lambda ctx: _predictions(ctx) + _labels(ctx)),
+    Migration(3, "analyzer tables", _analyzer_tables),
+)
+
+
+def _migrations_table(ctx: Context) -> list[str]:
+    return _table(ctx, "schema_migrations", """    Version UInt32,
+    Name String,
+    AppliedAt DateTime64(3)""", ctx.engine("ReplacingMergeTree", "AppliedAt"), "ORDER BY Version")
+
+
+def statements(database: str, cluster: str | None = None, retention: Retention | None = None) -> list[str]:
+    """Every statement of every migration, in order (for review, or ``modelwatch schema apply --print``)."""
+    ctx = Context(ident(database), cluster, retention or Retention())
+    if cluster:
+        ident(cluster)
+    out = _migrations_table(ctx)
+    for m in MIGRATIONS:
+        out += m.statements(ctx)
+    return out
+
+
+def apply(store: Store, cluster: str | None = None, retention: Retention | None = None) -> list[Migration]:
+    """Run the migrations `store` has not recorded yet; return those applied (none when up to date)."""
+    if cluster:
+        ident(cluster)
+    ctx = Context(ident(store.database), cluster, retention or Retention())
+    for sql in _migrations_table(ctx):
+        store.command(sql)
+    done = {int(r[0]) for r in store.query(f"SELECT Version FROM {store.table('schema_migrations')}")}
+    applied = []
+    for m in MIGRATIONS:
+        if m.version in done:
+            continue
+        for sql in m.statements(ctx):
+            store.command(sql)
+        store.command(
+            f"INSERT INTO {store.table('schema_migrations')} (Version, Name, AppliedAt) "
+            "VALUES ({version:UInt32}, {name:String}, now64(3))",
+            {"version": m.version, "name": m.name},
+        )
+        applied.append(m)
+    return applied
+
+
+def version(store: Store) -> int:
+    """The highest migration applied to `store` (0 for an empty store)."""
+    if "schema_migrations" not in store.tables():
+        return 0
+    rows = store.query(f"SELECT max(Version) FROM {store.table('schema_migrations')}")
+    return int(rows[0][0] or 0)

@@ -1,0 +1,161 @@
+"""The one place that talks to ClickHouse.
+
+One setting selects the store, by precedence: the ``url`` argument, then
+``MODELWATCH_CLICKHOUSE_URL``, then the embedded default:
+
+* ``chdb:///path/to/dir`` — the ClickHouse engine in process (chDB); the
+  default is ``chdb://~/.local/share/modelwatch/store`` (``$XDG_DATA_HOME``
+  honoured). A chDB directory can be open in one process at a time, which is
+  why ``modelwatch serve`` owns it and hosts the analyzer's runs.
+* ``http(s)://user:password@host:8123/database`` — a ClickHouse server.
+
+Both go through clickhouse-connect, so every statement runs unchanged on
+either. Values are always bound as typed server-side parameters
+(``{model:String}``), never formatted into SQL text. The identifiers that must
+be in the text (database, table, cluster names) pass through :func:`ident`,
+which validates and quotes them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import StoreError, StoreUnavailable, UnsafeIdentifier
+
+MODELWATCH_CLICKHOUSE_URL = "MODELWATCH_CLICKHOUSE_URL"
+"""Where the store is: ``chdb:///dir`` (embedded) or ``http(s)://user:pass@host:8123/db`` (server)."""
+
+DEFAULT_DATABASE = "modelwatch"
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+def ident(name: str) -> str:
+    """`name` validated and back-quoted for SQL text; raises :class:`UnsafeIdentifier` otherwise.
+
+    Only plain names (letters, digits, underscore, not starting with a digit,
+    at most 128 characters) are accepted: modelwatch creates its own tables
+    and never needs more, and a hostile name is rejected rather than escaped.
+    """
+    if not isinstance(name, str) or not _IDENT.match(name):
+        raise UnsafeIdentifier(f"not a safe SQL identifier: {name!r} (letters, digits and _ only)")
+    return f"`{name}`"
+
+
+def default_url() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return f"chdb://{Path(base) / 'modelwatch' / 'store'}"
+
+
+def resolve_url(url: str | None = None) -> str:
+    """The store URL: argument, then ``MODELWATCH_CLICKHOUSE_URL``, then the embedded default."""
+    return url or os.environ.get(MODELWATCH_CLICKHOUSE_URL) or default_url()
+
+
+def redact(url: str) -> str:
+    """`url` without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class Store:
+    """A connection to the store: embedded chDB or a ClickHouse server, through one client.
+
+    ``database`` is where modelwatch's tables live (from the URL path for a
+    server, ``modelwatch`` by default). All methods raise :class:`StoreError`
+    (or :class:`StoreUnavailable`) with the URL, password redacted.
+    """
+
+    def __init__(self, url: str | None = None, database: str | None = None) -> None:
+        self.url = resolve_url(url)
+        parts = urlsplit(self.url)
+        self.embedded = parts.scheme == "chdb"
+        if not self.embedded and parts.scheme not in ("http", "https"):
+            raise StoreError(f"unsupported store URL {redact(self.url)!r}: use chdb:///dir or http(s)://host:8123/db")
+        path_db = parts.path.strip("/") if not self.embedded else ""
+        self.database = database or path_db or DEFAULT_DATABASE
+        ident(self.database)
+        self._lock = threading.RLock()  # chDB sessions are not safe for concurrent use
+        try:
+            import clickhouse_connect
+        except ImportError as exc:  # the SDK-only install
+            raise StoreError("the server side needs its extras: pip install 'modelwatch[analyzer]'") from exc
+        try:
+            if self.embedded:
+                directory = Path(parts.path if not parts.netloc else parts.netloc + parts.path).expanduser()
+                directory.mkdir(parents=True, exist_ok=True)
+                self.location = str(directory)
+                self._client = clickhouse_connect.get_client(dsn=f"chdb://{directory}")
+            else:
+                self.location = redact(self.url)
+                self._client = clickhouse_connect.get_client(dsn=urlunsplit(
+                    (parts.scheme, parts.netloc, "/" + self.database, parts.query, parts.fragment)))
+        except Exception as exc:
+            raise StoreUnavailable(f"cannot open the store at {redact(self.url)}: {exc}") from exc
+        self.command(f"CREATE DATABASE IF NOT EXISTS {ident(self.database)}")
+
+    # -- the chokepoint ------------------------------------------------------------
+
+    def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+        """Run a statement that returns no rows (DDL, INSERT ... SELECT)."""
+        with self._lock:
+            try:
+                return self._client.command(sql, parameters=parameters or None)
+            except Exception as exc:
+                raise _wrap(exc, self.url, sql) from exc
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Rows of a SELECT, as tuples; values bound as typed server-side parameters."""
+        with self._lock:
+            try:
+                return list(self._client.query(sql, parameters=parameters or None).result_rows)
+            except Exception as exc:
+                raise _wrap(exc, self.url, sql) from exc
+
+    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+        """Insert rows (native protocol, no SQL text built from values)."""
+        if not rows:
+            return
+        for c in columns:
+            for part in c.split(".", 1):  # Nested columns are addressed as Parent.Child
+                ident(part)
+        with self._lock:
+            try:
+                self._client.insert(f"{self.database}.{table}", list(rows), column_names=list(columns))
+            except Exception as exc:
+                raise _wrap(exc, self.url, f"INSERT INTO {table}") from exc
+
+    def table(self, name: str) -> str:
+        """The quoted, database-qualified name of one of modelwatch's tables."""
+        return f"{ident(self.database)}.{ident(name)}"
+
+    def tables(self) -> set[str]:
+        return {r[0] for r in self.query("SELECT name FROM system.tables WHERE database = {db:String}", {"db": self.database})}
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._client.close()
+            except Exception:
+                pass
+
+
+def _wrap(exc: Exception, url: str, sql: str) -> StoreError:
+    text = str(exc)
+    first = " ".join(sql.split())[:200]
+    if any(s in text for s in ("Connection refused", "Failed to establish", "timed out", "Name or service not known")):
+        return StoreUnavailable(f"store {redact(url)} unreachable: {text}")
+    return StoreError(f"store {redact(url)} refused `{first}`: {text}")
+
+
+def many(values: Iterable[str]) -> list[str]:
+    """Validate several identifiers at once (returns them quoted)."""
+    return [ident(v) for v in values]

@@ -1,0 +1,165 @@
+"""The schema: exporter-compatible tables, typed views filled at insert time, idempotent versioned migrations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+import modelwatch
+from modelwatch.testing import capture
+from modelwatch_analyzer import schema
+from modelwatch_analyzer.errors import UnsafeIdentifier
+from modelwatch_analyzer.otlp_rows import TRACE_COLUMNS, span_rows
+from modelwatch_analyzer.store import Store, ident
+
+# The exporter's column names and types (contrib exporter/clickhouseexporter sql templates).
+EXPORTER_TRACES = {
+    "Timestamp": "DateTime64(9)", "TraceId": "String", "SpanId": "String", "ParentSpanId": "String",
+    "TraceState": "String", "SpanName": "LowCardinality(String)", "SpanKind": "LowCardinality(String)",
+    "ServiceName": "LowCardinality(String)", "ResourceAttributes": "Map(LowCardinality(String), String)",
+    "ScopeName": "String", "ScopeVersion": "String", "SpanAttributes": "Map(LowCardinality(String), String)",
+    "Duration": "UInt64", "StatusCode": "LowCardinality(String)", "StatusMessage": "String",
+    "Events.Timestamp": "Array(DateTime64(9))", "Events.Name": "Array(LowCardinality(String))",
+    "Events.Attributes": "Array(Map(LowCardinality(String), String))",
+    "Links.TraceId": "Array(String)", "Links.SpanId": "Array(String)", "Links.TraceState": "Array(String)",
+    "Links.Attributes": "Array(Map(LowCardinality(String), String))",
+}
+EXPORTER_EXP_HISTOGRAM_SPECIFIC = {
+    "Count": "UInt64", "Sum": "Float64", "Scale": "Int32", "ZeroCount": "UInt64", "PositiveOffset": "Int32",
+    "PositiveBucketCounts": "Array(UInt64)", "NegativeOffset": "Int32", "NegativeBucketCounts": "Array(UInt64)",
+    "Flags": "UInt32", "Min": "Float64", "Max": "Float64", "AggregationTemporality": "Int32",
+}
+
+
+def _columns(store: Store, table: str) -> dict[str, str]:
+    rows = store.query("SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String}",
+                       {"db": store.database, "t": table})
+    return dict(rows)
+
+
+def _insert_spans(store: Store, spans) -> None:
+    request = encode_spans(spans)  # the OTLP exporters' own encoder
+    store.insert("otel_traces", span_rows(request), TRACE_COLUMNS)
+
+
+def test_exporter_tables_have_the_exporters_columns(store):
+    """otel_traces and the metric tables carry the clickhouse exporter's column names and types."""
+    assert _columns(store, "otel_traces") == EXPORTER_TRACES
+    exp = _columns(store, "otel_metrics_exponential_histogram")
+    assert {k: exp[k] for k in EXPORTER_EXP_HISTOGRAM_SPECIFIC} == EXPORTER_EXP_HISTOGRAM_SPECIFIC
+    for table in ("otel_metrics_gauge", "otel_metrics_sum", "otel_metrics_histogram", "otel_metrics_summary"):
+        cols = _columns(store, table)
+        assert cols["Attributes"] == "Map(LowCardinality(String), String)"
+        assert cols["TimeUnix"] == "DateTime64(9)" and cols["ServiceName"] == "LowCardinality(String)"
+    assert _columns(store, "otel_metrics_sum")["IsMonotonic"] == "Bool"
+
+
+def test_apply_is_idempotent_and_versioned(store):
+    """Applying again changes nothing and records each migration once."""
+    assert schema.apply(store) == []
+    assert schema.version(store) == len(schema.MIGRATIONS)
+    rows = store.query(f"SELECT Version, count() FROM {store.table('schema_migrations')} GROUP BY Version ORDER BY Version")
+    assert rows == [(m.version, 1) for m in schema.MIGRATIONS]
+
+
+def test_predictions_are_typed_at_insert_time_from_real_sdk_spans(store):
+    """SDK spans, encoded by the OTLP encoder and stored as the exporter does, become typed prediction rows."""
+
+    @modelwatch.monitor(model="credit", version="7", sampling_rate=1.0)
+    def predict(x):
+        return {"prediction": "repay", "score": x["s"]}
+
+    with capture() as rec:
+        predict({"s": 0.2, "income": 52000.5, "city": "Paris", "age": 41, "vip": True, "ratio": 1e-7,
+                 "odd": math.inf, "zip": "75001"})
+        predict({"s": 0.95, "income": 1.0, "city": "Lyon", "age": 30, "vip": False, "ratio": 0.5, "odd": 1.0, "zip": "69001"})
+        pids = [s.attributes["ml.prediction.id"] for s in rec.predictions()]
+        _insert_spans(store, rec.predictions())
+    rows = store.query(
+        f"SELECT PredictionId, ModelName, ModelVersion, Weight, Reason, LowConfidence, HighRisk, IsError, Prediction, "
+        f"Score, Confidence, Numeric, Categorical FROM {store.table('ml_predictions')} ORDER BY Score"
+    )
+    assert [r[0] for r in rows] == pids
+    first = rows[0]
+    assert first[1:9] == ("credit", "7", 1.0, "random", False, False, False, "repay")  # confidence 0.6: no rule
+    assert first[9] == pytest.approx(0.2) and first[10] == pytest.approx(0.6)
+    numeric, categorical = first[11], first[12]
+    assert numeric == {"s": 0.2, "income": 52000.5, "age": 41.0, "ratio": 1e-7, "odd": math.inf, "zip": 75001.0}
+    assert categorical == {"city": "Paris", "vip": "true"}
+    assert rows[1][4] == "high_risk" and rows[1][6] is True
+
+
+def test_weights_and_labels_join_by_prediction_id(store):
+    """Random-kept rows weigh 1/rate; labels (also typed by a view) join predictions on model and id."""
+
+    @modelwatch.monitor(model="churn", sampling_rate=0.25)
+    def predict(x):
+        return {"prediction": 1, "score": 0.01}
+
+    with capture() as rec:
+        ids = []
+        for i in range(400):
+            predict({"i": i})
+            ids.append(modelwatch.last_prediction().id)
+        for pid in ids:
+            modelwatch.record_label("churn", pid, pid[-1] in "01234567")
+        _insert_spans(store, rec.spans())
+        kept = len(rec.predictions())
+    weights = store.query(f"SELECT count(), sum(Weight), min(Weight), max(Weight) FROM {store.table('ml_predictions')}")
+    assert weights[0][0] == kept and weights[0][2] == weights[0][3] == 4.0
+    assert 400 * 0.6 < weights[0][1] < 400 * 1.4  # the weighted count estimates the 400 predictions
+    joined = store.query(
+        f"SELECT count(), countIf(l.Label = 'true') FROM {store.table('ml_predictions')} AS p "
+        f"INNER JOIN (SELECT * FROM {store.table('ml_labels')} FINAL) AS l "
+        "ON p.ModelName = l.ModelName AND p.PredictionId = l.PredictionId"
+    )
+    assert joined[0][0] == kept
+    assert store.query(f"SELECT count() FROM {store.table('ml_labels')}")[0][0] == 400
+
+
+def test_hostile_attribute_keys_and_values_are_stored_verbatim(store):
+    """Quotes, backslashes, newlines, unicode and long values in names and values round-trip through the store."""
+    name = "we'ird\"\\\n`name` ☃; DROP TABLE x"
+    value = "va'l\nue\\ ☃ " + "x" * 200
+
+    @modelwatch.monitor(model="host'ile`", sampling_rate=1.0)
+    def predict(x):
+        return 1
+
+    with capture() as rec:
+        predict({name: value, "n": np.float32(2.5)})
+        _insert_spans(store, rec.predictions())
+    rows = store.query(f"SELECT ModelName, Categorical, Numeric FROM {store.table('ml_predictions')} "
+                       "WHERE ModelName = {m:String}", {"m": "host'ile`"})
+    assert rows == [("host'ile`", {name: value}, {"n": 2.5})]
+
+
+def test_identifiers_are_validated_and_quoted():
+    """Only plain names reach SQL text; anything else raises before a statement is built."""
+    assert ident("otel_traces") == "`otel_traces`"
+    for bad in ("a b", "x`; DROP", "1abc", "", "a.b", "é"):
+        with pytest.raises(UnsafeIdentifier):
+            ident(bad)
+    with pytest.raises(UnsafeIdentifier):
+        schema.statements("modelwatch", cluster="c; DROP")
+
+
+def test_cluster_schema_uses_on_cluster_replicated_engines_and_distributed_tables():
+    """With a cluster: every statement is ON CLUSTER, tables are Replicated *_local ones under Distributed tables, views read and write local tables."""
+    stmts = schema.statements("mw", cluster="prod")
+    creates = [s for s in stmts if s.startswith("CREATE")]
+    assert all(" ON CLUSTER `prod`" in s for s in creates)
+    local = [s for s in creates if "_local` ON CLUSTER" in s]
+    assert local and all("ENGINE = Replicated" in s for s in local)
+    for table in ("otel_traces", "ml_predictions", "ml_labels", "ml_results", "ml_alerts", "ml_baselines"):
+        assert any(s.startswith(f"CREATE TABLE IF NOT EXISTS `mw`.`{table}` ON CLUSTER") and
+                   f"Distributed(`prod`, `mw`, `{table}_local`" in s for s in creates), table
+    mv = next(s for s in creates if "ml_predictions_mv" in s)
+    assert "TO `mw`.`ml_predictions_local`" in mv and "FROM `mw`.`otel_traces_local`" in mv
+    assert "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', RunAt)" in \
+        next(s for s in creates if "`ml_results_local`" in s)
+    single = schema.statements("mw")
+    assert not any("ON CLUSTER" in s or "Replicated" in s or "Distributed" in s for s in single)
