@@ -71,3 +71,97 @@ def span_rows(request: Any) -> list[tuple[Any, ...]]:
                 ))
     return rows
 
+
+
+# -- metrics ------------------------------------------------------------------------
+
+_METRIC_COMMON = (
+    "ResourceAttributes", "ResourceSchemaUrl", "ScopeName", "ScopeVersion", "ScopeAttributes",
+    "ScopeDroppedAttrCount", "ScopeSchemaUrl", "ServiceName", "MetricName", "MetricDescription", "MetricUnit",
+    "Attributes", "StartTimeUnix", "TimeUnix",
+)
+_EXEMPLARS = ("Exemplars.FilteredAttributes", "Exemplars.TimeUnix", "Exemplars.Value", "Exemplars.SpanId", "Exemplars.TraceId")
+
+METRIC_COLUMNS: dict[str, tuple[str, ...]] = {
+    "otel_metrics_gauge": _METRIC_COMMON + ("Value", "Flags") + _EXEMPLARS,
+    "otel_metrics_sum": _METRIC_COMMON + ("Value", "Flags") + _EXEMPLARS + ("AggregationTemporality", "IsMonotonic"),
+    "otel_metrics_histogram": _METRIC_COMMON + ("Count", "Sum", "BucketCounts", "ExplicitBounds") + _EXEMPLARS
+    + ("Flags", "Min", "Max", "AggregationTemporality"),
+    "otel_metrics_exponential_histogram": _METRIC_COMMON + (
+        "Count", "Sum", "Scale", "ZeroCount", "PositiveOffset", "PositiveBucketCounts", "NegativeOffset",
+        "NegativeBucketCounts") + _EXEMPLARS + ("Flags", "Min", "Max", "AggregationTemporality"),
+    "otel_metrics_summary": _METRIC_COMMON + ("Count", "Sum", "ValueAtQuantiles.Quantile", "ValueAtQuantiles.Value", "Flags"),
+}
+
+
+def _number(point: Any) -> float:
+    """A NumberDataPoint's or Exemplar's value as Float64, whichever of int / double it holds."""
+    kind = point.WhichOneof("value")
+    if kind == "as_int":
+        return float(point.as_int)
+    if kind == "as_double":
+        return point.as_double
+    return 0.0
+
+
+def _exemplars(point: Any) -> tuple[list[Any], ...]:
+    ex = point.exemplars
+    return (
+        [attributes_map(e.filtered_attributes) for e in ex],
+        [e.time_unix_nano for e in ex],
+        [_number(e) for e in ex],
+        [hex_id(e.span_id) for e in ex],
+        [hex_id(e.trace_id) for e in ex],
+    )
+
+
+def metric_rows(request: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """Rows per exporter metric table (columns in :data:`METRIC_COLUMNS` order) of an ``ExportMetricsServiceRequest``.
+
+    One row per data point, as the exporter writes them; absent optional
+    fields (histogram sum, min, max) are 0.
+    """
+    out: dict[str, list[tuple[Any, ...]]] = {t: [] for t in METRIC_COLUMNS}
+    for rm in request.resource_metrics:
+        resource = attributes_map(rm.resource.attributes)
+        service = resource.get("service.name", "")
+        for sm in rm.scope_metrics:
+            scope = sm.scope
+            head = (resource, rm.schema_url, scope.name, scope.version, attributes_map(scope.attributes),
+                    scope.dropped_attributes_count, sm.schema_url, service)
+            for metric in sm.metrics:
+                kind = metric.WhichOneof("data")
+                desc = (metric.name, metric.description, metric.unit)
+                if kind == "gauge":
+                    for p in metric.gauge.data_points:
+                        out["otel_metrics_gauge"].append(head + desc + (
+                            attributes_map(p.attributes), p.start_time_unix_nano, p.time_unix_nano,
+                            _number(p), p.flags) + _exemplars(p))
+                elif kind == "sum":
+                    s = metric.sum
+                    for p in s.data_points:
+                        out["otel_metrics_sum"].append(head + desc + (
+                            attributes_map(p.attributes), p.start_time_unix_nano, p.time_unix_nano,
+                            _number(p), p.flags) + _exemplars(p) + (int(s.aggregation_temporality), bool(s.is_monotonic)))
+                elif kind == "histogram":
+                    h = metric.histogram
+                    for p in h.data_points:
+                        out["otel_metrics_histogram"].append(head + desc + (
+                            attributes_map(p.attributes), p.start_time_unix_nano, p.time_unix_nano,
+                            p.count, p.sum, list(p.bucket_counts), list(p.explicit_bounds)) + _exemplars(p) + (
+                            p.flags, p.min, p.max, int(h.aggregation_temporality)))
+                elif kind == "exponential_histogram":
+                    e = metric.exponential_histogram
+                    for p in e.data_points:
+                        out["otel_metrics_exponential_histogram"].append(head + desc + (
+                            attributes_map(p.attributes), p.start_time_unix_nano, p.time_unix_nano,
+                            p.count, p.sum, p.scale, p.zero_count, p.positive.offset, list(p.positive.bucket_counts),
+                            p.negative.offset, list(p.negative.bucket_counts)) + _exemplars(p) + (
+                            p.flags, p.min, p.max, int(e.aggregation_temporality)))
+                elif kind == "summary":
+                    for p in metric.summary.data_points:
+                        out["otel_metrics_summary"].append(head + desc + (
+                            attributes_map(p.attributes), p.start_time_unix_nano, p.time_unix_nano,
+                            p.count, p.sum, [q.quantile for q in p.quantile_values], [q.value for q in p.quantile_values],
+                            p.flags))
+    return out

@@ -163,3 +163,37 @@ def test_cluster_schema_uses_on_cluster_replicated_engines_and_distributed_table
         next(s for s in creates if "`ml_results_local`" in s)
     single = schema.statements("mw")
     assert not any("ON CLUSTER" in s or "Replicated" in s or "Distributed" in s for s in single)
+
+
+def test_sdk_metrics_land_in_the_exporter_metric_tables(store):
+    """The SDK's metric data, encoded by the OTLP encoder, lands one row per point in the exporter's metric tables."""
+    from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
+
+    from modelwatch_analyzer.otlp_rows import METRIC_COLUMNS, metric_rows
+
+    @modelwatch.monitor(model="m", version="1", sampling_rate=0.0)
+    def predict(x):
+        return {"prediction": "a", "score": x["v"] / 10}
+
+    with capture() as rec:
+        for i in range(1, 10):
+            predict({"v": float(i), "c": "x" if i % 2 else "y"})
+        data = rec.metrics_data()
+    tables = metric_rows(encode_metrics(data))
+    for table, rows in tables.items():
+        store.insert(table, rows, METRIC_COLUMNS[table])
+    hist = store.query(
+        f"SELECT Count, Sum, Scale, ZeroCount, PositiveOffset, PositiveBucketCounts, Min, Max, AggregationTemporality "
+        f"FROM {store.table('otel_metrics_exponential_histogram')} "
+        "WHERE MetricName = 'ml.feature.value' AND Attributes['ml.feature.name'] = 'v'")
+    (count, total, scale, zeros, offset, buckets, lo, hi, temporality), = hist
+    point = next(p for p in rec.metric_points("ml.feature.value") if p.attributes["ml.feature.name"] == "v")
+    assert (count, total, scale, zeros, lo, hi) == (9, 45.0, point.scale, 0, 1.0, 9.0)
+    assert (offset, buckets) == (point.positive.offset, list(point.positive.bucket_counts))
+    assert temporality == 2  # cumulative
+    sums = dict(store.query(
+        f"SELECT Attributes['ml.feature.value'], Value FROM {store.table('otel_metrics_sum')} "
+        "WHERE MetricName = 'ml.feature.category'"))
+    assert sums == {"x": 5.0, "y": 4.0}
+    mono = store.query(f"SELECT DISTINCT IsMonotonic, ScopeName FROM {store.table('otel_metrics_sum')}")
+    assert mono == [(True, "modelwatch")]
