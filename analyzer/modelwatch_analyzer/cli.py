@@ -1,5 +1,6 @@
 """The ``modelwatch`` command.
 
+    modelwatch serve [--url URL] [--host H] [--grpc-port N] [--http-port N] [--token T]
     modelwatch schema apply [--url URL] [--cluster NAME] [--retention-days N]
     modelwatch schema print [--cluster NAME]
 
@@ -15,6 +16,8 @@ import sys
 from typing import Sequence
 
 EXAMPLES = """examples:
+  modelwatch serve                                         # OTLP on 127.0.0.1:4317 (gRPC) and :4318 (HTTP)
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 python my_service.py
   modelwatch schema apply                                  # embedded store, default location
   modelwatch schema apply --url http://default:pw@localhost:8123/modelwatch
   modelwatch schema print --cluster prod > schema.sql      # review the cluster DDL
@@ -25,6 +28,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelwatch", description="Monitoring for ML models in production.",
                                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="receive OTLP (gRPC and HTTP) into the store, until SIGTERM / Ctrl-C")
+    serve_cmd.add_argument("--url", help="store URL (default: MODELWATCH_CLICKHOUSE_URL, else the embedded store)")
+    serve_cmd.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
+    serve_cmd.add_argument("--grpc-port", type=int, default=4317)
+    serve_cmd.add_argument("--http-port", type=int, default=4318)
+    serve_cmd.add_argument("--token", help="bearer token required on every request (default: MODELWATCH_TOKEN)")
     schema_cmd = commands.add_parser("schema", help="create or show the store's tables (versioned migrations)")
     actions = schema_cmd.add_subparsers(dest="action", required=True)
     apply_cmd = actions.add_parser("apply", help="apply the migrations the store has not recorded yet (idempotent)")
@@ -46,6 +55,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError as exc:
         print(f"modelwatch: the server side needs its extras: pip install 'modelwatch[analyzer]' ({exc})", file=sys.stderr)
         return 1
+    if args.command == "serve":
+        from .serve import ServeOptions, run
+
+        try:
+            return run(ServeOptions(url=args.url, host=args.host, grpc_port=args.grpc_port,
+                                    http_port=args.http_port, token=args.token))
+        except (StoreError, OSError) as exc:
+            print(f"modelwatch: {exc}", file=sys.stderr)
+            return 1
     if args.command == "schema" and args.action == "print":
         for sql in schema.statements(args.database, cluster=args.cluster):
             print(sql.rstrip() + ";\n")

@@ -27,6 +27,16 @@ SPAN_KINDS = {0: "Unspecified", 1: "Internal", 2: "Server", 3: "Client", 4: "Pro
 STATUS_CODES = {0: "Unset", 1: "Ok", 2: "Error"}
 
 
+MAX_TIME_NS = 2**63 - 1  # DateTime64(9) holds int64 nanoseconds (until 2262-04-11)
+
+
+def ns(value: int) -> int:
+    """A timestamp in nanoseconds, refused (ValueError) beyond what DateTime64(9) can hold."""
+    if value > MAX_TIME_NS:
+        raise ValueError(f"timestamp {value} ns is beyond 2262, out of DateTime64(9) range")
+    return value
+
+
 def hex_id(raw: bytes) -> str:
     """A trace or span id as the exporter stores it: lowercase hex, or '' for an empty or all-zero id."""
     if not raw or not any(raw):
@@ -44,7 +54,7 @@ def span_rows(request: Any) -> list[tuple[Any, ...]]:
             scope_name = scope_spans.scope.name
             scope_version = scope_spans.scope.version
             for span in scope_spans.spans:
-                start, end = span.start_time_unix_nano, span.end_time_unix_nano
+                start, end = ns(span.start_time_unix_nano), ns(span.end_time_unix_nano)
                 rows.append((
                     start,
                     hex_id(span.trace_id),
@@ -61,7 +71,7 @@ def span_rows(request: Any) -> list[tuple[Any, ...]]:
                     max(0, end - start),
                     STATUS_CODES.get(span.status.code, "Unset"),
                     span.status.message,
-                    [e.time_unix_nano for e in span.events],
+                    [ns(e.time_unix_nano) for e in span.events],
                     [e.name for e in span.events],
                     [attributes_map(e.attributes) for e in span.events],
                     [hex_id(link.trace_id) for link in span.links],
@@ -108,7 +118,7 @@ def _exemplars(point: Any) -> tuple[list[Any], ...]:
     ex = point.exemplars
     return (
         [attributes_map(e.filtered_attributes) for e in ex],
-        [e.time_unix_nano for e in ex],
+        [ns(e.time_unix_nano) for e in ex],
         [_number(e) for e in ex],
         [hex_id(e.span_id) for e in ex],
         [hex_id(e.trace_id) for e in ex],
@@ -135,33 +145,33 @@ def metric_rows(request: Any) -> dict[str, list[tuple[Any, ...]]]:
                 if kind == "gauge":
                     for p in metric.gauge.data_points:
                         out["otel_metrics_gauge"].append(head + desc + (
-                            attributes_map(p.attributes), p.start_time_unix_nano, p.time_unix_nano,
+                            attributes_map(p.attributes), ns(p.start_time_unix_nano), ns(p.time_unix_nano),
                             _number(p), p.flags) + _exemplars(p))
                 elif kind == "sum":
                     s = metric.sum
                     for p in s.data_points:
                         out["otel_metrics_sum"].append(head + desc + (
-                            attributes_map(p.attributes), p.start_time_unix_nano, p.time_unix_nano,
+                            attributes_map(p.attributes), ns(p.start_time_unix_nano), ns(p.time_unix_nano),
                             _number(p), p.flags) + _exemplars(p) + (int(s.aggregation_temporality), bool(s.is_monotonic)))
                 elif kind == "histogram":
                     h = metric.histogram
                     for p in h.data_points:
                         out["otel_metrics_histogram"].append(head + desc + (
-                            attributes_map(p.attributes), p.start_time_unix_nano, p.time_unix_nano,
+                            attributes_map(p.attributes), ns(p.start_time_unix_nano), ns(p.time_unix_nano),
                             p.count, p.sum, list(p.bucket_counts), list(p.explicit_bounds)) + _exemplars(p) + (
                             p.flags, p.min, p.max, int(h.aggregation_temporality)))
                 elif kind == "exponential_histogram":
                     e = metric.exponential_histogram
                     for p in e.data_points:
                         out["otel_metrics_exponential_histogram"].append(head + desc + (
-                            attributes_map(p.attributes), p.start_time_unix_nano, p.time_unix_nano,
+                            attributes_map(p.attributes), ns(p.start_time_unix_nano), ns(p.time_unix_nano),
                             p.count, p.sum, p.scale, p.zero_count, p.positive.offset, list(p.positive.bucket_counts),
                             p.negative.offset, list(p.negative.bucket_counts)) + _exemplars(p) + (
                             p.flags, p.min, p.max, int(e.aggregation_temporality)))
                 elif kind == "summary":
                     for p in metric.summary.data_points:
                         out["otel_metrics_summary"].append(head + desc + (
-                            attributes_map(p.attributes), p.start_time_unix_nano, p.time_unix_nano,
+                            attributes_map(p.attributes), ns(p.start_time_unix_nano), ns(p.time_unix_nano),
                             p.count, p.sum, [q.quantile for q in p.quantile_values], [q.value for q in p.quantile_values],
                             p.flags))
     return out

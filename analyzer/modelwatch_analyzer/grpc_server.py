@@ -1,0 +1,57 @@
+"""OTLP/gRPC receiver (port 4317): the official TraceService / MetricsService Export methods.
+
+Requests arrive as raw bytes and are decoded by the receiver, so that a
+malformed payload is answered INVALID_ARGUMENT (a failing grpcio
+deserializer would answer INTERNAL). gzip request compression is handled by
+grpcio itself.
+"""
+
+from __future__ import annotations
+
+from concurrent import futures
+from typing import Any
+
+import grpc
+
+from .receiver import SIGNALS, Receiver, Rejected, Signal
+
+_CODES = {
+    "invalid": grpc.StatusCode.INVALID_ARGUMENT,
+    "unauthenticated": grpc.StatusCode.UNAUTHENTICATED,
+    "too_large": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "unavailable": grpc.StatusCode.UNAVAILABLE,
+}
+
+
+def _handler(receiver: Receiver, signal: Signal) -> Any:
+    def export(body: bytes, context: grpc.ServicerContext) -> Any:
+        try:
+            metadata = dict(context.invocation_metadata() or ())
+            receiver.authorise(metadata.get("authorization"))
+            receiver.export(signal, receiver.decode(signal, body))
+        except Rejected as exc:
+            context.abort(_CODES[exc.code], exc.message)
+        return signal.response_type()
+
+    return grpc.method_handlers_generic_handler(signal.service, {
+        "Export": grpc.unary_unary_rpc_method_handler(
+            export, request_deserializer=None, response_serializer=lambda m: m.SerializeToString()),
+    })
+
+
+def start(receiver: Receiver, host: str, port: int, workers: int = 8) -> tuple[grpc.Server, int]:
+    """Start serving; returns the server and the port bound (useful with port 0)."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otlp-grpc"),
+        handlers=[_handler(receiver, s) for s in SIGNALS.values()],
+        options=[
+            ("grpc.max_receive_message_length", receiver.max_request_bytes),
+            ("grpc.max_send_message_length", 4 * 1024 * 1024),
+        ],
+        maximum_concurrent_rpcs=workers * 4,
+    )
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot listen on {host}:{port} (gRPC)")
+    server.start()
+    return server, bound

@@ -1,0 +1,139 @@
+"""What every OTLP receiver does, whatever the transport: decode, authorise, convert, commit.
+
+A request is decoded whole (protobuf, or OTLP/JSON) and converted to rows
+before anything is queued, so a malformed payload is refused with nothing
+stored. The answer is sent only once the rows are committed (see
+:mod:`modelwatch_analyzer.ingest`). Failures map to OTLP's status semantics:
+
+=====================  =================  ==========  =========
+:class:`Rejected` code  meaning            gRPC        HTTP
+=====================  =================  ==========  =========
+``invalid``             malformed payload  INVALID_ARGUMENT  400
+``unauthenticated``     bad/missing token  UNAUTHENTICATED   401
+``too_large``           over the limit     RESOURCE_EXHAUSTED 413
+``unavailable``         busy, or store down (retry)  UNAVAILABLE  503 + Retry-After
+=====================  =================  ==========  =========
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from .ingest import Busy, Ingest, Tables
+from .otlp_rows import METRIC_COLUMNS, TRACE_COLUMNS, metric_rows, span_rows
+
+DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024  # after decompression
+RETRY_AFTER_SECONDS = 2
+
+
+class Rejected(Exception):
+    """A request refused; ``code`` is one of invalid, unauthenticated, too_large, unavailable."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Signal:
+    name: str
+    request_type: Any
+    response_type: Any
+    service: str  # the gRPC service's full name, from the official proto descriptor
+    to_rows: Callable[[Any], Tables]
+
+
+def _trace_tables(request: Any) -> Tables:
+    return {"otel_traces": (TRACE_COLUMNS, span_rows(request))}
+
+
+def _metric_tables(request: Any) -> Tables:
+    return {table: (METRIC_COLUMNS[table], rows) for table, rows in metric_rows(request).items() if rows}
+
+
+SIGNALS: dict[str, Signal] = {
+    "traces": Signal("traces", trace_service_pb2.ExportTraceServiceRequest, trace_service_pb2.ExportTraceServiceResponse,
+                     trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name, _trace_tables),
+    "metrics": Signal("metrics", metrics_service_pb2.ExportMetricsServiceRequest, metrics_service_pb2.ExportMetricsServiceResponse,
+                      metrics_service_pb2.DESCRIPTOR.services_by_name["MetricsService"].full_name, _metric_tables),
+}
+
+_HEX_ID_FIELDS = {"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"}
+
+
+def _hex_ids_to_base64(node: Any) -> Any:
+    """OTLP/JSON carries ids as hex; protobuf's JSON mapping expects base64 for bytes."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key in _HEX_ID_FIELDS and isinstance(value, str):
+                try:
+                    value = base64.b64encode(bytes.fromhex(value)).decode("ascii")
+                except ValueError:
+                    raise Rejected("invalid", f"{key} is not hex: {value[:40]!r}") from None
+            else:
+                value = _hex_ids_to_base64(value)
+            out[key] = value
+        return out
+    if isinstance(node, list):
+        return [_hex_ids_to_base64(v) for v in node]
+    return node
+
+
+class Receiver:
+    """Decode, authorise, convert and commit OTLP requests for every transport."""
+
+    def __init__(self, ingest: Ingest, token: str | None = None, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+                 ack_timeout: float = 60.0) -> None:
+        self.ingest = ingest
+        self.token = token or None
+        self.max_request_bytes = max_request_bytes
+        self.ack_timeout = ack_timeout
+
+    def authorise(self, authorization: str | None) -> None:
+        """Check an ``Authorization: Bearer <token>`` value when a token is configured."""
+        if self.token is None:
+            return
+        expected = f"Bearer {self.token}"
+        if not authorization or not hmac.compare_digest(authorization.encode(), expected.encode()):
+            raise Rejected("unauthenticated", "missing or wrong bearer token")
+
+    def decode(self, signal: Signal, body: bytes, json_body: bool = False) -> Any:
+        if len(body) > self.max_request_bytes:
+            raise Rejected("too_large", f"request of {len(body)} bytes exceeds {self.max_request_bytes}")
+        request = signal.request_type()
+        try:
+            if json_body:
+                json_format.ParseDict(_hex_ids_to_base64(json.loads(body)), request, ignore_unknown_fields=True)
+            else:
+                request.ParseFromString(body)
+        except Rejected:
+            raise
+        except (DecodeError, json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
+            raise Rejected("invalid", f"malformed OTLP {signal.name} payload: {str(exc)[:200]}") from None
+        return request
+
+    def export(self, signal: Signal, request: Any) -> None:
+        """Convert and commit one decoded request; returns once its rows are durable."""
+        try:
+            tables = signal.to_rows(request)
+        except (ValueError, TypeError, OverflowError, UnicodeError) as exc:
+            raise Rejected("invalid", f"cannot store this {signal.name} payload: {str(exc)[:200]}") from None
+        try:
+            future = self.ingest.submit(tables)
+        except Busy as exc:
+            raise Rejected("unavailable", f"busy ({exc}); retry later") from None
+        try:
+            future.result(timeout=self.ack_timeout)
+        except Exception as exc:
+            raise Rejected("unavailable", f"store unavailable: {str(exc)[:200]}") from None

@@ -1,0 +1,87 @@
+"""``modelwatch serve``: the embedded collector side in one process.
+
+It opens the store (the single owner of an embedded chDB directory),
+applies the schema, and receives OTLP on gRPC (4317) and HTTP (4318), bound
+to 127.0.0.1 unless told otherwise, optionally behind a bearer token. On
+SIGTERM or Ctrl-C it stops accepting, lets in-flight requests finish,
+commits everything pending and closes the store.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+
+from . import grpc_server, schema
+from .http_server import HttpServer
+from .ingest import Ingest
+from .receiver import DEFAULT_MAX_REQUEST_BYTES, Receiver
+from .store import Store
+
+MODELWATCH_TOKEN = "MODELWATCH_TOKEN"
+"""Bearer token every OTLP request must carry (``Authorization: Bearer <token>``); unset: no token."""
+
+
+@dataclass
+class ServeOptions:
+    url: str | None = None
+    database: str | None = None
+    host: str = "127.0.0.1"
+    grpc_port: int = 4317
+    http_port: int = 4318
+    token: str | None = None
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+
+
+class Server:
+    """The running receiver: store, ingest, gRPC and HTTP servers."""
+
+    def __init__(self, options: ServeOptions) -> None:
+        self.options = options
+        self.store = Store(options.url, database=options.database)
+        schema.apply(self.store)
+        self.ingest = Ingest(self.store)
+        token = options.token if options.token is not None else os.environ.get(MODELWATCH_TOKEN)
+        self.receiver = Receiver(self.ingest, token=token, max_request_bytes=options.max_request_bytes)
+        self.grpc, self.grpc_port = grpc_server.start(self.receiver, options.host, options.grpc_port)
+        self.http = HttpServer(self.receiver, options.host, options.http_port)
+        self.http_port = self.http.start()
+        self._stopped = threading.Event()
+
+    def stop(self, grace: float = 10.0) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        done = self.grpc.stop(grace)
+        self.http.stop(grace)
+        done.wait(grace)
+        self.ingest.close()
+        self.store.close()
+
+
+def run(options: ServeOptions) -> int:
+    server = Server(options)
+    o = options
+    print(f"modelwatch serve: OTLP gRPC on {o.host}:{server.grpc_port}, OTLP HTTP on http://{o.host}:{server.http_port} "
+          f"(POST /v1/traces, /v1/metrics); store {server.store.location} (database {server.store.database})"
+          + ("; bearer token required" if server.receiver.token else ""), flush=True)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not stop.wait(0.5):
+        pass
+    print("modelwatch serve: stopping, committing what is pending", flush=True)
+    server.stop()
+    print(f"modelwatch serve: stopped ({server.ingest.stats.requests} requests, {server.ingest.stats.rows} rows)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(ServeOptions()))
