@@ -51,7 +51,7 @@ class Ingest:
     """Group commit of OTLP rows into the store, with a bound on pending rows."""
 
     def __init__(self, store: Store, max_pending_rows: int = 500_000, max_batch_rows: int = 100_000,
-                 linger_seconds: float = 0.02) -> None:
+                 linger_seconds: float = 0.05) -> None:
         self.store = store
         self.max_pending_rows = max_pending_rows
         self.max_batch_rows = max_batch_rows

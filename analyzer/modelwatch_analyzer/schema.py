@@ -222,8 +222,8 @@ def _num(expr: str) -> str:
     Whatever ``toFloat64OrNull`` parses, plus the exporter's renderings of
     non-finite doubles, which are numbers out of range, not text.
     """
-    return (f"multiIf({expr} = '{_UNSUPPORTED}+Inf', inf, {expr} = '{_UNSUPPORTED}-Inf', -inf, "
-            f"{expr} = '{_UNSUPPORTED}NaN', nan, toFloat64OrNull({expr}))")
+    return (f"if(startsWith({expr}, '{_UNSUPPORTED}'), multiIf({expr} = '{_UNSUPPORTED}+Inf', inf, "
+            f"{expr} = '{_UNSUPPORTED}-Inf', -inf, nan), toFloat64OrNull({expr}))")
 
 
 def _predictions(ctx: Context) -> list[str]:
@@ -249,12 +249,18 @@ def _predictions(ctx: Context) -> list[str]:
     tail = (f"PARTITION BY toDate(Timestamp)\nORDER BY (ModelName, ModelVersion, Timestamp)\n"
             f"{ctx.ttl('Timestamp', ctx.retention.predictions_days)}\nSETTINGS ttl_only_drop_parts = 1")
     attr = "SpanAttributes"
-    feature = f"mapFilter((k, v) -> startsWith(k, 'ml.feature.'), {attr})"
-    numeric = (f"mapApply((k, v) -> (substring(k, 12), assumeNotNull({_num('v')})), "
-               f"mapFilter((k, v) -> isNotNull({_num('v')}), {feature}))")
-    categorical = f"mapApply((k, v) -> (substring(k, 12), v), mapFilter((k, v) -> isNull({_num('v')}), {feature}))"
+    # each feature value is parsed once: keys, values and parsed numbers as parallel arrays
+    numeric = ("mapFromArrays(arrayMap(k -> substring(k, 12), arrayFilter((k, n) -> isNotNull(n), _fk, _fn)), "
+               "arrayMap(n -> assumeNotNull(n), arrayFilter(n -> isNotNull(n), _fn)))")
+    categorical = ("mapFromArrays(arrayMap(k -> substring(k, 12), arrayFilter((k, n) -> isNull(n), _fk, _fn)), "
+                   "arrayFilter((v, n) -> isNull(n), _fv, _fn))")
     weight = f"toFloat64OrNull({attr}['ml.sampling.weight'])"
-    select = f"""SELECT
+    select = f"""WITH
+    mapFilter((k, v) -> startsWith(k, 'ml.feature.'), {attr}) AS _f,
+    mapKeys(_f) AS _fk,
+    mapValues(_f) AS _fv,
+    arrayMap(v -> {_num('v')}, _fv) AS _fn
+SELECT
     Timestamp,
     {attr}['ml.model.name'] AS ModelName,
     {attr}['ml.model.version'] AS ModelVersion,
