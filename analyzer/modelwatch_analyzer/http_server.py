@@ -1,4 +1,5 @@
-"""OTLP/HTTP receiver (port 4318): ``POST /v1/traces`` and ``/v1/metrics``, protobuf or JSON, gzip.
+"""OTLP/HTTP receiver (port 4318): ``POST /v1/traces`` and ``/v1/metrics``, protobuf or JSON, gzip;
+``GET /health`` for liveness checks (no token needed; it reveals only the pending row count).
 
 Served by uvicorn (an ASGI server) running a bare ASGI application on its
 own thread and event loop. Bodies are read up to the size limit (413
@@ -64,6 +65,12 @@ def make_app(receiver: Receiver) -> Any:
             extra = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())] if code == "unavailable" else []
             await respond(_HTTP[code], body, extra)
 
+        if scope["path"] == "/health" and scope["method"] == "GET":
+            body = json.dumps({"status": "ok", "pending_rows": receiver.ingest.pending_rows}).encode()
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
         signal = _PATHS.get(scope["path"])
         if signal is None:
             await respond(404, b"")

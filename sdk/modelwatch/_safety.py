@@ -10,6 +10,7 @@ million.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import Counter
 
@@ -32,6 +33,15 @@ def report(kind: str, model: str, message: str, *args: object, key: str = "", ex
             first = True
     if first:
         logger.warning("modelwatch: " + message + " (further occurrences are counted, not logged)", *args, exc_info=exc_info)
+
+
+def _new_lock_after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()  # the parent may have held it at fork time
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 def counts() -> dict[tuple[str, str], int]:

@@ -40,6 +40,7 @@ application's metric pipeline (``modelwatch.configure`` installs it).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any, Sequence
@@ -194,6 +195,22 @@ class Registry:
 
 
 registry = Registry()
+
+
+def _reset_after_fork() -> None:
+    """A forked child (a pre-fork server's worker) counts its own predictions from zero.
+
+    Otherwise it would report its parent's cumulative counts, and queued rows,
+    as its own: double counting across processes.
+    """
+    registry._lock = threading.Lock()  # locks the parent held at fork time would never be released
+    for m in registry._models.values():
+        m.lock = threading.Lock()
+        m._zero()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 # -- OTel data -----------------------------------------------------------------

@@ -247,3 +247,10 @@ def test_concurrent_clients_lose_nothing(server):
     assert not errors
     assert _count(server, "otel_traces") == 8 * 10 * 25
     assert server.store.query(f"SELECT uniqExact(SpanId) FROM {server.store.table('otel_traces')}")[0][0] == 2000
+
+
+def test_health_endpoint(server):
+    """GET /health answers 200 with the pending row count, for container health checks."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}/health", timeout=10) as resp:
+        assert resp.status == 200
+        assert json.loads(resp.read()) == {"status": "ok", "pending_rows": 0}

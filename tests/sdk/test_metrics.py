@@ -211,3 +211,29 @@ def test_pure_python_aggregation_equals_the_numpy_path():
         outputs[mode] = json.loads(proc.stdout)
     assert outputs["numpy"] == outputs["no-numpy"]
     assert outputs["numpy"]["ml.feature.value:v"][0] == 5000
+
+
+def test_a_forked_child_counts_its_own_predictions_from_zero():
+    """After fork, the child's aggregates start empty, so parent and child never report the same predictions twice."""
+    import os
+
+    @modelwatch.monitor(model="forky", sampling_rate=0.0)
+    def predict(x):
+        return 0
+
+    with capture() as rec:
+        for _ in range(5):
+            predict({"a": 1.0})
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child
+            try:
+                predict({"a": 2.0})
+                os.write(write, str(rec.metric_value("ml.predictions")).encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        child_count = int(os.read(read, 100).decode())
+        os.waitpid(pid, 0)
+        assert child_count == 1
+        assert rec.metric_value("ml.predictions") == 5
