@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import signal
@@ -28,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import grpc
@@ -66,31 +66,18 @@ def make_requests(n: int, batch: int, seed: int = 1) -> list:
     return requests
 
 
-def send_http(port: int, bodies: list[bytes], clients: int) -> float:
-    queue = list(bodies)
+def run_clients(items: list, send, clients: int) -> float:  # type: ignore[no-untyped-def]
+    """Send every item with `clients` threads; return the wall time until the last acknowledgement."""
+    queue = list(items)
     lock = threading.Lock()
-    failures = []
 
     def client() -> None:
         while True:
             with lock:
                 if not queue:
                     return
-                body = queue.pop()
-            req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/traces", data=body,
-                                         headers={"Content-Type": "application/x-protobuf"}, method="POST")
-            for attempt in range(20):
-                try:
-                    with urllib.request.urlopen(req, timeout=60) as resp:
-                        if resp.status == 200:
-                            break
-                except urllib.error.HTTPError as exc:
-                    if exc.code != 503:
-                        failures.append(exc.code)
-                        break
-                    time.sleep(0.05 * (attempt + 1))
-            else:
-                failures.append("gave up")
+                item = queue.pop()
+            send(item)
 
     t0 = time.perf_counter()
     threads = [threading.Thread(target=client) for _ in range(clients)]
@@ -98,39 +85,49 @@ def send_http(port: int, bodies: list[bytes], clients: int) -> float:
         t.start()
     for t in threads:
         t.join()
-    assert not failures, failures
     return time.perf_counter() - t0
+
+
+def send_http(port: int, bodies: list[bytes], clients: int) -> float:
+    failures: list = []
+
+    def send(body: bytes) -> None:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/traces", data=body,
+                                     headers={"Content-Type": "application/x-protobuf"}, method="POST")
+        for attempt in range(20):
+            try:
+                with urllib.request.urlopen(req, timeout=60) as resp:
+                    if resp.status == 200:
+                        return
+            except urllib.error.HTTPError as exc:
+                if exc.code != 503:
+                    failures.append(exc.code)
+                    return
+                time.sleep(0.05 * (attempt + 1))  # the server asked to retry
+        failures.append("gave up")
+
+    elapsed = run_clients(bodies, send, clients)
+    assert not failures, failures
+    return elapsed
 
 
 def send_grpc(port: int, requests: list, clients: int) -> float:
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     stub = trace_service_pb2_grpc.TraceServiceStub(channel)
-    queue = list(requests)
-    lock = threading.Lock()
 
-    def client() -> None:
-        while True:
-            with lock:
-                if not queue:
-                    return
-                req = queue.pop()
-            for attempt in range(20):
-                try:
-                    stub.Export(req, timeout=60)
-                    break
-                except grpc.RpcError as exc:
-                    if exc.code() != grpc.StatusCode.UNAVAILABLE:
-                        raise
-                    time.sleep(0.05 * (attempt + 1))
+    def send(req) -> None:  # type: ignore[no-untyped-def]
+        for attempt in range(20):
+            try:
+                stub.Export(req, timeout=60)
+                return
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    elapsed = run_clients(requests, send, clients)
     channel.close()
-    return time.perf_counter() - t0
+    return elapsed
 
 
 def store_figures(url: str) -> dict:
