@@ -17,6 +17,7 @@ from . import _safety
 from .exphist import fold_columns
 from .inputs import Batch
 from .monitor import CallState, Monitor, Prediction
+from .rows import fold_number_column
 from .sampling import (
     random_ids,
     REASON_EDGE_CASE,
@@ -224,20 +225,10 @@ def feature_metrics(np: Any, mon: Monitor, m: Any, batch: Batch) -> None:
         arr = np.asarray(col)
         num = None if f.hashed else _numeric(np, arr)
         if num is not None:
-            finite = np.isfinite(num)
-            if f.in_metrics and finite.all():
+            if f.in_metrics and np.isfinite(num).all():
                 together.append((f.hist, num))
-                continue
-            nan = np.isnan(num)
-            f.missing += int(np.count_nonzero(nan))
-            nonfinite = n - int(np.count_nonzero(finite)) - int(np.count_nonzero(nan))
-            if nonfinite:
-                _safety.report("nonfinite_value", mon.model, "model %r feature %r: non-finite values (kept on spans, not in histograms)",
-                               mon.model, name, key=name, n=nonfinite)
-            if f.in_metrics:
-                good = num[finite]
-                if good.size:
-                    f.hist.add_array(good)
+            else:
+                fold_number_column(mon, np, f, name, num)
             continue
         if not f.in_metrics:
             continue
@@ -247,10 +238,7 @@ def feature_metrics(np: Any, mon: Monitor, m: Any, batch: Batch) -> None:
         for start in range(0, n, CHUNK_ROWS):
             block = np.stack([col[start:start + CHUNK_ROWS] for _h, col in together])
             fold_columns(np, hists, block)
-    if len(stats) > len(batch.columns):
-        for name, f in stats.items():
-            if name not in batch.columns and not f.dropped:
-                f.missing += n
+    m.count_absent(batch.columns, n)
 
 
 def _clean(values: list[Any], limit: int) -> bool:

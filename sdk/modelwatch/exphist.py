@@ -244,16 +244,6 @@ class ExpHistogram:
             self.scale -= shift
         return shift
 
-    # -- export ----------------------------------------------------------------
-
-    @staticmethod
-    def dense(buckets: dict[int, int]) -> tuple[int, list[int]]:
-        """(offset, counts) of a bucket map, as OTLP carries it."""
-        if not buckets:
-            return 0, []
-        lo, hi = min(buckets), max(buckets)
-        return lo, [buckets.get(i, 0) for i in range(lo, hi + 1)]
-
 
 def fold_columns(np, hists: list[ExpHistogram], arr) -> None:  # type: ignore[no-untyped-def]
     """Record row ``j`` of a (k, n) float64 array of finite values into ``hists[j]``, vectorised across rows.

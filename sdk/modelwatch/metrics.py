@@ -80,19 +80,17 @@ _CUMULATIVE = AggregationTemporality.CUMULATIVE
 class FeatureStats:
     """Aggregates of one feature of one model."""
 
-    __slots__ = ("name", "key", "hist", "pending", "categories", "missing", "hashed", "dropped", "in_metrics", "plain")
+    __slots__ = ("name", "key", "hist", "categories", "missing", "hashed", "dropped", "in_metrics")
 
     def __init__(self, name: str, hashed: bool, dropped: bool, in_metrics: bool) -> None:
         self.name = name
         self.key = "ml.feature." + name  # span attribute key, built once
         self.hist = ExpHistogram()
-        self.pending = self.hist.pending  # alias: values appended here are folded by hist.flush()
         self.categories: dict[str, int] = {}
         self.missing = 0
         self.hashed = hashed
         self.dropped = dropped
         self.in_metrics = in_metrics
-        self.plain = in_metrics and not hashed and not dropped  # eligible for the inlined fast path
 
 
 class ModelMetrics:
@@ -135,6 +133,13 @@ class ModelMetrics:
             h.flush()
         for f in self.features.values():
             f.hist.flush()
+
+    def count_absent(self, present: Any, n: int) -> None:
+        """Features seen before but not in `present` (names) count `n` missing values each."""
+        if len(self.features) > len(present):
+            for name, f in self.features.items():
+                if name not in present and not f.dropped:
+                    f.missing += n
 
     def count_category(self, counts: dict[str, int], value: str, n: int = 1) -> None:
         """Add `n` to a capped category counter."""
@@ -217,7 +222,6 @@ if hasattr(os, "register_at_fork"):
 
 
 def _exp_point(h: ExpHistogram, attrs: dict[str, Any], start: int, now: int) -> ExponentialHistogramDataPoint:
-    h.flush()
     return ExponentialHistogramDataPoint(
         attributes=attrs,
         start_time_unix_nano=start,
@@ -247,7 +251,7 @@ def produce(now_ns: int | None = None) -> list[Metric]:
         base = {"ml.model.name": m.model, "ml.model.version": m.version}
         start = m.start_ns
         with m.lock:
-            m.flush()
+            m.flush()  # every queued row and pending value, once
             for outcome, n in m.outcomes.items():
                 sums["ml.predictions"].append(_num_point(n, {**base, "outcome": outcome}, start, now))
             for reason, n in m.decisions.items():
@@ -257,14 +261,12 @@ def produce(now_ns: int | None = None) -> list[Metric]:
                 sums["ml.prediction.class"].append(_num_point(n, {**base, "ml.prediction.value": value}, start, now))
             for name, h in (("ml.prediction.latency", m.latency), ("ml.prediction.score", m.score),
                             ("ml.prediction.confidence", m.confidence), ("ml.prediction.output", m.output)):
-                h.flush()
                 if h.count:
                     hists[name].append(_exp_point(h, base, start, now))
             for f in m.features.values():
                 if not f.in_metrics:
                     continue
                 fattrs = {**base, "ml.feature.name": f.name}
-                f.hist.flush()
                 if f.hist.count:
                     hists["ml.feature.value"].append(_exp_point(f.hist, fattrs, start, now))
                 for value, n in f.categories.items():

@@ -5,10 +5,10 @@ The order of work per prediction is what keeps a dropped prediction cheap:
 1. read the output and evaluate the rules (confidence, risk, error, edge case);
 2. if no rule fired, hash a fresh 128-bit trace id (the collector's
    ``probabilistic`` policy hash) against the rate;
-3. one pass over the features feeds the metrics and, only for a kept
-   prediction, builds the span attributes;
-4. only a kept prediction becomes an OTel span, started with the trace id
-   that was hashed and with start/end times taken around the call.
+3. the feature row is queued as a tuple (see :mod:`modelwatch.rows`) and
+   folded into the metrics a block at a time;
+4. only a kept prediction gets span attributes and becomes an OTel span,
+   with the trace id that was hashed and start/end times taken around the call.
 
 Nothing here raises into the caller: :mod:`modelwatch.decorator` calls
 :meth:`Monitor.record` inside a guard.
@@ -260,20 +260,11 @@ class Monitor:
     def record_row(self, m: ModelMetrics, features: Mapping[str, Any]) -> None:
         """The general path of one queued row into the aggregates, value by value (caller holds ``m.lock``)."""
         stats = m.features
-        seen = 0
         for name, value in features.items():
-            f = stats.get(name)
-            if f is None:
-                f = self.new_feature(m, name)
-                if f is None:
-                    continue
-            seen += 1
-            if not f.dropped:
+            f = stats.get(name) or self.new_feature(m, name)
+            if f is not None and not f.dropped:
                 self.record_value(m, f, name, value)
-        if seen < len(stats):  # features seen on earlier rows are absent from this one
-            for name, f in stats.items():
-                if name not in features and not f.dropped:
-                    f.missing += 1
+        m.count_absent(features, 1)
 
     def _feature_attrs(self, features: Mapping[str, Any], attrs: dict[str, Any]) -> None:
         """Add a kept prediction's features to its span attributes (problems are counted by the fold)."""
@@ -285,15 +276,18 @@ class Monitor:
                 key = self.attr_key(name)
             if key is None:
                 continue
+            if key in self.hashed_keys:
+                self.set_attr(attrs, key, value)
+                continue
             tp = type(value)
             if tp is float:
                 if value == value:  # NaN is missing: no attribute
                     attrs[key] = value
                 continue
-            if tp is str and len(value) <= max_len and key not in self.hashed_keys:
+            if tp is str and len(value) <= max_len:
                 attrs[key] = value
                 continue
-            if tp is int and -9223372036854775808 <= value <= 9223372036854775807 and key not in self.hashed_keys:
+            if tp is int and -9223372036854775808 <= value <= 9223372036854775807:
                 attrs[key] = value
                 continue
             self.set_attr(attrs, key, value)

@@ -25,6 +25,7 @@ path: the same result, value by value.
 from __future__ import annotations
 
 import operator
+import sys
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -120,7 +121,7 @@ def fold(monitor: "Monitor", m: "ModelMetrics", rows: list[tuple[Any, Any]]) -> 
         else:
             groups.setdefault(schema, []).append(values)
     known = m.features
-    np = _numpy()
+    np = sys.modules.get("numpy")
     for schema, block in groups.items():
         n = len(block)
         numeric: list[tuple[Any, str, tuple[Any, ...]]] = []
@@ -148,11 +149,7 @@ def fold(monitor: "Monitor", m: "ModelMetrics", rows: list[tuple[Any, Any]]) -> 
                 f.missing += n
         if numeric:
             _fold_numeric(monitor, m, np, numeric, n)
-        if len(known) > len(schema.names):  # features seen before, absent from these rows
-            present = set(schema.names)
-            for name, f in known.items():
-                if name not in present and not f.dropped:
-                    f.missing += n
+        m.count_absent(set(schema.names), n)
     for features in general:
         monitor.record_row(m, features)
 
@@ -171,6 +168,21 @@ def _fold_numeric(monitor: "Monitor", m: "ModelMetrics", np: Any, numeric: list[
         _fold_numbers(monitor, np, f, name, column)
 
 
+def fold_number_column(monitor: "Monitor", np: Any, f: Any, name: str, arr: Any) -> None:
+    """A float64 column that may hold NaN (missing) and infinities (counted, kept out of histograms)."""
+    finite = np.isfinite(arr)
+    bad = arr.size - int(np.count_nonzero(finite))
+    if bad:
+        nan = int(np.count_nonzero(np.isnan(arr)))
+        f.missing += nan
+        if bad - nan:
+            _safety.report("nonfinite_value", monitor.model, "model %r feature %r: non-finite values (kept on spans, not in histograms)",
+                           monitor.model, name, key=name, n=bad - nan)
+        arr = arr[finite]
+    if f.in_metrics and arr.size:
+        f.hist.add_array(arr)
+
+
 def _fold_numbers(monitor: "Monitor", np: Any, f: Any, name: str, column: tuple[Any, ...]) -> None:
     if np is not None and len(column) >= 32:
         try:
@@ -179,16 +191,7 @@ def _fold_numbers(monitor: "Monitor", np: Any, f: Any, name: str, column: tuple[
             for value in column:
                 monitor.record_value(monitor.metrics, f, name, value)
             return
-        finite = np.isfinite(arr)
-        bad = len(column) - int(finite.sum())
-        if bad:
-            nan = int(np.isnan(arr).sum())
-            f.missing += nan
-            if bad - nan:
-                _safety.report("nonfinite_value", monitor.model, "model %r feature %r: non-finite values (kept on spans, not in histograms)",
-                               monitor.model, name, key=name, n=bad - nan)
-            arr = arr[finite]
-        f.hist.add_array(arr)
+        fold_number_column(monitor, np, f, name, arr)
         return
     for value in column:
         if value - value == 0.0:
@@ -206,8 +209,3 @@ def _fold_strings(monitor: "Monitor", m: "ModelMetrics", f: Any, name: str, colu
             value = monitor.truncate(value, name, n=count)
         m.count_category(f.categories, value, count)
 
-
-def _numpy() -> Any:
-    import sys
-
-    return sys.modules.get("numpy")

@@ -29,7 +29,6 @@ import math
 from typing import Any, Callable
 
 NUMBER, CATEGORY, BOOL, MISSING, NONFINITE, SEQUENCE, INVALID = range(7)
-KIND_NAMES = ("number", "category", "bool", "missing", "nonfinite", "sequence", "invalid")
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 

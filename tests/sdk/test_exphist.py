@@ -293,27 +293,12 @@ def test_median_from_buckets_within_bucket_width(sigma: float) -> None:
 # --------------------------------------------------------------------------- dense
 
 
-@pytest.mark.parametrize(
-    ("buckets", "expected"),
-    [
-        ({}, (0, [])),
-        ({7: 3}, (7, [3])),
-        ({3: 1, 5: 2}, (3, [1, 0, 2])),
-        ({0: 1, -2: 4}, (-2, [4, 0, 1])),
-        ({-5: 1, -1: 2, 1: 3}, (-5, [1, 0, 0, 0, 2, 0, 3])),
-    ],
-)
-def test_dense(buckets: dict[int, int], expected: tuple[int, list[int]]) -> None:
-    """ExpHistogram.dense returns (lowest index, zero-filled counts up to the highest index)."""
-    assert ExpHistogram.dense(buckets) == expected
-
-
-def test_dense_of_real_histogram() -> None:
-    """dense() of a filled histogram preserves every bucket count at offset + position."""
+def test_dense_storage_of_real_histogram() -> None:
+    """The dense bucket storage exported to OTLP (offset, counts) starts and ends on occupied buckets and holds every count."""
     h = ExpHistogram()
     h.add_array(mixed_data(3, 5000))
-    for buckets in (h.pos, h.neg):
-        offset, counts = ExpHistogram.dense(buckets)
-        assert offset == min(buckets)
-        assert len(counts) == max(buckets) - min(buckets) + 1
-        assert {offset + j: c for j, c in enumerate(counts) if c} == buckets
+    for dense, buckets in ((h.positive, h.pos), (h.negative, h.neg)):
+        assert dense.offset == min(buckets)
+        assert len(dense.counts) == max(buckets) - min(buckets) + 1
+        assert dense.counts[0] > 0 and dense.counts[-1] > 0
+        assert {dense.offset + j: c for j, c in enumerate(dense.counts) if c} == buckets

@@ -226,7 +226,11 @@ def test_grpc_exporter_to_a_closed_port_does_not_raise_or_block(fresh_configure,
     worker.start()
     worker.join(timeout=120)
     assert done.is_set()
-    assert telemetry.force_flush(3000) in (True, False)  # returns within its deadline, whatever the outcome
+    flushed: list[bool] = []
+    flusher = threading.Thread(target=lambda: flushed.append(telemetry.force_flush(3000)), daemon=True)
+    flusher.start()
+    flusher.join(timeout=120)  # liveness bound only: force_flush must return despite the dead endpoint
+    assert len(flushed) == 1
 
 
 class _NullMetrics:

@@ -159,3 +159,20 @@ def test_privacy_applies_to_batch_calls_too(monkeypatch):
     assert ("email", "a@x") not in cats and ("email", keyed_hash("a@x", b"k2")) in cats
     assert hist_names == {"x"}  # the hashed number is a category now, the dropped feature nowhere
     assert not any(name == "ssn" for name, _ in cats)
+
+
+def test_hashed_numeric_features_are_hashed_on_spans_whatever_their_type(monkeypatch):
+    """A hashed feature given as a float or an int never reaches a span in clear, alone or next to missing values."""
+    monkeypatch.setenv("MODELWATCH_HASH_KEY", "k3")
+    from modelwatch.values import keyed_hash
+
+    @modelwatch.monitor(model="pii-num", sampling_rate=1.0, hash_features=["salary", "account"])
+    def predict(x):
+        return 0
+
+    with capture() as rec:
+        predict({"salary": 52000.5, "account": 1234567, "x": 1.0})
+        predict({"salary": 61000.25, "account": 7654321, "x": None})  # a None sends the row down the general path
+        spans = rec.predictions()
+    assert [s.attributes["ml.feature.salary"] for s in spans] == [keyed_hash(52000.5, b"k3"), keyed_hash(61000.25, b"k3")]
+    assert [s.attributes["ml.feature.account"] for s in spans] == [keyed_hash(1234567, b"k3"), keyed_hash(7654321, b"k3")]
