@@ -6,6 +6,8 @@ Hierarchy::
     └── StoreError                  the store cannot be reached or refused a statement
         ├── StoreUnavailable        connection-level: retry later
         └── UnsafeIdentifier        a name that cannot be put into SQL text (also a ValueError)
+    ConfigError                     invalid analyzer configuration (also a ValueError)
+    BaselineError                   a baseline cannot be built or found
 """
 
 from __future__ import annotations
@@ -23,3 +25,11 @@ class StoreUnavailable(StoreError):
 
 class UnsafeIdentifier(StoreError, ValueError):
     """A database, table, column or cluster name that is not allowed into SQL text."""
+
+
+class ConfigError(ModelwatchError, ValueError):
+    """The analyzer's configuration (file or arguments) is invalid; the message says where and what to change."""
+
+
+class BaselineError(ModelwatchError):
+    """A baseline cannot be built or found (no data, unknown model version, unreadable training file)."""

@@ -380,6 +380,27 @@ def _analyzer_tables(ctx: Context) -> list[str]:
     )
 
 
+def _analyzer_v2(ctx: Context) -> list[str]:
+    """Result kind and status columns; the streaming detectors' state (so the service resumes after a restart)."""
+    stmts = []
+    tables = [ctx.name("ml_results")] + ([f"{ctx.database}.{ident('ml_results')}"] if ctx.cluster else [])
+    for table in tables:
+        stmts.append(f"ALTER TABLE {table}{ctx.on_cluster} ADD COLUMN IF NOT EXISTS Kind LowCardinality(String) "
+                     "DEFAULT 'drift' AFTER Method")
+        stmts.append(f"ALTER TABLE {table}{ctx.on_cluster} ADD COLUMN IF NOT EXISTS Status LowCardinality(String) "
+                     "DEFAULT 'ok' AFTER Kind")
+    state = """    ModelName LowCardinality(String),
+    ModelVersion LowCardinality(String),
+    Feature String,
+    Method LowCardinality(String),
+    Detector LowCardinality(String),
+    UpdatedAt DateTime64(3),
+    LastWindowEnd DateTime64(3),
+    State String"""
+    return stmts + _table(ctx, "ml_detector_state", state, ctx.engine("ReplacingMergeTree", "UpdatedAt"),
+                          "ORDER BY (ModelName, ModelVersion, Feature, Method, Detector)")
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -391,6 +412,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "collector exporter tables", lambda ctx: _otel_traces(ctx) + _otel_metrics(ctx)),
     Migration(2, "typed predictions and labels", lambda ctx: _predictions(ctx) + _labels(ctx)),
     Migration(3, "analyzer tables", _analyzer_tables),
+    Migration(5, "analyzer result kinds and detector state", _analyzer_v2),
 )
 
 
