@@ -57,7 +57,7 @@ class Result:
     run_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = _clean(asdict(self))
         for key in ("window_start", "window_end", "run_at"):
             out[key] = out[key].isoformat() if out[key] is not None else None
         for key in ("statistic", "pvalue", "threshold"):
@@ -80,9 +80,23 @@ def save(store: Store, results: Sequence[Result]) -> None:
         r.run_id, r.run_at, r.model, r.version, r.window_start, r.window_end, r.baseline_id, r.feature or "",
         r.method, r.kind, r.status, _finite_or_none(r.statistic), _finite_or_none(r.pvalue),
         _finite_or_none(r.threshold), r.drifted, r.severity, float(r.n_reference), float(r.n_current),
-        json.dumps(r.details, default=_jsonable, allow_nan=False, sort_keys=True),
+        json.dumps(_clean(r.details), default=_jsonable, allow_nan=False, sort_keys=True),
     ) for r in results]
     store.insert("ml_results", rows, RESULT_COLUMNS)
+
+
+def _clean(x: Any) -> Any:
+    """Details as JSON allows them: non-finite numbers become null."""
+    if isinstance(x, float) or (hasattr(x, "dtype") and getattr(x, "ndim", 1) == 0):
+        x = float(x) if not isinstance(x, (bool, int)) and hasattr(x, "__float__") else x
+        return x if not isinstance(x, float) or math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if hasattr(x, "tolist"):
+        return _clean(x.tolist())
+    return x
 
 
 def _jsonable(x: Any) -> Any:

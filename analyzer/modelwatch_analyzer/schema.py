@@ -381,7 +381,7 @@ def _analyzer_tables(ctx: Context) -> list[str]:
 
 
 def _analyzer_v2(ctx: Context) -> list[str]:
-    """Result kind and status columns; the streaming detectors' state (so the service resumes after a restart)."""
+    """Result kind and status; baselines' grids (see baseline.py); the streaming detectors' state (resumable)."""
     stmts = []
     tables = [ctx.name("ml_results")] + ([f"{ctx.database}.{ident('ml_results')}"] if ctx.cluster else [])
     for table in tables:
@@ -389,6 +389,13 @@ def _analyzer_v2(ctx: Context) -> list[str]:
                      "DEFAULT 'drift' AFTER Method")
         stmts.append(f"ALTER TABLE {table}{ctx.on_cluster} ADD COLUMN IF NOT EXISTS Status LowCardinality(String) "
                      "DEFAULT 'ok' AFTER Kind")
+    baseline_columns = ("NEffective Float64", "Rows Float64", "GridLow Nullable(Float64)", "GridWidth Nullable(Float64)",
+                        "GridCells UInt32", "GridCounts Array(Float64) CODEC(ZSTD(1))", "TailBelow Float64",
+                        "TailAbove Float64", "BinCuts Array(UInt32)", "Other Float64")
+    tables = [ctx.name("ml_baselines")] + ([f"{ctx.database}.{ident('ml_baselines')}"] if ctx.cluster else [])
+    for table in tables:
+        for column in baseline_columns:
+            stmts.append(f"ALTER TABLE {table}{ctx.on_cluster} ADD COLUMN IF NOT EXISTS {column}")
     state = """    ModelName LowCardinality(String),
     ModelVersion LowCardinality(String),
     Feature String,

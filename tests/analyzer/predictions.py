@@ -1,0 +1,59 @@
+"""Test data: typed prediction rows written straight into ``ml_predictions`` (and labels into ``ml_labels``).
+
+The analyzer reads only these tables, so its tests fill them directly with
+seeded numpy data and check the statistics against numpy/scipy oracles on
+the very same arrays. (The path spans → tables is tested in test_serve.)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from modelwatch_analyzer.store import Store
+
+# recent: older rows would fall to the tables' TTLs at once
+T0 = (datetime.now(timezone.utc) - timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)
+
+COLUMNS = ("Timestamp", "ModelName", "ModelVersion", "PredictionId", "TraceId", "SpanId", "ServiceName", "Weight",
+           "Reason", "Prediction", "PredictionNumber", "Score", "Numeric", "Categorical")
+
+
+def insert(store: Store, model: str, start: datetime, numeric: Mapping[str, np.ndarray] | None = None,
+           categorical: Mapping[str, Sequence[str]] | None = None, weights: np.ndarray | None = None,
+           score: np.ndarray | None = None, prediction: Sequence[str] | None = None, version: str = "1",
+           seconds: float = 3600.0, id_prefix: str = "p") -> list[str]:
+    """Insert n predictions spread evenly over `seconds` from `start`; NaN in a numeric array = feature absent.
+    Returns the prediction ids."""
+    numeric = dict(numeric or {})
+    categorical = dict(categorical or {})
+    n = len(next(iter(numeric.values()))) if numeric else len(next(iter(categorical.values())))
+    weights = np.ones(n) if weights is None else weights
+    ids = [f"{id_prefix}{i}" for i in range(n)]
+    rows = []
+    for i in range(n):
+        num = {k: float(v[i]) for k, v in numeric.items() if not np.isnan(v[i])}
+        cat = {k: str(v[i]) for k, v in categorical.items() if v[i] is not None}
+        pred = prediction[i] if prediction is not None else ""
+        try:
+            pred_num = float(pred) if pred != "" else None
+        except ValueError:
+            pred_num = None
+        rows.append((start + timedelta(seconds=seconds * i / n), model, version, ids[i], f"{i:032x}", f"{i:016x}", "svc",
+                     float(weights[i]), "random", pred, pred_num, None if score is None else float(score[i]), num, cat))
+    store.insert("ml_predictions", rows, COLUMNS)
+    return ids
+
+
+def insert_labels(store: Store, model: str, ids: Sequence[str], labels: Sequence[str], at: datetime) -> None:
+    rows = []
+    for pid, label in zip(ids, labels):
+        try:
+            number = float(label)
+        except ValueError:
+            number = None
+        rows.append((at, model, "1", pid, str(label), number, ""))
+    store.insert("ml_labels", rows, ("Timestamp", "ModelName", "ModelVersion", "PredictionId", "Label", "LabelNumber",
+                                     "TraceId"))
