@@ -78,7 +78,7 @@ class FeatureBaseline:
     def bin_edges(self) -> np.ndarray:
         """The interior edges of the PSI bins (values)."""
         assert self.grid is not None and self.cuts is not None
-        return self.grid.low + self.grid.width * (self.cuts[1:-1] - 1)
+        return self.grid.edges()[self.cuts[1:-1] - 1]
 
     def percentiles(self) -> np.ndarray:
         """1st..99th weighted percentiles, interpolated inside grid cells (display only)."""
@@ -214,8 +214,8 @@ def _numeric_from_array(name: str, x: np.ndarray, w: np.ndarray) -> FeatureBasel
         n=float(ws.sum()), n2=float((ws * ws).sum()), nonfinite=0.0, min=float(xs.min()), max=float(xs.max()),
         s1=float((ws * xs).sum()), s2=float((ws * xs * xs).sum()),
         grid_counts=np.bincount(idx, weights=ws, minlength=grid.cells + 2).astype(float),
-        tail_below=float((ws * (grid.low - xs))[xs < grid.low].sum()),
-        tail_above=float((ws * (xs - grid.high))[xs > grid.high].sum()))
+        tail_below=float((ws * (grid.lo - xs))[xs < grid.lo].sum()),
+        tail_above=float((ws * (xs - grid.hi))[xs > grid.hi].sum()))
     return FeatureBaseline.numeric(name, agg, grid, missing)
 
 
@@ -282,7 +282,7 @@ def from_window(store: Store, window: Window, version: str, categorical: Iterabl
 
 _COLUMNS = ("ModelName", "ModelVersion", "BaselineId", "CreatedAt", "Source", "Feature", "Kind", "N", "Missing", "Min",
             "Max", "Mean", "Std", "BinEdges", "BinCounts", "Quantiles", "Categories", "CategoryCounts", "NEffective",
-            "Rows", "GridLow", "GridWidth", "GridCells", "GridCounts", "TailBelow", "TailAbove", "BinCuts", "Other")
+            "Rows", "GridLow", "GridWidth", "GridCells", "GridCounts", "TailBelow", "TailAbove", "BinCuts", "Other", "GridLog")
 
 
 def _nan_none(x: float) -> float | None:
@@ -302,7 +302,7 @@ def save(store: Store, baseline: Baseline) -> str:
             list(f.categories), list(f.categories.values()), f.n_eff, baseline.rows,
             f.grid.low if numeric else None, f.grid.width if numeric else None, f.grid.cells if numeric else 0,
             f.grid_counts.tolist() if numeric else [], f.tails[0], f.tails[1],
-            f.cuts.tolist() if numeric else [], f.other,
+            f.cuts.tolist() if numeric else [], f.other, bool(f.grid.log) if numeric else False,
         ))
     store.insert("ml_baselines", rows, _COLUMNS)
     return baseline.id
@@ -333,8 +333,8 @@ def load(store: Store, model: str, version: str | None = None, baseline_id: str 
         raise BaselineError(f"baseline {baseline_id!r} of model {model!r} not found")
     features = {}
     for (m, v, bid, created, source, feature, kind, n, missing, vmin, vmax, mean, std, _edges, _counts, _q, cats,
-         cat_counts, n_eff, total, g_low, g_width, g_cells, g_counts, below, above, cuts, other) in rows:
-        grid = Grid(g_low, g_width, int(g_cells)) if kind == NUMERIC and g_low is not None else None
+         cat_counts, n_eff, total, g_low, g_width, g_cells, g_counts, below, above, cuts, other, g_log) in rows:
+        grid = Grid(g_low, g_width, int(g_cells), bool(g_log)) if kind == NUMERIC and g_low is not None else None
         features[feature] = FeatureBaseline(
             feature, kind, n, n_eff, missing, _nan(vmin), _nan(vmax), _nan(mean), _nan(std), grid,
             np.asarray(g_counts, float) if grid else None, (below, above),

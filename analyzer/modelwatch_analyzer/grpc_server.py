@@ -28,7 +28,7 @@ def _handler(receiver: Receiver, signal: Signal) -> Any:
         try:
             metadata = dict(context.invocation_metadata() or ())
             receiver.authorise(metadata.get("authorization"))
-            receiver.export(signal, receiver.decode(signal, body))
+            receiver.export(signal, receiver.decode(signal, body), body)
         except Rejected as exc:
             context.abort(_CODES[exc.code], exc.message)
         return signal.response_type()

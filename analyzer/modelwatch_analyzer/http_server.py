@@ -102,7 +102,8 @@ def make_app(receiver: Receiver) -> Any:
             if headers.get("content-encoding", "").lower() == "gzip":
                 body = _gunzip(body, limit)
             request = receiver.decode(signal, body, json_body=json_body)
-            await asyncio.get_running_loop().run_in_executor(None, receiver.export, signal, request)
+            await asyncio.get_running_loop().run_in_executor(None, receiver.export, signal, request,
+                                                            None if json_body else body)
         except _TooLarge:
             await reject("too_large", f"decompressed body exceeds {limit} bytes")
             return

@@ -29,7 +29,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from .ingest import Busy, Ingest, Tables
-from .otlp_rows import METRIC_COLUMNS, TRACE_COLUMNS, metric_rows, span_rows
+from .otlp_rows import METRIC_COLUMNS, TRACE_COLUMNS, metric_rows, ns, span_rows
 
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024  # after decompression
 RETRY_AFTER_SECONDS = 2
@@ -55,6 +55,25 @@ class Signal:
 
 def _trace_tables(request: Any) -> Tables:
     return {"otel_traces": (TRACE_COLUMNS, span_rows(request))}
+
+
+def checked_spans(request: Any) -> int:
+    """The number of spans of a trace request, after checking what the native path cannot refuse on its own.
+
+    Raises ValueError (the request is refused whole) for a timestamp beyond
+    DateTime64(9)'s range, exactly as :func:`span_rows` would.
+    """
+    n = 0
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            spans = scope_spans.spans
+            n += len(spans)
+            for span in spans:
+                ns(span.start_time_unix_nano)
+                ns(span.end_time_unix_nano)
+                for event in span.events:
+                    ns(event.time_unix_nano)
+    return n
 
 
 def _metric_tables(request: Any) -> Tables:
@@ -123,14 +142,23 @@ class Receiver:
             raise Rejected("invalid", f"malformed OTLP {signal.name} payload: {str(exc)[:200]}") from None
         return request
 
-    def export(self, signal: Signal, request: Any) -> None:
-        """Convert and commit one decoded request; returns once its rows are durable."""
+    def export(self, signal: Signal, request: Any, body: bytes | None = None) -> None:
+        """Convert and commit one decoded request; returns once its rows are durable.
+
+        `body`, the protobuf bytes `request` was decoded from, lets a trace
+        request take the native path (ClickHouse parses it) on the embedded store.
+        """
         try:
-            tables = signal.to_rows(request)
+            if body is not None and signal.name == "traces" and self.ingest.native:
+                spans = checked_spans(request)
+                submit = lambda: self.ingest.submit_native(body, spans)  # noqa: E731
+            else:
+                tables = signal.to_rows(request)
+                submit = lambda: self.ingest.submit(tables)  # noqa: E731
         except (ValueError, TypeError, OverflowError, UnicodeError) as exc:
             raise Rejected("invalid", f"cannot store this {signal.name} payload: {str(exc)[:200]}") from None
         try:
-            future = self.ingest.submit(tables)
+            future = submit()
         except Busy as exc:
             raise Rejected("unavailable", f"busy ({exc}); retry later") from None
         try:

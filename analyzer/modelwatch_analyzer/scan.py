@@ -149,9 +149,11 @@ def numeric(store: Store, window: Window, grids: dict[str, Grid], ranges: dict[s
     where, params = window.where()
     params.update({
         "keys": keys,
-        "lo": [float(grids[k].low) for k in keys],
-        "hi": [float(grids[k].high) for k in keys],
+        "lo": [grids[k].lo for k in keys],
+        "hi": [grids[k].hi for k in keys],
+        "t0": [float(grids[k].low) for k in keys],
         "width": [float(grids[k].width) for k in keys],
+        "log": [k for k in keys if grids[k].log],
         "rmin": [float(ranges.get(k, (-np.inf, np.inf))[0]) for k in keys],
         "rmax": [float(ranges.get(k, (-np.inf, np.inf))[1]) for k in keys],
     })
@@ -173,11 +175,13 @@ GROUP BY _key
     isFinite(v) AS fin,
     transform(_key, {keys:Array(String)}, {lo:Array(Float64)}, 0.) AS lo,
     transform(_key, {keys:Array(String)}, {hi:Array(Float64)}, 0.) AS hi,
+    transform(_key, {keys:Array(String)}, {t0:Array(Float64)}, 0.) AS t0,
     transform(_key, {keys:Array(String)}, {width:Array(Float64)}, 1.) AS width,
     transform(_key, {keys:Array(String)}, {rmin:Array(Float64)}, 0.) AS rmin,
     transform(_key, {keys:Array(String)}, {rmax:Array(Float64)}, 0.) AS rmax,
     toUInt32(if(fin, multiIf(v < lo, 0, v > hi, """ + str(k_cells + 1) + """,
-        least(""" + str(k_cells) + """, toUInt32(floor((v - lo) / width)) + 1)), 0)) AS bin
+        greatest(1, least(""" + str(k_cells) + """, toInt64(floor((if(has({log:Array(String)}, _key), log(v), v) - t0) / width)) + 1))),
+        0)) AS bin
 SELECT _key,""", 1)
     out: dict[str, NumericAgg] = {}
     for key, n, n2, nonfinite, lo_v, hi_v, s1, s2, grid, below, above, oor in store.query(sql, params):

@@ -391,7 +391,7 @@ def _analyzer_v2(ctx: Context) -> list[str]:
                      "DEFAULT 'ok' AFTER Kind")
     baseline_columns = ("NEffective Float64", "Rows Float64", "GridLow Nullable(Float64)", "GridWidth Nullable(Float64)",
                         "GridCells UInt32", "GridCounts Array(Float64) CODEC(ZSTD(1))", "TailBelow Float64",
-                        "TailAbove Float64", "BinCuts Array(UInt32)", "Other Float64")
+                        "TailAbove Float64", "BinCuts Array(UInt32)", "Other Float64", "GridLog Bool")
     tables = [ctx.name("ml_baselines")] + ([f"{ctx.database}.{ident('ml_baselines')}"] if ctx.cluster else [])
     for table in tables:
         for column in baseline_columns:

@@ -2,7 +2,8 @@
 
 Nothing here sees rows. A numeric feature arrives as weighted counts on a
 *grid*: ``K`` equal cells between the reference's 0.1st and 99.9th
-percentiles plus one open cell on each side, and the weighted mean excess
+percentiles (equal in log scale for a positive feature spanning orders of
+magnitude) plus one open cell on each side, and the weighted mean excess
 beyond each end (``tail_below = sum w·(lo - x)`` over ``x < lo``, likewise
 above). A categorical feature arrives as weighted counts per category. The
 same grid, defined once by the baseline, serves every numeric method:
@@ -19,7 +20,8 @@ same grid, defined once by the baseline, serves every numeric method:
   p-value: the asymptotic two-sample Kolmogorov distribution at the
   *effective* sample sizes (as ``scipy.stats.ks_2samp(method="asymp")``).
 * **Wasserstein-1**, normalised by the reference standard deviation: the
-  integral of ``|F_ref - F_cur|``, with both ECDFs linear inside a cell, and
+  integral of ``|F_ref - F_cur|``, with both ECDFs linear inside a cell (of
+  the values, also on a log grid), and
   the tails beyond the grid from the exact mean excesses. The error bound is
   in the details (``wasserstein_error_bound``).
 * **Chi-square** (categorical): the 2×m contingency table of the two
@@ -48,25 +50,44 @@ DECILES = 10
 
 @dataclass(frozen=True)
 class Grid:
-    """K equal cells on [low, low + K·width], plus the open cells below and above."""
+    """K equal cells on [low, low + K·width] — of the values, or of their logarithm when ``log`` — plus the open
+    cells below and above.
+
+    A log grid serves positive features spanning orders of magnitude (incomes,
+    latencies), whose mass a linear grid would crowd into its first cells.
+    """
 
     low: float
     width: float
     cells: int
-
-    @property
-    def high(self) -> float:
-        return self.low + self.cells * self.width
+    log: bool = False
 
     def edges(self) -> np.ndarray:
-        """The K+1 interior edges."""
-        return self.low + self.width * np.arange(self.cells + 1)
+        """The K+1 interior edges, as values."""
+        t = self.low + self.width * np.arange(self.cells + 1)
+        return np.exp(t) if self.log else t
+
+    @property
+    def lo(self) -> float:
+        """The lowest interior edge, as a value."""
+        return float(math.exp(self.low)) if self.log else self.low
+
+    @property
+    def hi(self) -> float:
+        t = self.low + self.cells * self.width
+        return float(math.exp(t)) if self.log else t
 
     def index(self, x: np.ndarray) -> np.ndarray:
-        """Grid bin of each value: 0 below ``low``, 1..K inside, K+1 above ``high`` (the SQL scan uses the same rule)."""
-        inner = np.floor((x - self.low) / self.width).astype(np.int64) + 1
-        inner = np.clip(inner, 1, self.cells)
-        return np.where(x < self.low, 0, np.where(x > self.high, self.cells + 1, inner))
+        """Grid bin of each value: 0 below ``lo``, 1..K inside, K+1 above ``hi`` (the SQL scan uses the same rule)."""
+        lo, hi = self.lo, self.hi
+        inside = (x >= lo) & (x <= hi)
+        t = np.log(np.where(inside, x, lo)) if self.log else x
+        inner = np.clip(np.floor((t - self.low) / self.width).astype(np.int64) + 1, 1, self.cells)
+        return np.where(x < lo, 0, np.where(x > hi, self.cells + 1, inner))
+
+
+LOG_GRID_RATIO = 100.0
+"""A positive feature whose central 99.8% spans more than this ratio gets a log grid."""
 
 
 def make_grid(values_low: float, values_high: float, cells: int) -> Grid:
@@ -74,6 +95,9 @@ def make_grid(values_low: float, values_high: float, cells: int) -> Grid:
     if not (math.isfinite(values_low) and math.isfinite(values_high)) or values_high <= values_low:
         centre = values_low if math.isfinite(values_low) else 0.0
         return Grid(centre - 0.5, 1.0 / cells, cells)
+    if values_low > 0 and values_high / values_low > LOG_GRID_RATIO:
+        low = math.log(values_low)
+        return Grid(low, (math.log(values_high) - low) / cells, cells, log=True)
     return Grid(values_low, (values_high - values_low) / cells, cells)
 
 
@@ -171,8 +195,9 @@ def wasserstein_from_grid(grid: Grid, ref: np.ndarray, cur: np.ndarray,
     denom = np.abs(d0) + np.abs(d1)
     area = np.where(same, (np.abs(d0) + np.abs(d1)) / 2,
                     (d0 ** 2 + d1 ** 2) / (2 * np.where(denom > 0, denom, 1.0)))
-    interior = float(grid.width * area.sum())
-    interior_err = float(grid.width * (pr[1:-1] + pc[1:-1]).sum())
+    widths = np.diff(grid.edges())
+    interior = float((widths * area).sum())
+    interior_err = float((widths * (pr[1:-1] + pc[1:-1])).sum())
     below_r, above_r = ref_tails[0] / n_r, ref_tails[1] / n_r
     below_c, above_c = cur_tails[0] / n_c, cur_tails[1] / n_c
     tails = abs(below_r - below_c) + abs(above_r - above_c)
