@@ -141,7 +141,8 @@ class Rule:
     ``type = "performance"``: a performance result of ``metric`` (its method,
     e.g. ``accuracy``) with statistic below ``min``; ``severity`` is the
     alert's. ``type = "data_quality"``: a data-quality result of ``metric``
-    (e.g. ``missing_rate``) above ``max``. ``models`` / ``features`` /
+    (e.g. ``missing_rate``) above ``max`` or, without ``max``, flagged by the
+    analyzer against its own configured ceiling. ``models`` / ``features`` /
     ``methods`` restrict a rule (empty: all). Insufficient-data results never
     alert. TOML::
 
@@ -185,9 +186,9 @@ class Rule:
                               f"metric = \"{'accuracy' if type_ == 'performance' else 'missing_rate'}\"")
         if type_ == "performance" and (rule.min is None or rule.max is not None):
             raise ConfigError(f"{where}: a performance rule needs a floor, `min = 0.9` (alert below it), and no `max`")
-        if type_ == "data_quality" and (rule.max is None or rule.min is not None):
-            raise ConfigError(f"{where}: a data_quality rule needs a ceiling, `max = 0.05` (alert above it), "
-                              "and no `min`")
+        if type_ == "data_quality" and rule.min is not None:
+            raise ConfigError(f"{where}: a data_quality rule takes a ceiling, `max = 0.05` (alert above it), "
+                              "or none (alert when the analyzer flagged the rate), not `min`")
         if type_ == "drift" and (rule.min is not None or rule.max is not None or rule.metric is not None):
             raise ConfigError(f"{where}: a drift rule takes min_severity (and methods), not metric/min/max")
         return rule
@@ -206,7 +207,9 @@ class Rule:
             return None
         if self.type == "performance":
             return self.severity if r.statistic < self.min else None  # type: ignore[operator]
-        return self.severity if r.statistic > self.max else None  # type: ignore[operator]
+        if self.max is None:  # the analyzer's own ceiling (the result's threshold) decides
+            return self.severity if r.drifted else None
+        return self.severity if r.statistic > self.max else None
 
 
 def _signed(d: Mapping[str, Any], key: str, where: str) -> float | None:
@@ -426,7 +429,8 @@ def _describe(rule: Rule, r: Result) -> str:
     if rule.type == "performance":
         return f"{where}: {r.method} = {_fmt(r.statistic)} below the floor {_fmt(rule.min)}"
     if rule.type == "data_quality":
-        return f"{where}: {r.method} = {_fmt(r.statistic)} above the ceiling {_fmt(rule.max)}"
+        ceiling = rule.max if rule.max is not None else r.threshold
+        return f"{where}: {r.method} = {_fmt(r.statistic)} above the ceiling {_fmt(ceiling)}"
     p = f", p = {_fmt(r.pvalue)}" if r.pvalue is not None else ""
     return f"{where}: {r.severity} drift, {r.method} = {_fmt(r.statistic)} (threshold {_fmt(r.threshold)}{p})"
 

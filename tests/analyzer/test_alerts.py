@@ -165,10 +165,11 @@ def test_slack_route_gets_text(store, hook):
 
 
 def test_performance_floor_and_data_quality_ceiling_rules(store, hook):
-    """A performance metric below its floor and a rate above its ceiling fire with the rule's severity; others do not."""
+    """Below a performance floor, above a rate ceiling, or flagged by the analyzer's own ceiling: fires with the rule's severity."""
     cfg = AlertConfig.from_dict({
         "rules": [{"name": "acc", "type": "performance", "metric": "accuracy", "min": 0.9, "severity": "critical"},
-                  {"name": "missing", "type": "data_quality", "metric": "missing_rate", "max": 0.05}],
+                  {"name": "missing", "type": "data_quality", "metric": "missing_rate", "max": 0.05},
+                  {"name": "range", "type": "data_quality", "metric": "out_of_range", "severity": "info"}],
         "routes": [{"name": "oncall", "url": hook.url}]})
     results = [
         Result("fraud", "2", None, "accuracy", "performance", 0.85, n_current=300),
@@ -176,13 +177,17 @@ def test_performance_floor_and_data_quality_ceiling_rules(store, hook):
         Result("fraud", "2", "amount", "missing_rate", "data_quality", 0.08),
         Result("fraud", "2", "country", "missing_rate", "data_quality", 0.01),
         Result("fraud", "2", "age", "missing_rate", "data_quality", None, status=INSUFFICIENT),
+        Result("fraud", "2", "age", "out_of_range", "data_quality", 0.2, threshold=0.1, drifted=True),
+        Result("fraud", "2", "amount", "out_of_range", "data_quality", 0.3, threshold=0.5, drifted=False),
         _drift(),  # no drift rule configured
     ]
     fired = Alerter(store, cfg).process(results, now=NOW)
     assert sorted((a.rule, a.feature, a.severity) for a in fired) == [("acc", None, "critical"),
-                                                                       ("missing", "amount", "warning")]
+                                                                       ("missing", "amount", "warning"),
+                                                                       ("range", "age", "info")]
     messages = sorted(b["alert"]["message"] for b in hook.bodies)
-    assert messages == ["fraud v2 feature 'amount': missing_rate = 0.08 above the ceiling 0.05",
+    assert messages == ["fraud v2 feature 'age': out_of_range = 0.2 above the ceiling 0.1",
+                        "fraud v2 feature 'amount': missing_rate = 0.08 above the ceiling 0.05",
                         "fraud v2: accuracy = 0.85 below the floor 0.9"]
 
 
