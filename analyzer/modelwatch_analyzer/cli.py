@@ -1,11 +1,16 @@
 """The ``modelwatch`` command.
 
-    modelwatch serve [--url URL] [--host H] [--grpc-port N] [--http-port N] [--token T]
+    modelwatch serve [--url URL] [--host H] [--grpc-port N] [--http-port N] [--token T] [--config F]
     modelwatch schema apply [--url URL] [--cluster NAME] [--retention-days N]
     modelwatch schema print [--cluster NAME]
+    modelwatch baseline create --model M --version V (--file F | --since T --until T)
+    modelwatch baseline list [--model M]
+    modelwatch analyze --model M [--version V] (--since T [--until T] | --last 24h) [--format json] [--fail-on-drift]
+    modelwatch analyzer [--config F] [--once]
 
-Exit codes: 0 success, 1 the store refused or could not be reached,
-2 bad usage. The store is chosen by ``--url``, else ``MODELWATCH_CLICKHOUSE_URL``,
+Exit codes: 0 success, 1 the store refused or could not be reached (or a
+baseline is missing), 2 bad usage or configuration, 3 drift found (with
+``--fail-on-drift``). The store is chosen by ``--url``, else ``MODELWATCH_CLICKHOUSE_URL``,
 else the embedded default (``chdb://~/.local/share/modelwatch/store``).
 """
 
@@ -21,6 +26,11 @@ EXAMPLES = """examples:
   modelwatch schema apply                                  # embedded store, default location
   modelwatch schema apply --url http://default:pw@localhost:8123/modelwatch
   modelwatch schema print --cluster prod > schema.sql      # review the cluster DDL
+  modelwatch baseline create --model credit --version 3 --file train.parquet --score proba --prediction label
+  modelwatch baseline create --model credit --version 3 --since 2026-11-01 --until 2026-11-08
+  modelwatch analyze --model credit --last 24h             # readable summary
+  modelwatch analyze --model credit --last 24h --format json --fail-on-drift   # in CI: exit 3 on drift
+  modelwatch analyzer --config modelwatch.toml             # the scheduled service (production)
 """
 
 
@@ -43,6 +53,53 @@ def _parser() -> argparse.ArgumentParser:
     print_cmd = actions.add_parser("print", help="print every statement, without a store")
     print_cmd.add_argument("--database", default="modelwatch")
     print_cmd.add_argument("--cluster")
+    serve_cmd.add_argument("--config", help="the analyzer's TOML config (scheduled runs inside serve)")
+    serve_cmd.add_argument("--no-analyzer", action="store_true", help="only receive; do not run scheduled analyses")
+
+    base_cmd = commands.add_parser("baseline", help="build or list the reference statistics a model is compared with")
+    base_actions = base_cmd.add_subparsers(dest="action", required=True)
+    create = base_actions.add_parser("create", help="build a baseline from a training file or a window of stored predictions",
+                                     epilog="examples:\n  modelwatch baseline create --model credit --version 3 --file train.parquet"
+                                     "\n  modelwatch baseline create --model credit --version 3 --since 7d --until 1d",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    create.add_argument("--url", help="store URL (default: MODELWATCH_CLICKHOUSE_URL, else the embedded store)")
+    create.add_argument("--model", required=True)
+    create.add_argument("--version", required=True, help="the model version this baseline is for")
+    create.add_argument("--file", help="training data: .parquet or .csv (one column per feature)")
+    create.add_argument("--since", help="reference window start: ISO time, or an age like 7d / 12h")
+    create.add_argument("--until", help="reference window end (default: now)")
+    create.add_argument("--window-version", help="with --since: only stored predictions of this version")
+    create.add_argument("--categorical", default="", help="comma-separated numeric-looking features that are categories")
+    create.add_argument("--prediction", help="with --file: the column holding the model's output")
+    create.add_argument("--score", help="with --file: the column holding the model's score / probability")
+    create.add_argument("--weight", help="with --file: a column of row weights")
+    create.add_argument("--exclude", default="", help="with --file: comma-separated columns to ignore (ids, labels)")
+    listing = base_actions.add_parser("list", help="the stored baselines, newest first")
+    listing.add_argument("--url")
+    listing.add_argument("--model")
+
+    an = commands.add_parser("analyze", help="analyse one window now: drift, data quality, performance",
+                             epilog="examples:\n  modelwatch analyze --model credit --last 24h"
+                             "\n  modelwatch analyze --model credit --since 2026-11-20T00:00 --until 2026-11-21T00:00 --format json",
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    an.add_argument("--url")
+    an.add_argument("--model", required=True)
+    an.add_argument("--version", help="one model version (default: all, against the newest baseline)")
+    an.add_argument("--baseline", help="a baseline id (default: the newest for the model version)")
+    an.add_argument("--since", help="window start: ISO time, or an age like 24h / 7d")
+    an.add_argument("--until", help="window end (default: now)")
+    an.add_argument("--last", help="the last N hours or days, e.g. 24h, 7d (instead of --since)")
+    an.add_argument("--config", help="TOML config: thresholds, methods, categorical features of this model")
+    an.add_argument("--format", choices=("text", "json"), default="text")
+    an.add_argument("--fail-on-drift", action="store_true", help="exit 3 when any feature drifted")
+    an.add_argument("--no-save", action="store_true", help="do not store the results")
+    an.add_argument("--alert", action="store_true", help="also fire and deliver the config's alerts")
+
+    svc = commands.add_parser("analyzer", help="the scheduled analyzer service, for a ClickHouse server (production)")
+    svc.add_argument("--url")
+    svc.add_argument("--config", help="TOML config: models, windows, methods, thresholds, alert routes")
+    svc.add_argument("--once", action="store_true", help="run one round and exit")
+    svc.add_argument("--poll-seconds", type=float, default=30.0)
     return parser
 
 
@@ -50,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         from . import schema
-        from .errors import StoreError
+        from .errors import BaselineError, ConfigError, StoreError
         from .store import Store
     except ImportError as exc:
         print(f"modelwatch: the server side needs its extras: pip install 'modelwatch[analyzer]' ({exc})", file=sys.stderr)
@@ -60,8 +117,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             return run(ServeOptions(url=args.url, host=args.host, grpc_port=args.grpc_port,
-                                    http_port=args.http_port, token=args.token))
+                                    http_port=args.http_port, token=args.token, config=args.config,
+                                    analyzer=not args.no_analyzer))
+        except ConfigError as exc:
+            print(f"modelwatch: {exc}", file=sys.stderr)
+            return 2
         except (StoreError, OSError) as exc:
+            print(f"modelwatch: {exc}", file=sys.stderr)
+            return 1
+    if args.command in ("baseline", "analyze", "analyzer"):
+        from . import commands as analyzer_commands
+
+        try:
+            return analyzer_commands.main(args)
+        except ConfigError as exc:
+            print(f"modelwatch: {exc}", file=sys.stderr)
+            return 2
+        except (BaselineError, StoreError) as exc:
             print(f"modelwatch: {exc}", file=sys.stderr)
             return 1
     if args.command == "schema" and args.action == "print":

@@ -5,6 +5,10 @@ applies the schema, and receives OTLP on gRPC (4317) and HTTP (4318), bound
 to 127.0.0.1 unless told otherwise, optionally behind a bearer token. On
 SIGTERM or Ctrl-C it stops accepting, lets in-flight requests finish,
 commits everything pending and closes the store.
+
+With ``--config`` (or by default, for every model that has a baseline) it
+also hosts the scheduled analyzer (:mod:`.service`) on the same store: an
+embedded chDB directory has one owner, so the analyzer lives here.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ class ServeOptions:
     http_port: int = 4318
     token: str | None = None
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    config: str | None = None  # the analyzer's TOML config
+    analyzer: bool = True  # run the scheduled analyzer in this process
 
 
 class Server:
@@ -50,11 +56,25 @@ class Server:
         self.http = HttpServer(self.receiver, options.host, options.http_port)
         self.http_port = self.http.start()
         self._stopped = threading.Event()
+        self.analyzer = None
+        if options.analyzer:
+            from . import config as analyzer_config
+            from .service import AnalyzerService
+
+            cfg = analyzer_config.load(options.config)
+            emitter = None
+            if cfg.emit and os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+                from .emit import Emitter
+
+                emitter = Emitter()
+            self.analyzer = AnalyzerService(self.store, cfg, emitter).start()
 
     def stop(self, grace: float = 10.0) -> None:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        if self.analyzer is not None:
+            self.analyzer.stop(grace)
         done = self.grpc.stop(grace)
         self.http.stop(grace)
         done.wait(grace)
