@@ -46,9 +46,9 @@ _NUMERIC_PAIRS = (
 )
 _RENDER = "replaceRegexpOne(toString(x), 'e(\\\\d)', 'e+\\\\1')"  # a Float64 as the exporter renders it
 _CATEGORICAL_PAIRS = (
-    "arrayConcat(CAST(mapKeys(Categorical), 'Array(String)'), if(isNull(PredictionNumber) OR has({as_text:Array(String)}, 'prediction.value'), ['prediction.value'], []), "
+    "arrayConcat(CAST(mapKeys(Categorical), 'Array(String)'), if(Prediction != '' AND (isNull(PredictionNumber) OR has({as_text:Array(String)}, 'prediction.value')), ['prediction.value'], []), "
     "arrayFilter(k -> has({as_text:Array(String)}, k), _nk)) AS _k, "
-    "arrayConcat(mapValues(Categorical), if(isNull(PredictionNumber) OR has({as_text:Array(String)}, 'prediction.value'), [Prediction], []), "
+    "arrayConcat(mapValues(Categorical), if(Prediction != '' AND (isNull(PredictionNumber) OR has({as_text:Array(String)}, 'prediction.value')), [Prediction], []), "
     f"arrayMap(x -> {_RENDER}, arrayFilter((x, k) -> has({{as_text:Array(String)}}, k), _nv, _nk))) AS _v"
 )
 
