@@ -200,13 +200,16 @@ def test_backpressure_answers_retryable_status_instead_of_growing(server):
     """When more rows are pending than allowed, requests get 503 with Retry-After; accepted ones are all stored."""
     server.ingest.max_pending_rows = 50
     gate = threading.Event()
-    original = server.store.insert
+    originals = {name: getattr(server.store, name) for name in ("insert", "command")}  # rows / native path
 
-    def slow_insert(*args, **kwargs):
-        gate.wait(10)
-        return original(*args, **kwargs)
+    def slowed(name):
+        def slow(*args, **kwargs):
+            gate.wait(10)
+            return originals[name](*args, **kwargs)
+        return slow
 
-    server.store.insert = slow_insert
+    for name in originals:
+        setattr(server.store, name, slowed(name))
     results: list[int] = []
 
     def send(seed: int) -> None:
