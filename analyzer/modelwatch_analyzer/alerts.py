@@ -137,7 +137,10 @@ class Rule:
     """When a result raises an alert.
 
     ``type = "drift"``: a drift result with ``drifted`` true and severity at
-    least ``min_severity``; the alert takes the result's severity.
+    least ``min_severity``; the alert takes the result's severity. Without
+    ``methods``, only a feature's verdict (the result of its score method,
+    PSI by default) and the sequential detectors count, so supporting
+    methods that disagree on severity do not page twice.
     ``type = "performance"``: a performance result of ``metric`` (its method,
     e.g. ``accuracy``) with statistic below ``min``; ``severity`` is the
     alert's. ``type = "data_quality"``: a data-quality result of ``metric``
@@ -202,6 +205,8 @@ class Rule:
         if self.type == "drift":
             if r.kind != "drift" or not r.drifted or (self.methods and r.method not in self.methods):
                 return None
+            if not self.methods and not (r.details.get("score") or r.details.get("detector")):
+                return None  # by default the feature's verdict (its score method) and the detectors speak for it
             return r.severity if severity_rank(r.severity) >= severity_rank(self.min_severity) else None
         if r.kind != self.type or r.method != self.metric:
             return None

@@ -65,8 +65,18 @@ def hook():
 
 
 def _drift(feature="amount", severity="critical", model="fraud", stat=0.35, method="psi", **details) -> Result:
+    """A feature's verdict row (the analyzer marks the result of the feature's score method with details.score)."""
+    details.setdefault("score", True)
     return Result(model, "2", feature, method, "drift", stat, None, 0.2, severity != "none", severity, 1000, 900,
                   details=details, window_start=NOW - timedelta(hours=1), window_end=NOW, run_id="run-1")
+
+
+def test_supporting_methods_do_not_alert_by_default(store):
+    """Only the feature's verdict (score method) and detectors alert unless a rule names methods."""
+    supporting = _drift(method="wasserstein", severity="warning", score=False)
+    assert Rule().match(supporting) is None
+    assert Rule().match(_drift()) == "critical"
+    assert Rule(methods=("wasserstein",)).match(supporting) == "warning"
 
 
 def _config(hook: Hook, **kw) -> AlertConfig:
