@@ -169,3 +169,17 @@ def test_the_service_loop_survives_store_errors_and_resumes(store, webhook, capl
     finally:
         service.stop()
 
+
+
+def test_a_round_comes_early_once_enough_new_predictions_arrived(store, webhook):
+    rng = np.random.default_rng(2)
+    now = [T0 + timedelta(minutes=10)]
+    cfg = _config(webhook.url)
+    cfg.schedule.every_predictions = 100
+    service = AnalyzerService(store, cfg, clock=lambda: now[0])
+    assert service._due() == T0  # first round: the last complete period
+    service.last_end = T0
+    insert(store, "credit", T0 + timedelta(minutes=1), {"income": rng.normal(size=60)}, seconds=60)
+    assert service._due() is None  # 60 new predictions: not yet
+    insert(store, "credit", T0 + timedelta(minutes=3), {"income": rng.normal(size=60)}, seconds=60, id_prefix="b")
+    assert service._due() == now[0]  # 120: run now, over the window ending now
