@@ -34,6 +34,8 @@ import numpy as np
 from .stats import Grid
 from .store import Store
 
+_NONE = 65535  # the feature index of map keys outside the scan (UInt16: up to 65,535 features)
+
 SCORE = "prediction.score"
 PREDICTION = "prediction.value"
 
@@ -153,39 +155,45 @@ def numeric(store: Store, window: Window, grids: dict[str, Grid], ranges: dict[s
         "hi": [grids[k].hi for k in keys],
         "t0": [float(grids[k].low) for k in keys],
         "width": [float(grids[k].width) for k in keys],
-        "log": [k for k in keys if grids[k].log],
         "rmin": [float(ranges.get(k, (-np.inf, np.inf))[0]) for k in keys],
         "rmax": [float(ranges.get(k, (-np.inf, np.inf))[1]) for k in keys],
     })
-    sql = f"""SELECT _key, sumIf(w, fin), sumIf(w * w, fin), sumIf(w, NOT fin), minIf(v, fin), maxIf(v, fin),
+    # Map pairs and the two output columns become (w, i, v) rows, i the feature's index (a UInt16, so the
+    # GROUP BY and the per-feature parameter lookups are array lookups, not string hashing); the outputs
+    # are plain columns, read by their own branch instead of being concatenated to every row's map.
+    table = store.table('ml_predictions')
+    branches = [f"SELECT Weight AS w, transform(_key, {{keys:Array(String)}}, {{idx:Array(UInt16)}}, {_NONE}) AS i, v "
+                f"FROM {table} ARRAY JOIN mapKeys(Numeric) AS _key, mapValues(Numeric) AS v WHERE {where}"]
+    for name, column, param in ((SCORE, "Score", "score_i"), (PREDICTION, "PredictionNumber", "prediction_i")):
+        if name in keys:
+            params[param] = keys.index(name)
+            branches.append(f"SELECT Weight AS w, {{{param}:UInt16}} AS i, assumeNotNull({column}) AS v "
+                            f"FROM {table} WHERE {where} AND isNotNull({column})")
+    params["idx"] = list(range(len(keys)))
+    params["islog"] = [int(grids[k].log) for k in keys]
+    sql = f"""WITH
+    isFinite(v) AS fin,
+    transform(i, {{idx:Array(UInt16)}}, {{lo:Array(Float64)}}, 0.) AS lo,
+    transform(i, {{idx:Array(UInt16)}}, {{hi:Array(Float64)}}, 0.) AS hi,
+    transform(i, {{idx:Array(UInt16)}}, {{t0:Array(Float64)}}, 0.) AS t0,
+    transform(i, {{idx:Array(UInt16)}}, {{width:Array(Float64)}}, 1.) AS width,
+    transform(i, {{idx:Array(UInt16)}}, {{rmin:Array(Float64)}}, 0.) AS rmin,
+    transform(i, {{idx:Array(UInt16)}}, {{rmax:Array(Float64)}}, 0.) AS rmax,
+    toUInt32(fin * ((v >= lo) * (v <= hi) * greatest(1, least({k_cells}, toInt64(floor((if(transform(i, {{idx:Array(UInt16)}}, {{islog:Array(UInt8)}}, 0), log(v), v) - t0) / width)) + 1))
+        + (v > hi) * {k_cells + 1})) AS bin
+SELECT i, sumIf(w, fin), sumIf(w * w, fin), sumIf(w, NOT fin), minIf(v, fin), maxIf(v, fin),
     sumIf(w * v, fin), sumIf(w * v * v, fin),
     sumResample(0, {k_cells + 2}, 1)(if(fin, w, 0.), bin),
     sumIf(w * (lo - v), fin AND v < lo), sumIf(w * (v - hi), fin AND v > hi),
     sumIf(w, fin AND (v < rmin OR v > rmax))
-FROM (
-    SELECT Weight AS w, {_NUMERIC_PAIRS}
-    FROM {store.table('ml_predictions')} WHERE {where}
-)
-ARRAY JOIN _k AS _key, _v AS v
-WHERE has({{keys:Array(String)}}, _key)
-GROUP BY _key
+FROM ({" UNION ALL ".join(branches)})
+WHERE i != {_NONE}
+GROUP BY i
+SETTINGS short_circuit_function_evaluation = 'force_enable'
 """
-    # per-feature grid parameters, looked up by key (transform is a hash lookup)
-    sql = sql.replace("SELECT _key,", """WITH
-    isFinite(v) AS fin,
-    transform(_key, {keys:Array(String)}, {lo:Array(Float64)}, 0.) AS lo,
-    transform(_key, {keys:Array(String)}, {hi:Array(Float64)}, 0.) AS hi,
-    transform(_key, {keys:Array(String)}, {t0:Array(Float64)}, 0.) AS t0,
-    transform(_key, {keys:Array(String)}, {width:Array(Float64)}, 1.) AS width,
-    transform(_key, {keys:Array(String)}, {rmin:Array(Float64)}, 0.) AS rmin,
-    transform(_key, {keys:Array(String)}, {rmax:Array(Float64)}, 0.) AS rmax,
-    toUInt32(if(fin, multiIf(v < lo, 0, v > hi, """ + str(k_cells + 1) + """,
-        greatest(1, least(""" + str(k_cells) + """, toInt64(floor((if(has({log:Array(String)}, _key), log(v), v) - t0) / width)) + 1))),
-        0)) AS bin
-SELECT _key,""", 1)
     out: dict[str, NumericAgg] = {}
-    for key, n, n2, nonfinite, lo_v, hi_v, s1, s2, grid, below, above, oor in store.query(sql, params):
-        out[key] = NumericAgg(float(n), float(n2), float(nonfinite), _f(lo_v) if n else float("nan"),
+    for i, n, n2, nonfinite, lo_v, hi_v, s1, s2, grid, below, above, oor in store.query(sql, params):
+        out[keys[i]] = NumericAgg(float(n), float(n2), float(nonfinite), _f(lo_v) if n else float("nan"),
                               _f(hi_v) if n else float("nan"), float(s1), float(s2),
                               np.asarray(grid, dtype=float), float(below), float(above), float(oor))
     return out
@@ -229,16 +237,27 @@ def categorical(store: Store, window: Window, keys: Sequence[str] | None = None,
     key_filter = "WHERE has({keys:Array(String)}, _key)" if keys is not None else ""
     if keys is not None:
         params["keys"] = list(keys)
+    # one branch per source of (w, key, value): the Categorical map, the prediction, and the numbers of
+    # `numbers_as_text` (only rows holding one of those keys: PREWHERE reads the map's keys alone first)
+    table = store.table('ml_predictions')
+    render = _RENDER.replace("toString(x)", "toString(v)")
+    branches = [
+        f"SELECT Weight AS w, _key, _val FROM {table} "
+        f"ARRAY JOIN mapKeys(Categorical) AS _key, mapValues(Categorical) AS _val WHERE {where}",
+        f"SELECT Weight AS w, toLowCardinality('{PREDICTION}') AS _key, Prediction AS _val FROM {table} "
+        f"WHERE {where} AND (isNull(PredictionNumber) OR has({{as_text:Array(String)}}, '{PREDICTION}'))",
+    ]
+    if numbers_as_text:
+        branches.append(
+            f"SELECT Weight AS w, _key, {render} AS _val FROM {table} "
+            f"ARRAY JOIN mapKeys(Numeric) AS _key, mapValues(Numeric) AS v "
+            f"PREWHERE hasAny(mapKeys(Numeric), {{as_text:Array(String)}}) "
+            f"WHERE {where} AND has({{as_text:Array(String)}}, _key)")
     sql = f"""SELECT _key, _val, cw, sum(cw) OVER (PARTITION BY _key), sum(cw2) OVER (PARTITION BY _key),
     count() OVER (PARTITION BY _key)
 FROM (
     SELECT _key, _val, sum(w) AS cw, sum(w * w) AS cw2
-    FROM (
-        SELECT Weight AS w, CAST(mapKeys(Numeric), 'Array(String)') AS _nk, mapValues(Numeric) AS _nv,
-            {_CATEGORICAL_PAIRS}
-        FROM {store.table('ml_predictions')} WHERE {where}
-    )
-    ARRAY JOIN _k AS _key, _v AS _val
+    FROM ({" UNION ALL ".join(branches)})
     {key_filter}
     GROUP BY _key, _val
 )
