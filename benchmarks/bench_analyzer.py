@@ -184,7 +184,8 @@ SELECT fromUnixTimestamp64Nano(ts), '{MODEL}', '1', toString(id), leftPad(lower(
     leftPad(lower(hex(id)), 16, '0'), 'bench', 1., 'random', toString(prediction), NULL, score,
     mapFromArrays(arrayFilter((k, v) -> NOT isNaN(v), [{keys}], [{numeric}]), arrayFilter(v -> NOT isNaN(v), [{numeric}])),
     map({categorical})
-FROM file('{path}', Parquet)""")
+FROM file('{path}', Parquet)
+SETTINGS max_insert_threads = 2""")
     times["insert"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     store.command(f"OPTIMIZE TABLE {store.table('ml_predictions')} FINAL")
@@ -311,15 +312,15 @@ def run_evidently(ref_path: str, cur_path: str) -> dict:
     found = snapshot.dict()
     drifted, count = [], None
     for m in found.get("metrics", []):
-        mid = str(m.get("metric_id", ""))
-        value = m.get("value")
-        if mid.startswith("DriftedColumnsCount"):
+        config, value = m.get("config", {}), m.get("value")
+        kind = str(config.get("type", ""))
+        if kind.endswith("DriftedColumnsCount"):
             count = value.get("count") if isinstance(value, dict) else value
-        elif mid.startswith("ValueDrift(") and isinstance(value, (int, float)):
-            column = mid.split("column=", 1)[1].split(",", 1)[0].rstrip(")")
-            # at these sizes every default method is a distance, drifted at >= 0.1
-            if value >= 0.1:
-                drifted.append(column)
+        elif kind.endswith("ValueDrift") and isinstance(value, (int, float)):
+            threshold = float(config.get("threshold", 0.1))
+            p_value = "p_value" in str(config.get("method", ""))  # tests (small data) drift below, distances at or above
+            if (value < threshold) if p_value else (value >= threshold):
+                drifted.append(str(config.get("column")))
     rename = {"score": "prediction.score", "prediction": "prediction.value"}
     return {"load_s": t_load, "compute_s": t_compute, "drifted": sorted(rename.get(k, k) for k in drifted),
             "drifted_count": count}
@@ -349,16 +350,26 @@ def child(argv: list[str], python: str = sys.executable) -> tuple[dict, float, s
 
 
 def prepare(workdir: str, rows: int, seed: int) -> tuple[str, list[str], dict]:
+    """The data set in `workdir`: made there, or reused when a previous run (--keep) left the same one."""
     os.makedirs(workdir, exist_ok=True)
-    t0 = time.perf_counter()
     files = [os.path.join(workdir, f"{name}.parquet") for name in ("reference", "current")]
+    url = f"chdb://{workdir}/store"
+    marker = os.path.join(workdir, "data.json")
+    if os.path.exists(marker):
+        with open(marker) as f:
+            done = json.load(f)
+        if done.get("rows") == rows and done.get("seed") == seed and done.get("t0") == T0.isoformat():
+            return url, files, {**done["figures"], "reused": True}
+        raise SystemExit(f"{workdir} holds another data set ({done}); use another --keep directory")
+    t0 = time.perf_counter()
     for side, path in enumerate(files):
         write_parquet(path, side, rows, seed)
     t_gen = time.perf_counter() - t0
-    url = f"chdb://{workdir}/store"
     figures, rss, _, _ = child(["--_contender", "load", "--url", url, *files])
     figures["generate"] = t_gen
     figures["rss_mb"] = rss
+    with open(marker, "w") as f:
+        json.dump({"rows": rows, "seed": seed, "t0": T0.isoformat(), "figures": figures}, f)
     return url, files, figures
 
 
@@ -401,7 +412,7 @@ def main() -> int:
           flush=True)
     try:
         url, files, prep = prepare(os.path.join(workdir, "main"), args.rows, args.seed)
-        print(f"data: generated + parquet {prep['generate']:.1f} s; chDB insert {prep['insert']:.1f} s, "
+        print(f"data{' (reused from an earlier --keep run)' if prep.get('reused') else ''}: generated + parquet {prep['generate']:.1f} s; chDB insert {prep['insert']:.1f} s, "
               f"OPTIMIZE FINAL {prep['merge']:.1f} s; {prep['rows']:,.0f} rows in {prep['parts']:.0f} parts, "
               f"{prep['bytes'] / 1e6:,.0f} MB on disk", flush=True)
         table = []
@@ -421,7 +432,8 @@ def main() -> int:
             heap_small = smw["heap_peak_bytes"]
             print(f"modelwatch at {small:,} rows: analyze {smw['analyze_s']:.2f} s, peak RSS {srss:,.0f} MB, analyzer "
                   f"heap peak {heap_small / 1e6:.2f} MB (load {s0} -> {s1})", flush=True)
-            shutil.rmtree(sdir, ignore_errors=True)
+            if not args.keep:
+                shutil.rmtree(sdir, ignore_errors=True)
         npy = None
         if not args.skip_numpy:
             npy, nrss, n0, n1 = child(["--_contender", "numpy", *files])
