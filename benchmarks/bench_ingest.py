@@ -169,6 +169,8 @@ def main() -> int:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(120)
+    tail = [line.strip() for line in server.stdout.read().splitlines() if "stopped" in line]
+    print(tail[-1] if tail else "(the server printed no summary)")
     figures = store_figures(url)
     shutil.rmtree(workdir, ignore_errors=True)
     sent = 2 * args.spans

@@ -43,8 +43,8 @@ STRUCTURE = (
     f"links Array(Tuple(trace_id String, span_id String, trace_state String, attributes {_KV})), "
     f"status Tuple(message String, code Int32)))))))"
 )
-_KIND_ONLY = f"Array(Tuple(value Tuple(value {_ENUM})))"
-# just the value kinds, for finding requests with array / kvlist values
+_KIND_ONLY = f"Array(Tuple(key String, value Tuple(value {_ENUM})))"
+# just the keys and value kinds, for finding the requests to convert in Python
 KINDS_STRUCTURE = (
     f"resource_spans Array(Tuple(resource Tuple(attributes {_KIND_ONLY}), scope_spans Array(Tuple("
     f"spans Array(Tuple(attributes {_KIND_ONLY}, events Array(Tuple(attributes {_KIND_ONLY})), "
@@ -74,16 +74,8 @@ def _value(v: str) -> str:
 
 
 def _attributes(attrs: str, var: str) -> str:
-    """SQL: a repeated KeyValue as the exporter's map; a later duplicate key wins, at the first one's place."""
-    keys = f"arrayMap({var} -> {var}.key, {attrs})"
-    values = f"arrayMap({var} -> {_value(f'{var}.value')}, {attrs})"
-    # the rare case of duplicate keys: first occurrences in order, each with its last value
-    k, i = f"{var}k", f"{var}i"
-    dedup_keys = f"arrayFilter(({k}, {i}) -> indexOf({keys}, {k}) = {i}, {keys}, arrayEnumerate({keys}))"
-    dedup_values = (f"arrayMap({k} -> {values}[length({attrs}) + 1 - indexOf(arrayReverse({keys}), {k})], "
-                    f"{dedup_keys})")
-    return (f"if(arrayUniq({keys}) = length({attrs}), mapFromArrays({keys}, {values}), "
-            f"mapFromArrays({dedup_keys}, {dedup_values}))")
+    """SQL: a repeated KeyValue as the exporter's map (lists with a duplicate key take the Python path)."""
+    return f"mapFromArrays(arrayMap({var} -> {var}.key, {attrs}), arrayMap({var} -> {_value(f'{var}.value')}, {attrs}))"
 
 
 def _hex(raw: str) -> str:
@@ -124,12 +116,14 @@ _COLUMNS = {
 }
 
 
-COMPLEX_MARKER = "modelwatch: array or kvlist attribute value"
+COMPLEX_MARKER = "modelwatch: array or kvlist value, or duplicate key"
 
 
-def _has_complex(v: str = "") -> str:
-    """SQL: whether a request row (over `resource_spans`) holds an array or kvlist value anywhere."""
-    hit = "arrayExists(a -> a.value.value IN ('array_value', 'kvlist_value'), {})"
+def _has_complex() -> str:
+    """SQL: whether a request row (over `resource_spans`) holds, in any attribute list, an array or kvlist
+    value (Go JSON, rendered in Python) or a duplicate key (the later one wins: rare, left to Python too)."""
+    hit = ("(arrayExists(a -> a.value.value IN ('array_value', 'kvlist_value'), {0}) "
+           "OR arrayUniq(arrayMap(a -> a.key, {0})) != length({0}))")
     span = (f"arrayExists(s -> {hit.format('s.attributes')} OR arrayExists(e -> {hit.format('e.attributes')}, s.events) "
             f"OR arrayExists(l -> {hit.format('l.attributes')}, s.links), ss.spans)")
     return (f"arrayExists(rs -> {hit.format('rs.resource.attributes')} OR arrayExists(ss -> {span}, rs.scope_spans), "
@@ -151,10 +145,12 @@ def insert_sql(table: str, path: str, rows: int) -> str:
     exprs = ",\n    ".join(_COLUMNS.values())
     block = max(int(rows), 1) * 2 + 65536
     return (f"INSERT INTO {table} ({columns})\nSELECT\n    {exprs}\n"
-            f"FROM (SELECT rs, ss, s, {_attributes('rs.resource.attributes', 'r')} AS _resource\n"
+            # the resource's map is rendered once per resource, before the spans are joined
+            f"FROM (SELECT rs.scope_spans AS scope_spans, {_attributes('rs.resource.attributes', 'r')} AS _resource\n"
             f"      FROM (SELECT resource_spans FROM file('{_quote(path)}', 'Protobuf', '{STRUCTURE}')\n"
             f"            WHERE NOT throwIf({_has_complex()}, '{COMPLEX_MARKER}'))\n"
-            f"      ARRAY JOIN resource_spans AS rs ARRAY JOIN rs.scope_spans AS ss ARRAY JOIN ss.spans AS s)\n"
+            f"      ARRAY JOIN resource_spans AS rs)\n"
+            f"ARRAY JOIN scope_spans AS ss ARRAY JOIN ss.spans AS s\n"
             f"SETTINGS {settings()}, min_insert_block_size_rows = {block}, min_insert_block_size_bytes = 0, "
             f"max_insert_block_size = {block}")
 

@@ -99,7 +99,10 @@ def run(options: ServeOptions) -> int:
         pass
     print("modelwatch serve: stopping, committing what is pending", flush=True)
     server.stop()
-    print(f"modelwatch serve: stopped ({server.ingest.stats.requests} requests, {server.ingest.stats.rows} rows)", flush=True)
+    st = server.ingest.stats
+    print(f"modelwatch serve: stopped ({st.requests} requests, {st.rows} rows in {st.batches} batches, "
+          f"{st.commit_seconds:.2f} s committing; {st.native_rows} rows parsed by ClickHouse, "
+          f"{st.python_fallbacks} requests converted in Python)", flush=True)
     return 0
 
 

@@ -197,3 +197,20 @@ def test_sdk_metrics_land_in_the_exporter_metric_tables(store):
     assert sums == {"x": 5.0, "y": 4.0}
     mono = store.query(f"SELECT DISTINCT IsMonotonic, ScopeName FROM {store.table('otel_metrics_sum')}")
     assert mono == [(True, "modelwatch")]
+
+
+def test_migration_4_compresses_without_changing_columns(store):
+    """Migration 4 sets ZSTD(3) codecs; names and types stay the exporter's; a cluster gets ON CLUSTER on _local tables."""
+    assert _columns(store, "otel_traces") == EXPORTER_TRACES
+    codecs = dict(store.query("SELECT name, compression_codec FROM system.columns WHERE database = {db:String} "
+                              "AND table = 'otel_traces'", {"db": store.database}))
+    assert codecs["SpanAttributes"] == "CODEC(ZSTD(3))" and codecs["TraceId"] == "CODEC(ZSTD(1))"
+    codecs = dict(store.query("SELECT name, compression_codec FROM system.columns WHERE database = {db:String} "
+                              "AND table = 'ml_predictions'", {"db": store.database}))
+    assert codecs["Numeric"] == codecs["PredictionId"] == "CODEC(ZSTD(3))"
+    m4 = next(m for m in schema.MIGRATIONS if m.version == 4)
+    plain = m4.statements(schema.Context("`db`"))
+    assert plain and all(" ON CLUSTER " not in s and "_local" not in s for s in plain)
+    clustered = m4.statements(schema.Context("`db`", "c1"))
+    assert len(clustered) == len(plain)
+    assert all(" ON CLUSTER `c1` " in s and ("`otel_traces_local`" in s or "`ml_predictions_local`" in s) for s in clustered)
