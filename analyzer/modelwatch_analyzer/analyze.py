@@ -76,7 +76,9 @@ def analyze(store: Store, window: Window, settings: Settings | None = None,
         cur_c = cur_cat.get(name) or CategoricalAgg()
         out += _categorical_drift(name, ref, cur_c, ds)
         out += _categorical_quality(name, ref, cur_c, totals.weight, baseline.rows, settings.quality)
-    _correct_and_judge(out, ds, {k: f.kind == baselines.NUMERIC for k, f in baseline.features.items()})
+    numeric = {k: f.kind == baselines.NUMERIC for k, f in baseline.features.items()}
+    _correct_and_judge(out, ds, numeric)
+    out = [r for r in out if r.kind != "drift" or ds.reported(r.method, r.feature or "", numeric.get(r.feature or "", True))]
     out.append(_summary(out, ds, totals))
     _evidence(store, window, baseline, out)
     for r in out:

@@ -16,6 +16,7 @@
     baseline = ""               # optional: a baseline id (default: the newest for the model version)
     window_hours = 24           # optional: overrides [schedule]
     categorical = ["zip"]       # numeric-looking features that are categories
+    methods = ["psi", "ks"]     # optional: report only these (default: all); the score method is always reported
     score = "psi"               # the drift score that grades severity: psi | jensen_shannon | wasserstein
     alpha = 0.05                # significance of the KS / chi-square tests, after Benjamini-Hochberg
     gate = true                 # distances count only when the feature's test is significant
@@ -115,13 +116,17 @@ class ModelConfig:
     def from_dict(cls, d: Any, where: str) -> "ModelConfig":
         d = _table(d, where, {"name", "version", "baseline", "window_hours", "categorical", "score", "alpha", "gate",
                               "min_samples", "drift_share", "task", "positive_label", "min_labels", "thresholds",
-                              "bands", "quality", "features"})
+                              "bands", "quality", "features", "methods"})
         name = _string(d, "name", where)
         if not name:
             raise ConfigError(f"{where}.name: every [[models]] entry needs the model's name (ml.model.name)")
         categorical = d.get("categorical", [])
         if not isinstance(categorical, list) or not all(isinstance(c, str) for c in categorical):
             raise ConfigError(f"{where}.categorical: expected a list of feature names")
+        methods = d.get("methods", [])
+        if not isinstance(methods, list) or not all(m in ALL_METHODS for m in methods):
+            raise ConfigError(f"{where}.methods: expected a list of method names out of {', '.join(ALL_METHODS)}, "
+                              f"got {methods!r}")
         gate = d.get("gate", True)
         if not isinstance(gate, bool):
             raise ConfigError(f"{where}.gate: expected true or false")
@@ -139,7 +144,7 @@ class ModelConfig:
             min_samples=_number(d, "min_samples", where, 30.0, 1.0),
             thresholds={**DriftSettings().thresholds, **_thresholds(d.get("thresholds", {}), f"{where}.thresholds")},
             bands=_bands(d.get("bands", {}), f"{where}.bands"), features=features, categorical=tuple(categorical),
-            drift_share=_number(d, "drift_share", where, 0.5, 0.0, 1.0))
+            drift_share=_number(d, "drift_share", where, 0.5, 0.0, 1.0), methods=tuple(methods))
         q = _table(d.get("quality", {}), f"{where}.quality", set(DataQualitySettings.__dataclass_fields__))
         quality = DataQualitySettings(**{k: _number(q, k, f"{where}.quality", 0.0, 0.0, 1.0) for k in q})
         perf = PerformanceSettings(task=_string(d, "task", where, "auto", ("auto", "classification", "regression")) or "auto",

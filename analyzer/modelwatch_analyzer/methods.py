@@ -60,6 +60,10 @@ class DriftSettings:
     features: dict[str, dict[str, object]] = field(default_factory=dict)  # feature -> {score, thresholds, bands}
     categorical: tuple[str, ...] = ()  # numeric-looking features to treat as categories (zip codes)
     drift_share: float = 0.5  # share of drifted features at which the model-level summary says "drifted"
+    methods: tuple[str, ...] = ()  # report only these methods (empty: all); the score method and the gate's test still run
+
+    def reported(self, method: str, feature: str, numeric: bool) -> bool:
+        return not self.methods or method in self.methods or method == self.score_method(feature, numeric)
 
     def score_method(self, feature: str, numeric: bool) -> str:
         method = str(self.features.get(feature, {}).get("score", self.score))

@@ -47,12 +47,6 @@ _NUMERIC_PAIRS = (
     "if(isNull(PredictionNumber), [], [assumeNotNull(PredictionNumber)])) AS _v"
 )
 _RENDER = "replaceRegexpOne(toString(x), 'e(\\\\d)', 'e+\\\\1')"  # a Float64 as the exporter renders it
-_CATEGORICAL_PAIRS = (
-    "arrayConcat(CAST(mapKeys(Categorical), 'Array(String)'), if(Prediction != '' AND (isNull(PredictionNumber) OR has({as_text:Array(String)}, 'prediction.value')), ['prediction.value'], []), "
-    "arrayFilter(k -> has({as_text:Array(String)}, k), _nk)) AS _k, "
-    "arrayConcat(mapValues(Categorical), if(Prediction != '' AND (isNull(PredictionNumber) OR has({as_text:Array(String)}, 'prediction.value')), [Prediction], []), "
-    f"arrayMap(x -> {_RENDER}, arrayFilter((x, k) -> has({{as_text:Array(String)}}, k), _nv, _nk))) AS _v"
-)
 
 
 @dataclass(frozen=True)
@@ -245,7 +239,7 @@ def categorical(store: Store, window: Window, keys: Sequence[str] | None = None,
         f"SELECT Weight AS w, _key, _val FROM {table} "
         f"ARRAY JOIN mapKeys(Categorical) AS _key, mapValues(Categorical) AS _val WHERE {where}",
         f"SELECT Weight AS w, toLowCardinality('{PREDICTION}') AS _key, Prediction AS _val FROM {table} "
-        f"WHERE {where} AND (isNull(PredictionNumber) OR has({{as_text:Array(String)}}, '{PREDICTION}'))",
+        f"WHERE {where} AND Prediction != '' AND (isNull(PredictionNumber) OR has({{as_text:Array(String)}}, '{PREDICTION}'))",
     ]
     if numbers_as_text:
         branches.append(

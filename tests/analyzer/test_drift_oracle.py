@@ -181,3 +181,16 @@ def test_custom_bands_and_thresholds(store):
     lax = DriftSettings(thresholds={"psi": 0.5, "wasserstein": 0.1, "jensen_shannon": 0.1})
     got = {r.method: r for r in analyze.analyze(store, cur, analyze.Settings(drift=lax)) if r.feature == "x"}
     assert got["psi"].threshold == 0.5 and got["psi"].drifted is False and got["psi"].severity == "none"
+
+
+def test_methods_are_chosen_by_name(store):
+    rng = np.random.default_rng(12)
+    insert(store, "m", T0, {"x": rng.normal(0, 1, 2000)}, {"c": rng.choice(["a", "b"], 2000)})
+    insert(store, "m", T0 + timedelta(hours=2), {"x": rng.normal(1, 1, 2000)}, {"c": rng.choice(["a", "b"], 2000)},
+           id_prefix="c")
+    ref, cur = _windows()
+    baseline.save(store, baseline.from_window(store, ref, "1"))
+    only = DriftSettings(methods=("ks", "chi_square"), score="wasserstein")
+    got = {(r.feature, r.method) for r in analyze.analyze(store, cur, analyze.Settings(drift=only)) if r.kind == "drift"}
+    # the score method is always reported (wasserstein for numeric; categorical falls back to psi)
+    assert got == {("x", "ks"), ("x", "wasserstein"), ("c", "chi_square"), ("c", "psi")}
