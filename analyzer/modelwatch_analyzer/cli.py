@@ -103,8 +103,36 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _serve_owns_store(argv: Sequence[str], args: argparse.Namespace) -> int | None:
+    """When a running `modelwatch serve` holds the embedded store, run the command there (see remote.py).
+
+    None when it does not apply (a server URL, no serve running, another command): run locally."""
+    from . import remote
+    from .store import chdb_directory, resolve_url
+
+    if not argv or argv[0] not in remote.COMMANDS:
+        return None
+    url = resolve_url(getattr(args, "url", None))
+    if not url.startswith("chdb://"):
+        return None
+    directory = str(chdb_directory(url))
+    if not remote.serve_alive(directory):
+        return None
+    try:
+        return remote.forward(argv, directory, url)
+    except RuntimeError as err:
+        print(f"modelwatch: {err}", file=sys.stderr)
+        return 1
+
+
+def main(argv: Sequence[str] | None = None, forwarded: bool = False) -> int:
+    """The ``modelwatch`` command; `forwarded` when the serve process runs it for another CLI (no re-forwarding)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    if not forwarded:
+        code = _serve_owns_store(argv, args)
+        if code is not None:
+            return code
     try:
         from . import schema
         from .errors import BaselineError, ConfigError, StoreError

@@ -19,7 +19,7 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from . import grpc_server, schema
+from . import grpc_server, remote, schema
 from .http_server import HttpServer
 from .ingest import Ingest
 from .receiver import DEFAULT_MAX_REQUEST_BYTES, Receiver
@@ -56,6 +56,9 @@ class Server:
         self.http = HttpServer(self.receiver, options.host, options.http_port)
         self.http_port = self.http.start()
         self._stopped = threading.Event()
+        if self.store.embedded:  # the CLI finds us here while we own the directory (see remote.py)
+            shown = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host
+            remote.write_lock(self.store.location, f"http://{shown}:{self.http_port}")
         self.analyzer = None
         if options.analyzer:
             from . import config as analyzer_config
@@ -79,6 +82,8 @@ class Server:
         self.http.stop(grace)
         done.wait(grace)
         self.ingest.close()
+        if self.store.embedded:
+            remote.remove_lock(self.store.location)
         self.store.close()
 
 

@@ -57,6 +57,12 @@ def resolve_url(url: str | None = None) -> str:
     return url or os.environ.get(MODELWATCH_CLICKHOUSE_URL) or default_url()
 
 
+def chdb_directory(url: str) -> Path:
+    """The directory of an embedded ``chdb://`` store URL."""
+    parts = urlsplit(url)
+    return Path(parts.path if not parts.netloc else parts.netloc + parts.path).expanduser()
+
+
 def redact(url: str) -> str:
     """`url` without its password, for messages and logs."""
     parts = urlsplit(url)
@@ -90,7 +96,7 @@ class Store:
             raise StoreError("the server side needs its extras: pip install 'modelwatch[analyzer]'") from exc
         try:
             if self.embedded:
-                directory = Path(parts.path if not parts.netloc else parts.netloc + parts.path).expanduser()
+                directory = chdb_directory(self.url)
                 directory.mkdir(parents=True, exist_ok=True)
                 self.location = str(directory)
                 self._client = clickhouse_connect.get_client(dsn=f"chdb://{directory}")
