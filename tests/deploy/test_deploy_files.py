@@ -148,10 +148,14 @@ def _mounts(service: dict) -> list[tuple[Path, str]]:
     return out
 
 
-def test_compose_references_files_that_exist_and_services_that_are_defined(compose):
-    """Bind mounts, build contexts and depends_on all resolve."""
+@pytest.mark.parametrize("path", ["docker-compose.yml", "docker-compose.scale.yml"])
+def test_compose_references_files_that_exist_and_services_that_are_defined(path):
+    """Bind mounts, build contexts, depends_on and named volumes all resolve."""
+    from conftest import load_yaml
+
+    compose = load_yaml(path)
     services = compose["services"]
-    assert {"clickhouse", "schema", "otel-collector", "analyzer", "jaeger", "grafana"} <= set(services)
+    assert {"schema", "analyzer", "jaeger"} <= set(services)
     for name, svc in services.items():
         for source, _ in _mounts(svc):
             assert source.exists(), f"{name} mounts missing {source}"
@@ -310,3 +314,68 @@ def test_dashboard_shows_the_drift_the_data_has(panel_results):
     assert 0.1 < quality["income missing_rate"] < 0.3
     perf = {row[1]: row[2] for row in by[("Performance against labels", "A")]["data"]}
     assert 0.5 < perf["accuracy"] <= 1
+
+
+# -- scale-out: docker-compose.scale.yml, deploy/otel-collector-gateway.yaml, the cluster -----------
+
+
+def test_gateway_routes_whole_traces_to_the_sampling_collectors(collector):
+    """The first layer's loadbalancing exporter routes by trace id to the second layer, which runs the sampling config."""
+    from conftest import load_yaml
+
+    gateway = load_yaml("deploy/otel-collector-gateway.yaml")
+    scale = load_yaml("docker-compose.scale.yml")["services"]
+    for name, pipeline in gateway["service"]["pipelines"].items():
+        for kind in KINDS:
+            for component in pipeline[kind]:
+                assert component in gateway[kind], f"gateway pipeline {name}: undefined {component!r}"
+        assert pipeline["processors"][0] == "memory_limiter"
+    assert gateway["service"]["pipelines"]["traces"]["exporters"] == ["loadbalancing"]
+    assert "tail_sampling" not in gateway["processors"]  # sampling happens once, in the second layer
+    lb = gateway["exporters"]["loadbalancing"]
+    assert lb["routing_key"] == "traceID"
+    grpc_port = collector["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"].rsplit(":", 1)[1]
+    backends = lb["resolver"]["static"]["hostnames"]
+    assert len(backends) >= 2
+    for backend in backends:
+        host, port = backend.rsplit(":", 1)
+        assert port == grpc_port
+        sampler = scale[host]
+        mounts = dict(_mounts(sampler))
+        assert mounts[(ROOT / "otel-collector-config.yaml").resolve()] in sampler["command"][0]
+        assert _env_refs((ROOT / "otel-collector-config.yaml").read_text()) <= set(sampler["environment"])
+    gw = scale["otel-gateway"]
+    assert dict(_mounts(gw))[(ROOT / "deploy/otel-collector-gateway.yaml").resolve()] in gw["command"][0]
+    assert _env_refs((ROOT / "deploy/otel-collector-gateway.yaml").read_text()) <= set(gw["environment"])
+    assert scale["analyzer"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http://otel-gateway:")
+
+
+def test_cluster_schema_job_names_the_cluster_the_servers_define():
+    """`schema apply --cluster NAME` parses, NAME is the remote_servers cluster, and every shard has its macros."""
+    import xml.etree.ElementTree as ET
+
+    from conftest import load_yaml
+    from modelwatch_analyzer import schema
+
+    scale = load_yaml("docker-compose.scale.yml")["services"]
+    args = cli._parser().parse_args(scale["schema"]["command"])
+    assert (args.command, args.action) == ("schema", "apply") and args.cluster
+    cluster = ET.parse(ROOT / "deploy/clickhouse/cluster/cluster.xml").getroot()
+    clusters = {c.tag: c for c in cluster.find("remote_servers")}
+    assert set(clusters) == {args.cluster}
+    hosts = [r.findtext("host") for shard in clusters[args.cluster] for r in shard.findall("replica")]
+    assert len(hosts) == 2
+    for i, host in enumerate(hosts, 1):
+        svc = scale[host]
+        mounts = {target: source for source, target in _mounts(svc)}
+        macros = ET.parse(mounts["/etc/clickhouse-server/config.d/macros.xml"]).getroot().find("macros")
+        assert (macros.findtext("shard"), macros.findtext("replica")) == (str(i), host)
+        assert mounts["/etc/clickhouse-server/config.d/cluster.xml"] == (ROOT / "deploy/clickhouse/cluster/cluster.xml").resolve()
+    keeper = cluster.find("zookeeper/node")
+    assert keeper.findtext("host") in scale
+    # the DDL the job runs: ON CLUSTER, Replicated engines with the {shard}/{replica} macros, Distributed tables
+    ddl = "\n".join(schema.statements("modelwatch", cluster=args.cluster))
+    assert f"ON CLUSTER `{args.cluster}`" in ddl and "{shard}" in ddl and "{replica}" in ddl
+    assert f"Distributed(`{args.cluster}`, `modelwatch`, `otel_traces_local`" in ddl
+    # the analyzer, schema job and Grafana reach the cluster under the single-node name `clickhouse`
+    assert "clickhouse" in scale[hosts[0]]["networks"]["default"]["aliases"]
