@@ -305,7 +305,10 @@ def _evidence(store: Store, window: Window, baseline: Baseline, rows: list[Resul
             r.details["evidence_bin"] = [edges[b], edges[b + 1]]
         elif ref.kind == baselines.CATEGORICAL and "largest_shifts" in r.details:
             shifts = r.details["largest_shifts"]
-            over = [k for k, v in shifts.items() if v["current"] > v["reference"] and k != OTHER]
+            unseen = r.details.get("unseen") or []
+            # the first over-represented bucket; the catch-all bucket stands for its heaviest unseen category
+            over = [k if k != OTHER else unseen[0] for k, v in shifts.items()
+                    if v["current"] > v["reference"] and (k != OTHER or unseen)]
             if not over:
                 continue
             p["category"] = over[0]

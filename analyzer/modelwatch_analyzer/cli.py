@@ -7,6 +7,9 @@
     modelwatch baseline list [--model M]
     modelwatch analyze --model M [--version V] (--since T [--until T] | --last 24h) [--format json] [--fail-on-drift]
     modelwatch analyzer [--config F] [--once]
+    modelwatch demo [--url URL] [--out report.html] [--quick]
+    modelwatch report [--model M] [--out report.html] [--since T [--until T] | --last 7d]
+    modelwatch status [--model M] [--cost] [--format json] [--fail-on-alerts]
 
 Exit codes: 0 success, 1 the store refused or could not be reached (or a
 baseline is missing), 2 bad usage or configuration, 3 drift found (with
@@ -31,6 +34,9 @@ EXAMPLES = """examples:
   modelwatch analyze --model credit --last 24h             # readable summary
   modelwatch analyze --model credit --last 24h --format json --fail-on-drift   # in CI: exit 3 on drift
   modelwatch analyzer --config modelwatch.toml             # the scheduled service (production)
+  modelwatch demo                                          # the whole product on generated data, in under a minute
+  modelwatch report --last 7d --out report.html            # one self-contained HTML file, readable offline
+  modelwatch status --cost                                 # what the store holds, open alerts, monitoring cost
 """
 
 
@@ -100,7 +106,50 @@ def _parser() -> argparse.ArgumentParser:
     svc.add_argument("--config", help="TOML config: models, windows, methods, thresholds, alert routes")
     svc.add_argument("--once", action="store_true", help="run one round and exit")
     svc.add_argument("--poll-seconds", type=float, default=30.0)
+    _add_demo_report_status(commands)
     return parser
+
+
+def _add_demo_report_status(commands: argparse._SubParsersAction) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    demo = commands.add_parser("demo", help="the whole product on generated data: SDK → OTLP → store → analysis → "
+                               "alerts → report, in under a minute", formatter_class=fmt,
+                               epilog="examples:\n  modelwatch demo\n  modelwatch demo --url chdb:///tmp/mw --out demo.html"
+                               "\n  modelwatch demo --quick")
+    demo.add_argument("--url", help="store URL (default: a fresh temporary directory, printed)")
+    demo.add_argument("--database", help="database inside the store (default: modelwatch)")
+    demo.add_argument("--out", default="modelwatch-demo-report.html", help="where to write the HTML report")
+    demo.add_argument("--days", type=int, default=7, help="simulated days (default 7)")
+    demo.add_argument("--per-day", type=int, default=2000, help="predictions per simulated day (default 2000)")
+    demo.add_argument("--drift-day", type=int, default=4, help="the day the drift event starts (default 4)")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--quick", action="store_true", help="a smaller run (5 days × 600 predictions), for tests")
+    rep = commands.add_parser("report", help="write one self-contained HTML report (plots inline, works offline)",
+                              formatter_class=fmt,
+                              epilog="examples:\n  modelwatch report --out report.html"
+                              "\n  modelwatch report --model credit --last 7d"
+                              "\n  modelwatch report --since 2026-11-01 --until 2026-11-08 "
+                              "--trace-url 'http://localhost:16686/trace/{trace_id}'")
+    rep.add_argument("--url", help="store URL (default: MODELWATCH_CLICKHOUSE_URL, else the embedded store)")
+    rep.add_argument("--database", help="database inside the store (default: modelwatch)")
+    rep.add_argument("--model", help="one model (default: every model in the store)")
+    rep.add_argument("--out", default="modelwatch-report.html")
+    rep.add_argument("--since", help="range start: ISO time, or an age like 7d (default: everything)")
+    rep.add_argument("--until", help="range end (default: now)")
+    rep.add_argument("--last", help="the last N hours or days, e.g. 24h, 7d (instead of --since)")
+    rep.add_argument("--trace-url", help="link trace ids to a trace viewer: a URL with {trace_id}")
+    st = commands.add_parser("status", help="what the store holds, the last analyses, open alerts, monitoring cost",
+                             formatter_class=fmt,
+                             epilog="examples:\n  modelwatch status\n  modelwatch status --cost"
+                             "\n  modelwatch status --format json --fail-on-alerts   # exit 3 when alerts wait for delivery"
+                             "\n\nexit codes: 0 read, 1 store unreachable or refused, 2 bad usage, "
+                             "3 undelivered alerts (with --fail-on-alerts)")
+    st.add_argument("--url", help="store URL (default: MODELWATCH_CLICKHOUSE_URL, else the embedded store)")
+    st.add_argument("--database", help="database inside the store (default: modelwatch)")
+    st.add_argument("--model", help="one model (default: all)")
+    st.add_argument("--cost", action="store_true", help="add the monitoring cost report (seen vs stored, bytes)")
+    st.add_argument("--format", choices=("text", "json"), default="text")
+    st.add_argument("--fail-on-alerts", action="store_true", help="exit 3 when alerts are undelivered or failing")
 
 
 def _serve_owns_store(argv: Sequence[str], args: argparse.Namespace) -> int | None:
@@ -164,6 +213,8 @@ def main(argv: Sequence[str] | None = None, forwarded: bool = False) -> int:
         except (BaselineError, StoreError) as exc:
             print(f"modelwatch: {exc}", file=sys.stderr)
             return 1
+    if args.command in ("demo", "report", "status"):
+        return _demo_report_status(args)
     if args.command == "schema" and args.action == "print":
         for sql in schema.statements(args.database, cluster=args.cluster):
             print(sql.rstrip() + ";\n")
@@ -188,6 +239,35 @@ def main(argv: Sequence[str] | None = None, forwarded: bool = False) -> int:
     else:
         print(f"schema up to date (version {schema.version(store)}) in {where}")
     return 0
+
+
+def _demo_report_status(args: argparse.Namespace) -> int:
+    from .errors import ConfigError, StoreError
+
+    try:
+        if args.command == "demo":
+            from .demo import DemoOptions, run as run_demo
+
+            opts = DemoOptions(url=args.url, database=args.database, out=args.out, days=args.days,
+                               per_day=args.per_day, drift_day=args.drift_day, seed=args.seed)
+            if args.quick:
+                opts.days, opts.per_day, opts.drift_day, opts.sampling_rate = 5, 600, 3, 0.3
+            return run_demo(opts)
+        if args.command == "report":
+            from .report import main as report_main
+
+            return report_main(args)
+        from .status import main as status_main
+
+        return status_main(args)
+    except ConfigError as exc:
+        print(f"modelwatch: {exc}", file=sys.stderr)
+        return 2
+    except (StoreError, OSError) as exc:
+        hint = ("; an embedded store is open in one process at a time: is `modelwatch serve` (or another "
+                "command) using it?") if "chdb" in str(exc).lower() or "lock" in str(exc).lower() else ""
+        print(f"modelwatch: {exc}{hint}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
