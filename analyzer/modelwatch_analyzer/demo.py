@@ -400,25 +400,9 @@ def _shell_url(url: str) -> str:
     return url if all(c.isalnum() or c in ":/._-~+" for c in url) else f"'{url}'"
 
 
-def _where(details: dict[str, Any]) -> str:
-    """The bin or category the evidence traces come from, readable."""
-    if details.get("evidence_category") is not None:
-        cat = details["evidence_category"]
-        return f"{cat!r} (new)" if cat in (details.get("unseen") or []) else repr(cat)
-    b = details.get("evidence_bin")
-    if isinstance(b, list) and len(b) == 2:
-        lo, hi = (None if x is None or not math.isfinite(x) else x for x in b)
-        if lo is None and hi is not None:
-            return f"≤ {hi:,.4g}"
-        if hi is None and lo is not None:
-            return f"> {lo:,.4g}"
-        if lo is not None and hi is not None:
-            return f"{lo:,.4g} – {hi:,.4g}"
-    return ""
-
-
 def _summary(say: Callable[[str], None], per_day: list[tuple[int, list[Any], list[Any]]], options: DemoOptions) -> None:
     """Which features drifted and how badly, what happened to accuracy, which alerts fired, with their traces."""
+    from .report import evidence_where
     from .results import severity_rank
 
     say("\nsummary")
@@ -434,7 +418,8 @@ def _summary(say: Callable[[str], None], per_day: list[tuple[int, list[Any], lis
     if worst:
         say("  drifted (worst day; score = PSI against day 1):")
         for f, r in sorted(worst.items(), key=lambda kv: (-severity_rank(kv[1].severity), -(kv[1].statistic or 0))):
-            extra = f", most over-represented: {_where(r.details)}" if _where(r.details) else ""
+            where = evidence_where(r.details)
+            extra = f", most over-represented: {f} {where}" if where else ""
             say(f"    {f:<18} {r.severity:<8} psi {r.statistic:6.3f} (threshold {r.threshold:g}), from day {first[f]}{extra}")
     else:
         say("  no feature drifted")

@@ -34,6 +34,7 @@ from . import results as results_mod
 from .results import INSUFFICIENT, Result, severity_rank
 from .store import Store
 
+OTHER = "__other__"  # the analyzer's catch-all category bucket (analyze.OTHER)
 _HEX = re.compile(r"^[0-9a-f]{32}$")
 EVIDENCE_LIMIT = 60
 REF_COLOR, CUR_COLOR = "#7f8c9a", "#d9480f"
@@ -159,9 +160,9 @@ def _fmt(x: float | None, digits: int = 3) -> str:
         return "–"
     if x != 0 and abs(x) < 10 ** -digits:
         return f"{x:.1e}"
-    if abs(x) >= 10_000:
+    if abs(x) >= 1000:
         return f"{x:,.0f}"
-    return f"{x:.{digits}g}" if abs(x) >= 1000 else f"{x:.{digits}f}"
+    return f"{x:.{digits}f}"
 
 
 def _short(x: float) -> str:
@@ -218,8 +219,7 @@ def svg_lines(times: Sequence[datetime], series: dict[str, Sequence[float | None
     ymax = max(values + [1e-9]) * 1.1
     ymin = min(0.0, min(values + [0.0]))
     if percent:
-        ymin, ymax = (min(values + [1.0]) // 0.1 * 0.1 if values else 0.0), 1.0
-        ymin = max(0.0, min(ymin, 0.9))
+        ymin, ymax = 0.0, 1.0
     span = (ymax - ymin) or 1.0
     t0 = times[0].timestamp() if times else 0.0
     t1 = times[-1].timestamp() if times else 1.0
@@ -239,9 +239,10 @@ def svg_lines(times: Sequence[datetime], series: dict[str, Sequence[float | None
                      f'<text x="{left - 4}" y="{_num(y + 4)}" class="ax" text-anchor="end">{label}</text>')
     step = max(1, math.ceil(len(times) / 7))
     for i, t in enumerate(times):
-        if i % step == 0 or i == len(times) - 1:
+        if (i % step == 0 and len(times) - 1 - i >= step / 2) or i == len(times) - 1:
             x, _ = xy(t, ymin)
-            parts.append(f'<text x="{_num(x)}" y="{height - 18}" class="ax" text-anchor="middle">{t:%m-%d %H:%M}</text>')
+            anchor = "start" if i == 0 and len(times) > 1 else "end" if i == len(times) - 1 and len(times) > 1 else "middle"
+            parts.append(f'<text x="{_num(x)}" y="{height - 18}" class="ax" text-anchor="{anchor}">{t:%m-%d %H:%M}</text>')
     if threshold is not None and math.isfinite(threshold):
         _, y = xy(times[0] if times else datetime.now(timezone.utc), threshold)
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{_num(y)}" y2="{_num(y)}" class="thr">'
@@ -436,9 +437,8 @@ def _model_section(d: ModelData, idx: int, trace_url: str | None) -> str:
         out.append("</div>")
         ids = [t for t in (r.details.get("trace_ids", []) if r is not None else []) if isinstance(t, str)]
         if ids:
-            where = r.details.get("evidence_category") if r else None  # type: ignore[union-attr]
-            where = where if where is not None else r.details.get("evidence_bin") if r else None  # type: ignore[union-attr]
-            out.append(f"<p>Sampled predictions behind the drift (in {esc(where)}): "
+            where = evidence_where(r.details) if r is not None else ""
+            out.append(f"<p>Sampled predictions behind the drift ({esc(feature_label(f, where))}): "
                        + ", ".join(_trace_link(t, p, trace_url) for t in ids) + "</p>")
         out.append("</div>")
 
@@ -547,6 +547,27 @@ def _model_section(d: ModelData, idx: int, trace_url: str | None) -> str:
     return "".join(out)
 
 
+def evidence_where(details: dict[str, Any]) -> str:
+    """The bin or category the evidence trace ids come from, readable ('' when none)."""
+    if details.get("evidence_category") is not None:
+        cat = str(details["evidence_category"])
+        return f"= {cat!r} (new)" if cat in (details.get("unseen") or []) else f"= {cat!r}"
+    b = details.get("evidence_bin")
+    if isinstance(b, list) and len(b) == 2:
+        lo, hi = (x if isinstance(x, (int, float)) and math.isfinite(x) else None for x in b)
+        if lo is None and hi is not None:
+            return f"≤ {hi:,.4g}"
+        if hi is None and lo is not None:
+            return f"> {lo:,.4g}"
+        if lo is not None and hi is not None:
+            return f"in ({lo:,.4g}, {hi:,.4g}]"
+    return ""
+
+
+def feature_label(feature: str, where: str) -> str:
+    return f"{feature} {where}".strip()
+
+
 def _pct(x: float | None) -> str:
     return "–" if x is None else f"{x:.1%}"
 
@@ -567,7 +588,9 @@ def _distribution(feature: str, r: Result, latest: Sequence[Result]) -> str | No
                        and isinstance(x.details.get("largest_shifts"), dict)), None)
     if isinstance(shifts, dict) and shifts:
         cats = sorted(shifts, key=lambda k: -max(shifts[k].get("reference", 0), shifts[k].get("current", 0)))
-        return svg_bars(cats, [float(shifts[c].get("reference", 0)) for c in cats],
+        unseen = [str(u) for u in det.get("unseen") or []]
+        labels = [("new: " + ", ".join(unseen[:2]) if unseen else "other") if c == OTHER else c for c in cats]
+        return svg_bars(labels, [float(shifts[c].get("reference", 0)) for c in cats],
                         [float(shifts[c].get("current", 0)) for c in cats], f"{feature}: share per category")
     return None
 
