@@ -208,6 +208,14 @@ def windows() -> tuple:
 # -- contenders (each runs in its own process) -------------------------------------------------------
 
 
+def cpu() -> float:
+    """CPU seconds of this process so far, all threads (the embedded engine's included)."""
+    import resource
+
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+
+
 def run_modelwatch(url: str, heap: bool) -> dict:
     import tracemalloc
 
@@ -216,13 +224,14 @@ def run_modelwatch(url: str, heap: bool) -> dict:
 
     store = Store(url)
     ref_w, cur_w = windows()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu()
     b = baseline.from_window(store, ref_w, "1")
-    t_baseline = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t_baseline, c_baseline = time.perf_counter() - t0, cpu() - c0
+    t0, c0 = time.perf_counter(), cpu()
     rows = analyze.analyze(store, cur_w, baseline=b)
-    t_analyze = time.perf_counter() - t0
-    out = {"baseline_s": t_baseline, "analyze_s": t_analyze, "columns": len(b.features)}
+    t_analyze, c_analyze = time.perf_counter() - t0, cpu() - c0
+    out = {"baseline_s": t_baseline, "analyze_s": t_analyze, "baseline_cpu": c_baseline, "analyze_cpu": c_analyze,
+           "columns": len(b.features)}
     summary = next(r for r in rows if r.kind == "summary")
     out["drifted"] = sorted(summary.details["drifted_features"] + summary.details["prediction_drifted"])
     out["scores"] = {r.feature: r.statistic for r in rows if r.kind == "drift" and r.details.get("score")}
@@ -260,7 +269,7 @@ def run_numpy(ref_path: str, cur_path: str) -> dict:
         del table
     t_load = time.perf_counter() - t0
     ref, cur = sides
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu()
     results = {}
     for name in NUMERIC + ["score"]:
         r, c = ref[name], cur[name]
@@ -286,10 +295,10 @@ def run_numpy(ref_path: str, cur_path: str) -> dict:
     names = list(results)
     adjusted = sps.false_discovery_control([results[k]["pvalue"] for k in names], method="bh")
     drifted = sorted(k for k, a in zip(names, adjusted) if results[k]["psi"] >= 0.1 and a < 0.05)
-    t_compute = time.perf_counter() - t0
+    t_compute, c_compute = time.perf_counter() - t0, cpu() - c0
     rename = {"score": "prediction.score", "prediction": "prediction.value"}
-    return {"load_s": t_load, "compute_s": t_compute, "drifted": sorted(rename.get(k, k) for k in drifted),
-            "psi": {rename.get(k, k): v["psi"] for k, v in results.items()}}
+    return {"load_s": t_load, "compute_s": t_compute, "compute_cpu": c_compute,
+            "drifted": sorted(rename.get(k, k) for k in drifted), "psi": {rename.get(k, k): v["psi"] for k, v in results.items()}}
 
 
 def run_evidently(ref_path: str, cur_path: str) -> dict:
@@ -303,12 +312,12 @@ def run_evidently(ref_path: str, cur_path: str) -> dict:
         for c in list(CATEGORICAL) + ["prediction"]:
             df[c] = df[c].astype(str)
     t_load = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu()
     definition = DataDefinition(numerical_columns=NUMERIC + ["score"], categorical_columns=list(CATEGORICAL) + ["prediction"])
     ref = Dataset.from_pandas(frames[0], data_definition=definition)
     cur = Dataset.from_pandas(frames[1], data_definition=definition)
     snapshot = Report([DataDriftPreset()]).run(cur, ref)
-    t_compute = time.perf_counter() - t0
+    t_compute, c_compute = time.perf_counter() - t0, cpu() - c0
     found = snapshot.dict()
     drifted, count = [], None
     for m in found.get("metrics", []):
@@ -322,8 +331,8 @@ def run_evidently(ref_path: str, cur_path: str) -> dict:
             if (value < threshold) if p_value else (value >= threshold):
                 drifted.append(str(config.get("column")))
     rename = {"score": "prediction.score", "prediction": "prediction.value"}
-    return {"load_s": t_load, "compute_s": t_compute, "drifted": sorted(rename.get(k, k) for k in drifted),
-            "drifted_count": count}
+    return {"load_s": t_load, "compute_s": t_compute, "compute_cpu": c_compute,
+            "drifted": sorted(rename.get(k, k) for k in drifted), "drifted_count": count}
 
 
 # -- the harness ------------------------------------------------------------------------------------
@@ -418,11 +427,12 @@ def main() -> int:
         table = []
         mw, rss, l0, l1 = child(["--_contender", "modelwatch", "--url", url, "--heap"])
         total = mw["baseline_s"] + mw["analyze_s"]
-        print(f"modelwatch: baseline {mw['baseline_s']:.2f} s, analyze {mw['analyze_s']:.2f} s, peak RSS {rss:,.0f} MB, "
+        print(f"modelwatch: baseline {mw['baseline_s']:.2f} s ({mw['baseline_cpu']:.1f} CPU-s), analyze {mw['analyze_s']:.2f} s "
+              f"({mw['analyze_cpu']:.1f} CPU-s), peak RSS {rss:,.0f} MB, "
               f"analyzer heap peak {mw['heap_peak_bytes'] / 1e6:.2f} MB (load {l0} -> {l1})", flush=True)
-        table.append(("modelwatch analyze (baseline given)", mw["analyze_s"], rss, l0, l1))
-        table.append(("modelwatch baseline from window", mw["baseline_s"], rss, l0, l1))
-        table.append(("modelwatch baseline + analyze", total, rss, l0, l1))
+        table.append(("modelwatch analyze (baseline given)", mw["analyze_s"], mw["analyze_cpu"], rss, l0, l1))
+        table.append(("modelwatch baseline from window", mw["baseline_s"], mw["baseline_cpu"], rss, l0, l1))
+        table.append(("modelwatch baseline + analyze", total, mw["baseline_cpu"] + mw["analyze_cpu"], rss, l0, l1))
         heap_small = None
         if small:
             sdir = os.path.join(workdir, "small")
@@ -439,7 +449,7 @@ def main() -> int:
             npy, nrss, n0, n1 = child(["--_contender", "numpy", *files])
             print(f"numpy/scipy: load {npy['load_s']:.2f} s (not counted), compute {npy['compute_s']:.2f} s, "
                   f"peak RSS {nrss:,.0f} MB (load {n0} -> {n1})", flush=True)
-            table.append(("numpy/scipy pass", npy["compute_s"], nrss, n0, n1))
+            table.append(("numpy/scipy pass", npy["compute_s"], npy["compute_cpu"], nrss, n0, n1))
         ev = None
         if args.skip_evidently:
             print("Evidently: skipped (--skip-evidently)")
@@ -455,14 +465,15 @@ def main() -> int:
             ev, erss, e0, e1 = child(["--_contender", "evidently", *files], python=args.evidently_python)
             print(f"Evidently {version} DataDriftPreset: load {ev['load_s']:.2f} s (not counted), compute "
                   f"{ev['compute_s']:.2f} s, peak RSS {erss:,.0f} MB (load {e0} -> {e1})", flush=True)
-            table.append((f"Evidently {version} DataDriftPreset()", ev["compute_s"], erss, e0, e1))
+            table.append((f"Evidently {version} DataDriftPreset()", ev["compute_s"], ev["compute_cpu"], erss, e0, e1))
 
         base = mw["analyze_s"]
         print()
-        print(f"| contender | rows per side | seconds | peak RSS (MB) | x modelwatch analyze | load avg before -> after |")
-        print("|---|---:|---:|---:|---:|---|")
-        for name, secs, mb, a, b in table:
-            print(f"| {name} | {args.rows:,} | {secs:.2f} | {mb:,.0f} | {secs / base:.1f} | {a} -> {b} |")
+        print("| contender | rows per side | seconds | CPU-seconds | peak RSS (MB) | x modelwatch analyze (wall) "
+              "| load avg before -> after |")
+        print("|---|---:|---:|---:|---:|---:|---|")
+        for name, secs, cpus, mb, a, b in table:
+            print(f"| {name} | {args.rows:,} | {secs:.2f} | {cpus:.1f} | {mb:,.0f} | {secs / base:.1f} | {a} -> {b} |")
         print()
         print("targets (issue #4):")
         if ev is not None:
