@@ -34,8 +34,6 @@ from __future__ import annotations
 import http.server
 import json
 import math
-import os
-import sys
 import tempfile
 import threading
 import time
@@ -257,7 +255,6 @@ def run(options: DemoOptions) -> int:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from . import analyze as _analyze  # noqa: F401  (imported before timing starts)
     from . import baseline, report, results as results_mod
     from .alerts import Alerter
     from .scan import Window
@@ -266,8 +263,8 @@ def run(options: DemoOptions) -> int:
 
     say = options.print
     started = time.monotonic()
-    if options.days < 3 or not 2 <= options.drift_day <= options.days:
-        say("modelwatch demo: needs --days >= 3 and 2 <= --drift-day <= --days")
+    if options.days < 3 or not 2 <= options.drift_day <= options.days or options.per_day < 100:
+        say("modelwatch demo: needs --days >= 3, 2 <= --drift-day <= --days and --per-day >= 100")
         return 2
     if sdk_setup.current() is not None:
         say("modelwatch demo: the SDK is already configured in this process; run the demo in a process of its own")

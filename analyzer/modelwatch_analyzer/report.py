@@ -20,7 +20,6 @@ never taken from the data.
 from __future__ import annotations
 
 import html
-import json
 import math
 import re
 import sys
