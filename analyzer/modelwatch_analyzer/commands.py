@@ -57,7 +57,7 @@ def _baseline(args: Any) -> int:
     store = Store(args.url)
     from . import schema
 
-    schema.apply(store)
+    schema.ensure(store)
     if args.action == "list":
         rows = baseline.list_baselines(store, args.model)
         if not rows:
@@ -110,7 +110,7 @@ def _analyze(args: Any) -> int:
     store = Store(args.url)
     from . import schema
 
-    schema.apply(store)
+    schema.ensure(store)
     window = Window(args.model, start, end, model.version)
     alerter = None
     if args.alert:
@@ -215,7 +215,7 @@ def _service(args: Any) -> int:
     store = Store(args.url)
     from . import schema
 
-    schema.apply(store)
+    schema.ensure(store)
     emitter = None
     if cfg.emit:
         from .emit import Emitter

@@ -487,3 +487,23 @@ def version(store: Store) -> int:
         return 0
     rows = store.query(f"SELECT max(Version) FROM {store.table('schema_migrations')}")
     return int(rows[0][0] or 0)
+
+
+def ensure(store: Store) -> None:
+    """Make `store` ready for the analyzer: apply the migrations on an embedded store; on a server, check only.
+
+    A ClickHouse server's schema belongs to its operator (``modelwatch schema
+    apply [--cluster NAME]``): applying it from the analyzer could create a
+    cluster's tables without ``ON CLUSTER``. A server behind the code is a
+    clear error instead.
+    """
+    if store.embedded:
+        apply(store)
+        return
+    have, need = version(store), max(m.version for m in MIGRATIONS)
+    if have < need:
+        from .errors import StoreError
+
+        raise StoreError(f"the store's schema is at version {have}, this modelwatch needs {need}: run "
+                         f"`modelwatch schema apply --url ... [--cluster NAME]` first")
+
