@@ -1,8 +1,13 @@
-"""``modelwatch report``: one self-contained HTML file, checked in a real headless browser (Debian's chromium)."""
+"""``modelwatch report``: one self-contained HTML file, checked in a real headless browser (Debian's chromium).
+
+The screenshot is kept in the test's tmp dir (path printed with ``-s``), and copied to
+``$MODELWATCH_TEST_ARTIFACTS`` when that is set.
+"""
 
 from __future__ import annotations
 
 import html.parser
+import os
 import re
 import shutil
 import subprocess
@@ -97,6 +102,11 @@ def test_the_report_renders_in_a_real_browser_with_plots_and_no_console_errors(a
     page = out.read_text(encoding="utf-8")
     shot = tmp_path / "report.png"
     dom, console = _browse(out, shot)
+    keep = os.environ.get("MODELWATCH_TEST_ARTIFACTS")  # pytest prunes old tmp dirs: copy the artifact out if asked
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shot = Path(shutil.copy(shot, Path(keep) / "report.png"))
+        shutil.copy(out, Path(keep) / "report.html")
     print(f"\nreport screenshot: {shot}")
     assert console == [], console
     tags = _parse(dom)
