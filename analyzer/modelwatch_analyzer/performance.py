@@ -30,6 +30,8 @@ from .stats import effective_n
 from .store import Store
 
 AUC_RESOLUTION = 4  # decimals of the score histogram
+_LOCAL = " SETTINGS distributed_product_mode = 'local'"
+"""On a cluster each shard joins its own predictions and labels (they share a shard: see schema.SHARD_KEYS)."""
 _POSITIVE = ({"0", "1"}, "1"), ({"false", "true"}, "true"), ({"no", "yes"}, "yes")
 
 
@@ -55,7 +57,7 @@ def evaluate(store: Store, window: Window, settings: PerformanceSettings | None 
     (total, labelled, labelled2, rows, classes, numeric_pairs), = store.query(
         f"SELECT sum(p.Weight), sumIf(p.Weight, l.HasLabel = 1), sumIf(p.Weight * p.Weight, l.HasLabel = 1), "
         f"countIf(l.HasLabel = 1), uniqUpToIf(21)(l.Label, l.HasLabel = 1), "
-        f"countIf(l.HasLabel = 1 AND isNotNull(l.LabelNumber) AND isNotNull(p.PredictionNumber)) FROM {joined}", params)
+        f"countIf(l.HasLabel = 1 AND isNotNull(l.LabelNumber) AND isNotNull(p.PredictionNumber)) FROM {joined}{_LOCAL}", params)
     total, labelled = float(total or 0), float(labelled or 0)
     n_eff = effective_n(labelled, float(labelled2 or 0))
     coverage = Result("", "", None, "label_coverage", "performance", labelled / total if total else None,
@@ -84,7 +86,7 @@ def _regression(store: Store, joined: str, params: dict[str, Any], n: float) -> 
     (w, abs_err, sq_err), = store.query(
         "SELECT sum(p.Weight), sum(p.Weight * abs(p.PredictionNumber - l.LabelNumber)), "
         f"sum(p.Weight * pow(p.PredictionNumber - l.LabelNumber, 2)) FROM {joined} "
-        "WHERE l.HasLabel = 1 AND isNotNull(l.LabelNumber) AND isNotNull(p.PredictionNumber)", params)
+        "WHERE l.HasLabel = 1 AND isNotNull(l.LabelNumber) AND isNotNull(p.PredictionNumber)" + _LOCAL, params)
     w = float(w or 0)
     if w <= 0:
         return []
@@ -94,7 +96,7 @@ def _regression(store: Store, joined: str, params: dict[str, Any], n: float) -> 
 def _classification(store: Store, joined: str, params: dict[str, Any], n: float,
                     settings: PerformanceSettings) -> list[Result]:
     cells = store.query(f"SELECT l.Label, p.Prediction, sum(p.Weight) FROM {joined} WHERE l.HasLabel = 1 "
-                        "GROUP BY l.Label, p.Prediction", params)
+                        "GROUP BY l.Label, p.Prediction" + _LOCAL, params)
     confusion: dict[tuple[str, str], float] = {(str(a), str(b)): float(w) for a, b, w in cells}
     labels = sorted({a for a, _ in confusion})
     total = sum(confusion.values())
@@ -131,7 +133,7 @@ def _auc(store: Store, joined: str, params: dict[str, Any]) -> float | None:
     rows = store.query(
         f"SELECT round(p.Score, {AUC_RESOLUTION}) AS s, sumIf(p.Weight, l.Label = {{positive:String}}), "
         f"sumIf(p.Weight, l.Label != {{positive:String}}) FROM {joined} "
-        "WHERE l.HasLabel = 1 AND isNotNull(p.Score) AND isFinite(assumeNotNull(p.Score)) GROUP BY s ORDER BY s", params)
+        "WHERE l.HasLabel = 1 AND isNotNull(p.Score) AND isFinite(assumeNotNull(p.Score)) GROUP BY s ORDER BY s" + _LOCAL, params)
     if not rows:
         return None
     pos = np.array([r[1] for r in rows], float)

@@ -77,15 +77,41 @@ class Context:
         return f"TTL toDateTime({column}) + toIntervalDay({int(days)})" if days > 0 else ""
 
 
+_BY_PREDICTION = ("cityHash64(SpanAttributes['ml.model.name'], if(SpanAttributes['ml.prediction.id'] != '', "
+                  "SpanAttributes['ml.prediction.id'], TraceId))")
+SHARD_KEYS = {
+    # a prediction and its label on one shard (the label span carries the prediction's id), so the
+    # performance join runs shard-locally; a model's results, alerts, baselines and detector state on
+    # one shard, so Replacing engines replace and cooldowns see every alert
+    "otel_traces": _BY_PREDICTION,
+    "ml_predictions": "cityHash64(ModelName, PredictionId)",
+    "ml_labels": "cityHash64(ModelName, PredictionId)",
+    "ml_baselines": "cityHash64(ModelName)",
+    "ml_results": "cityHash64(ModelName)",
+    "ml_alerts": "cityHash64(ModelName)",
+    "ml_detector_state": "cityHash64(ModelName)",
+}
+
+
+def _distributed(ctx: Context, table: str, create: str = "CREATE TABLE IF NOT EXISTS") -> str:
+    key = SHARD_KEYS.get(table, "rand()")
+    return (f"{create} {ctx.database}.{ident(table)}{ctx.on_cluster} AS {ctx.name(table)} "
+            f"ENGINE = Distributed({ident(ctx.cluster)}, {ctx.database}, {ident(table + '_local')}, {key})")
+
+
 def _table(ctx: Context, table: str, columns: str, engine: str, tail: str) -> list[str]:
     """CREATE TABLE (plus, on a cluster, the Distributed table over the local one)."""
     stmts = [f"CREATE TABLE IF NOT EXISTS {ctx.name(table)}{ctx.on_cluster} (\n{columns}\n) ENGINE = {engine}\n{tail}"]
     if ctx.cluster:
-        stmts.append(
-            f"CREATE TABLE IF NOT EXISTS {ctx.database}.{ident(table)}{ctx.on_cluster} AS {ctx.name(table)} "
-            f"ENGINE = Distributed({ident(ctx.cluster)}, {ctx.database}, {ident(table + '_local')}, rand())"
-        )
+        stmts.append(_distributed(ctx, table))
     return stmts
+
+
+def _shard_keys(ctx: Context) -> list[str]:
+    """On a cluster, re-create the Distributed tables (they hold no data) with the shard keys of SHARD_KEYS."""
+    if not ctx.cluster:
+        return []
+    return [_distributed(ctx, table, "CREATE OR REPLACE TABLE") for table in SHARD_KEYS]
 
 
 # -- the collector exporter's tables --------------------------------------------------
@@ -438,6 +464,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "analyzer tables", _analyzer_tables),
     Migration(4, "stronger compression of span attributes and typed predictions", _compression),
     Migration(5, "analyzer result kinds and detector state", _analyzer_v2),
+    Migration(6, "cluster shard keys: a prediction with its label, a model's results on one shard", _shard_keys),
 )
 
 

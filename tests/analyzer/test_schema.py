@@ -214,3 +214,15 @@ def test_migration_4_compresses_without_changing_columns(store):
     clustered = m4.statements(schema.Context("`db`", "c1"))
     assert len(clustered) == len(plain)
     assert all(" ON CLUSTER `c1` " in s and ("`otel_traces_local`" in s or "`ml_predictions_local`" in s) for s in clustered)
+
+
+def test_cluster_shard_keys_keep_a_prediction_with_its_label_and_a_models_results_together():
+    ddl = schema.statements("mw", cluster="prod")
+    def dist(table):
+        return [s for s in ddl if f"`mw`.`{table}` ON CLUSTER" in s and "Distributed" in s]
+    for table in ("ml_results", "ml_alerts", "ml_baselines", "ml_detector_state"):
+        assert all(s.endswith("cityHash64(ModelName))") for s in dist(table)) and dist(table), table
+    for table in ("ml_predictions", "ml_labels"):
+        assert all(s.endswith("cityHash64(ModelName, PredictionId))") for s in dist(table)) and dist(table), table
+    assert any("CREATE OR REPLACE TABLE `mw`.`otel_traces`" in s and "ml.prediction.id" in s for s in ddl)
+    assert not schema.statements("mw")[-1].startswith("CREATE OR REPLACE")  # nothing to do on one node
