@@ -226,7 +226,7 @@ def _config(webhook: str) -> Any:
             "cooldown_seconds": 7 * 86400,  # the same alert at most once a week; a worsening fires
             "rules": [
                 {"name": "drift", "type": "drift", "min_severity": "warning"},
-                {"name": "accuracy-floor", "type": "performance", "metric": "accuracy", "min": 0.8,
+                {"name": "accuracy-floor", "type": "performance", "metric": "accuracy", "min": 0.72,
                  "severity": "critical"},
                 {"name": "missing-values", "type": "data_quality", "metric": "missing_rate"},
             ],
