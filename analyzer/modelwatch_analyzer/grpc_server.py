@@ -1,4 +1,5 @@
-"""OTLP/gRPC receiver (port 4317): the official TraceService / MetricsService Export methods.
+"""OTLP/gRPC receiver (port 4317): the official TraceService / MetricsService / LogsService Export methods
+(one handler per signal of :data:`~modelwatch_analyzer.receiver.SIGNALS`).
 
 Requests arrive as raw bytes and are decoded by the receiver, so that a
 malformed payload is answered INVALID_ARGUMENT (a failing grpcio

@@ -1,4 +1,4 @@
-"""OTLP/HTTP receiver (port 4318): ``POST /v1/traces`` and ``/v1/metrics``, protobuf or JSON, gzip;
+"""OTLP/HTTP receiver (port 4318): ``POST /v1/traces``, ``/v1/metrics`` and ``/v1/logs``, protobuf or JSON, gzip;
 ``GET /health`` for liveness checks (no token needed; it reveals only the pending row count);
 ``POST /v1/modelwatch/cli`` for the CLI's commands while this process owns the store (loopback
 clients only; see :mod:`.remote`).
@@ -27,7 +27,7 @@ from google.rpc import status_pb2
 from . import remote
 from .receiver import RETRY_AFTER_SECONDS, SIGNALS, Receiver, Rejected
 
-_PATHS = {"/v1/traces": SIGNALS["traces"], "/v1/metrics": SIGNALS["metrics"]}
+_PATHS = {"/v1/traces": SIGNALS["traces"], "/v1/metrics": SIGNALS["metrics"], "/v1/logs": SIGNALS["logs"]}
 _HTTP = {"invalid": 400, "unauthenticated": 401, "too_large": 413, "unavailable": 503}
 _GRPC_CODE = {"invalid": 3, "unauthenticated": 16, "too_large": 8, "unavailable": 14}
 

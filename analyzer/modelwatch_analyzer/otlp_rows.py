@@ -1,4 +1,4 @@
-"""OTLP trace requests to ``otel_traces`` rows, exactly as the collector's clickhouse exporter writes them.
+"""OTLP requests to the exporter tables' rows (``otel_traces``; metrics and ``otel_logs`` below), exactly as the collector's clickhouse exporter writes them.
 
 One row per span: ids as lowercase hex (empty when unset), ``SpanKind`` as
 ``Internal``/``Server``/``Client``/``Producer``/``Consumer``/``Unspecified``,
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .render import attributes_map
+from .render import as_string, attributes_map
 
 TRACE_COLUMNS = (
     "Timestamp", "TraceId", "SpanId", "ParentSpanId", "TraceState", "SpanName", "SpanKind", "ServiceName",
@@ -175,3 +175,55 @@ def metric_rows(request: Any) -> dict[str, list[tuple[Any, ...]]]:
                             p.count, p.sum, [q.quantile for q in p.quantile_values], [q.value for q in p.quantile_values],
                             p.flags))
     return out
+
+
+# -- logs ---------------------------------------------------------------------------
+
+LOG_COLUMNS = (
+    "Timestamp", "TraceId", "SpanId", "TraceFlags", "SeverityText", "SeverityNumber", "ServiceName", "Body",
+    "ResourceSchemaUrl", "ResourceAttributes", "ScopeSchemaUrl", "ScopeName", "ScopeVersion", "ScopeAttributes",
+    "LogAttributes", "EventName",
+)  # TimestampTime is the table's DEFAULT toDateTime(Timestamp), as the exporter leaves it
+
+
+def service_name(key_values: Any) -> str:
+    """The exporter's ``GetServiceName``: the first ``service.name`` resource attribute, by ``AsString``; '' when absent."""
+    for kv in key_values:
+        if kv.key == "service.name":
+            return as_string(kv.value)
+    return ""
+
+
+def log_rows(request: Any) -> list[tuple[Any, ...]]:
+    """Rows (in :data:`LOG_COLUMNS` order) of an ``ExportLogsServiceRequest``, as the exporter's logs insert.
+
+    One row per log record: ``Timestamp`` is ``time_unix_nano``, or
+    ``observed_time_unix_nano`` when that is 0; ids lowercase hex ('' when
+    empty or all zero); ``TraceFlags`` and ``SeverityNumber`` as the
+    exporter's ``uint8`` conversions (low 8 bits); ``Body`` by ``AsString``
+    ('' when unset); resource, scope and record attributes as maps.
+    """
+    rows: list[tuple[Any, ...]] = []
+    for resource_logs in request.resource_logs:
+        resource_attributes = resource_logs.resource.attributes
+        resource = attributes_map(resource_attributes)
+        service = service_name(resource_attributes)
+        resource_url = resource_logs.schema_url
+        for scope_logs in resource_logs.scope_logs:
+            scope = scope_logs.scope
+            head = (scope_logs.schema_url, scope.name, scope.version, attributes_map(scope.attributes))
+            for record in scope_logs.log_records:
+                timestamp = record.time_unix_nano or record.observed_time_unix_nano
+                rows.append((
+                    ns(timestamp),
+                    hex_id(record.trace_id),
+                    hex_id(record.span_id),
+                    record.flags & 0xFF,
+                    record.severity_text,
+                    record.severity_number & 0xFF,
+                    service,
+                    as_string(record.body),
+                    resource_url,
+                    resource,
+                ) + head + (attributes_map(record.attributes), record.event_name))
+    return rows

@@ -25,11 +25,12 @@ from typing import Any, Callable
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from .ingest import Busy, Ingest, Tables
-from .otlp_rows import METRIC_COLUMNS, TRACE_COLUMNS, metric_rows, ns, span_rows
+from .otlp_rows import LOG_COLUMNS, METRIC_COLUMNS, TRACE_COLUMNS, log_rows, metric_rows, ns, span_rows
 
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024  # after decompression
 RETRY_AFTER_SECONDS = 2
@@ -80,11 +81,18 @@ def _metric_tables(request: Any) -> Tables:
     return {table: (METRIC_COLUMNS[table], rows) for table, rows in metric_rows(request).items() if rows}
 
 
+def _log_tables(request: Any) -> Tables:
+    return {"otel_logs": (LOG_COLUMNS, log_rows(request))}
+
+
 SIGNALS: dict[str, Signal] = {
     "traces": Signal("traces", trace_service_pb2.ExportTraceServiceRequest, trace_service_pb2.ExportTraceServiceResponse,
                      trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name, _trace_tables),
     "metrics": Signal("metrics", metrics_service_pb2.ExportMetricsServiceRequest, metrics_service_pb2.ExportMetricsServiceResponse,
                       metrics_service_pb2.DESCRIPTOR.services_by_name["MetricsService"].full_name, _metric_tables),
+    # logs always take the Python conversion path (the native path of export() is for traces only)
+    "logs": Signal("logs", logs_service_pb2.ExportLogsServiceRequest, logs_service_pb2.ExportLogsServiceResponse,
+                   logs_service_pb2.DESCRIPTOR.services_by_name["LogsService"].full_name, _log_tables),
 }
 
 _HEX_ID_FIELDS = {"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"}

@@ -6,9 +6,9 @@ a migration interrupted half-way is simply run again.
 
 Tables (names are the roles of DESIGN.md):
 
-* ``otel_traces``, ``otel_metrics_{gauge,sum,histogram,exponential_histogram,summary}``:
-  the OpenTelemetry Collector clickhouse exporter's tables, with its column
-  names and types. Whichever of the exporter or modelwatch creates them
+* ``otel_traces``, ``otel_metrics_{gauge,sum,histogram,exponential_histogram,summary}``,
+  ``otel_logs`` (migration 7): the OpenTelemetry Collector clickhouse
+  exporter's tables, with its column names and types. Whichever of the exporter or modelwatch creates them
   first, the other finds them compatible.
 * ``ml_predictions``: one row per kept prediction, typed once at insert time
   by the materialized view ``ml_predictions_mv`` from ``otel_traces``
@@ -44,6 +44,7 @@ class Retention:
     """Days each kind of data is kept (0: forever)."""
 
     traces_days: int = 30
+    logs_days: int = 30
     metrics_days: int = 90
     predictions_days: int = 180
     labels_days: int = 365
@@ -236,6 +237,41 @@ def _otel_metrics(ctx: Context) -> list[str]:
         stmts += _table(ctx, table, columns, ctx.engine(), tail)
     return stmts
 
+
+
+def _otel_logs(ctx: Context) -> list[str]:
+    """The exporter's ``otel_logs`` (contrib ``exporter/clickhouseexporter``, ``internal/sqltemplates/logs_table.sql``
+    with the ``EventName`` column): names, types, indexes and keys as the exporter creates them; TTL on
+    ``TimestampTime`` as the exporter sets it."""
+    columns = f"""    Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
+    TimestampTime DateTime DEFAULT toDateTime(Timestamp),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    TraceFlags UInt8,
+    SeverityText LowCardinality(String) CODEC(ZSTD(1)),
+    SeverityNumber UInt8,
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    Body String CODEC(ZSTD(1)),
+    ResourceSchemaUrl LowCardinality(String) CODEC(ZSTD(1)),
+    ResourceAttributes {_ATTRS},
+    ScopeSchemaUrl LowCardinality(String) CODEC(ZSTD(1)),
+    ScopeName String CODEC(ZSTD(1)),
+    ScopeVersion LowCardinality(String) CODEC(ZSTD(1)),
+    ScopeAttributes {_ATTRS},
+    LogAttributes {_ATTRS},
+    EventName String CODEC(ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_scope_attr_key mapKeys(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_scope_attr_value mapValues(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_log_attr_key mapKeys(LogAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_log_attr_value mapValues(LogAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_body Body TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 8"""
+    tail = (f"PARTITION BY toDate(TimestampTime)\nPRIMARY KEY (ServiceName, TimestampTime)\n"
+            f"ORDER BY (ServiceName, TimestampTime, Timestamp)\n{ctx.ttl('TimestampTime', ctx.retention.logs_days)}\n"
+            "SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1")
+    return _table(ctx, "otel_logs", columns, ctx.engine(), tail)
 
 # -- modelwatch's tables ----------------------------------------------------------------
 
@@ -465,6 +501,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "stronger compression of span attributes and typed predictions", _compression),
     Migration(5, "analyzer result kinds and detector state", _analyzer_v2),
     Migration(6, "cluster shard keys: a prediction with its label, a model's results on one shard", _shard_keys),
+    Migration(7, "collector exporter logs table", _otel_logs),
 )
 
 

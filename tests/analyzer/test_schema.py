@@ -226,3 +226,67 @@ def test_cluster_shard_keys_keep_a_prediction_with_its_label_and_a_models_result
         assert all(s.endswith("cityHash64(ModelName, PredictionId))") for s in dist(table)) and dist(table), table
     assert any("CREATE OR REPLACE TABLE `mw`.`otel_traces`" in s and "ml.prediction.id" in s for s in ddl)
     assert not schema.statements("mw")[-1].startswith("CREATE OR REPLACE")  # nothing to do on one node
+
+
+# The exporter's otel_logs (contrib exporter/clickhouseexporter internal/sqltemplates/logs_table.sql, with EventName).
+EXPORTER_LOGS = {
+    "Timestamp": "DateTime64(9)", "TimestampTime": "DateTime", "TraceId": "String", "SpanId": "String",
+    "TraceFlags": "UInt8", "SeverityText": "LowCardinality(String)", "SeverityNumber": "UInt8",
+    "ServiceName": "LowCardinality(String)", "Body": "String", "ResourceSchemaUrl": "LowCardinality(String)",
+    "ResourceAttributes": "Map(LowCardinality(String), String)", "ScopeSchemaUrl": "LowCardinality(String)",
+    "ScopeName": "String", "ScopeVersion": "LowCardinality(String)",
+    "ScopeAttributes": "Map(LowCardinality(String), String)", "LogAttributes": "Map(LowCardinality(String), String)",
+    "EventName": "String",
+}
+
+
+def test_otel_logs_has_the_exporters_columns_keys_and_ttl(store):
+    """Migration 7 creates otel_logs with the exporter's names, types, order, keys and TTL on TimestampTime."""
+    assert list(store.query("SELECT name, type FROM system.columns WHERE database = {db:String} AND table = 'otel_logs' "
+                            "ORDER BY position", {"db": store.database})) == [tuple(kv) for kv in EXPORTER_LOGS.items()]
+    (sorting, primary, partition, ddl), = store.query(
+        "SELECT sorting_key, primary_key, partition_key, create_table_query FROM system.tables "
+        "WHERE database = {db:String} AND name = 'otel_logs'", {"db": store.database})
+    assert (sorting, primary, partition) == ("ServiceName, TimestampTime, Timestamp", "ServiceName, TimestampTime",
+                                             "toDate(TimestampTime)")
+    assert "TTL toDateTime(TimestampTime) + toIntervalDay(30)" in ddl and "DEFAULT toDateTime(Timestamp)" in ddl
+    assert {m.version: m.name for m in schema.MIGRATIONS}[7] == "collector exporter logs table"
+    assert max(m.version for m in schema.MIGRATIONS) == 7
+
+
+def test_otel_logs_rows_round_trip_with_the_default_timestamp_time(store):
+    """Rows of log_rows insert as they are; TimestampTime is filled by the table's DEFAULT."""
+    import time
+
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+
+    from modelwatch_analyzer.otlp_rows import LOG_COLUMNS, log_rows
+
+    now = time.time_ns()
+    req = logs_service_pb2.ExportLogsServiceRequest()
+    rl = req.resource_logs.add()
+    rl.resource.attributes.add(key="service.name").value.string_value = "svc"
+    rec = rl.scope_logs.add().log_records.add(observed_time_unix_nano=now, severity_number=13, severity_text="WARN",
+                                              trace_id=b"\x01" * 16, span_id=b"\x02" * 8, flags=1)
+    rec.body.string_value = "it's \"quoted\"\n☃"
+    rec.attributes.add(key="k'ey").value.double_value = 1e21
+    store.insert("otel_logs", log_rows(req), LOG_COLUMNS)
+    rows = store.query(f"SELECT toUnixTimestamp64Nano(Timestamp), toUnixTimestamp(TimestampTime), TraceId, SpanId, "
+                       f"TraceFlags, SeverityText, SeverityNumber, ServiceName, Body, LogAttributes, EventName "
+                       f"FROM {store.table('otel_logs')}")
+    assert rows == [(now, now // 10**9, "01" * 16, "02" * 8, 1, "WARN", 13, "svc", "it's \"quoted\"\n☃",
+                     {"k'ey": "1e+21"}, "")]
+
+
+def test_otel_logs_on_a_cluster_and_its_retention():
+    """--cluster: a Replicated otel_logs_local under a Distributed otel_logs, ON CLUSTER; logs_days sets the TTL (0: none)."""
+    ddl = schema.statements("mw", cluster="prod", retention=schema.Retention(logs_days=7))
+    local = [s for s in ddl if s.startswith("CREATE TABLE IF NOT EXISTS `mw`.`otel_logs_local` ON CLUSTER `prod` (")]
+    assert len(local) == 1
+    assert "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')" in local[0]
+    assert "TTL toDateTime(TimestampTime) + toIntervalDay(7)" in local[0]
+    assert any(s.startswith("CREATE TABLE IF NOT EXISTS `mw`.`otel_logs` ON CLUSTER `prod` AS `mw`.`otel_logs_local` ")
+               and "Distributed(`prod`, `mw`, `otel_logs_local`, rand())" in s for s in ddl)
+    single = [s for s in schema.statements("mw", retention=schema.Retention(logs_days=0)) if "`otel_logs`" in s]
+    assert len(single) == 1 and "ENGINE = MergeTree()" in single[0] and "TTL" not in single[0]
+    assert schema.Retention().logs_days == schema.Retention().traces_days == 30

@@ -259,3 +259,140 @@ def test_health_endpoint(server):
     with urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}/health", timeout=10) as resp:
         assert resp.status == 200
         assert json.loads(resp.read()) == {"status": "ok", "pending_rows": 0}
+
+
+# -- logs ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def log_server(store_dir):
+    """A receiver without the scheduled analyzer, for the logs tests."""
+    srv = Server(ServeOptions(url=f"chdb://{store_dir}", database=f"serve{next(_db)}", grpc_port=0, http_port=0,
+                              analyzer=False))
+    yield srv
+    srv.store.command(f"DROP DATABASE IF EXISTS `{srv.store.database}`")
+    srv.stop()
+
+
+def _log_request(n: int = 3, time_ns: int | None = None):
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+
+    req = logs_service_pb2.ExportLogsServiceRequest()
+    rl = req.resource_logs.add()
+    rl.resource.attributes.add(key="service.name").value.string_value = "raw"
+    sl = rl.scope_logs.add()
+    for i in range(n):
+        rec = sl.log_records.add(time_unix_nano=time.time_ns() if time_ns is None else time_ns, severity_number=9)
+        rec.body.string_value = f"line {i}"
+    return req
+
+
+@pytest.mark.filterwarnings("ignore:`LoggingHandler` in `opentelemetry-sdk` is deprecated")
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_sdk_logs_arrive_over_real_otlp(log_server, protocol):
+    """The OpenTelemetry SDK's logs pipeline (BatchLogRecordProcessor + the real OTLP log exporters) fills otel_logs."""
+    import logging
+
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+        exporter = OTLPLogExporter(endpoint=f"127.0.0.1:{log_server.grpc_port}", insecure=True)
+    else:
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+        exporter = OTLPLogExporter(endpoint=f"http://127.0.0.1:{log_server.http_port}/v1/logs")
+    provider = LoggerProvider(resource=Resource.create({"service.name": "scoring-api", "deployment.environment": "test"}),
+                              shutdown_on_exit=False)
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    logger = logging.getLogger(f"modelwatch.test.logs.{protocol}")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    handler = LoggingHandler(level=logging.DEBUG, logger_provider=provider)
+    logger.addHandler(handler)
+    tracer = TracerProvider().get_tracer("test")
+    try:
+        with tracer.start_as_current_span("ml.predict") as span:
+            ctx = span.get_span_context()
+            logger.error("low confidence for %s", "p-1", extra={"ml.model.name": "fraud", "ml.prediction.confidence": 0.42,
+                                                                "n_items": 3, "flagged": True})
+        logger.info("outside any span")
+        for i in range(50):
+            logger.debug("bulk %d", i)
+        assert provider.force_flush(30_000)
+    finally:
+        logger.removeHandler(handler)
+        provider.shutdown()
+    table = log_server.store.table("otel_logs")
+    (row,) = log_server.store.query(
+        f"SELECT Body, SeverityText, SeverityNumber, ServiceName, TraceId, SpanId, TraceFlags, "
+        f"LogAttributes['ml.model.name'], LogAttributes['ml.prediction.confidence'], LogAttributes['n_items'], "
+        f"LogAttributes['flagged'], ResourceAttributes['deployment.environment'], ScopeName, "
+        f"Timestamp > now() - INTERVAL 10 MINUTE, TimestampTime = toDateTime(Timestamp) "
+        f"FROM {table} WHERE SeverityText = 'ERROR'")
+    assert row == ("low confidence for p-1", "ERROR", 17, "scoring-api", format(ctx.trace_id, "032x"),
+                   format(ctx.span_id, "016x"), int(ctx.trace_flags), "fraud", "0.42", "3", "true", "test", logger.name, True, True)
+    outside = log_server.store.query(f"SELECT SeverityText, SeverityNumber, TraceId, SpanId FROM {table} "
+                                     "WHERE Body = 'outside any span'")
+    assert outside == [("INFO", 9, "", "")]
+    assert int(ctx.trace_flags) & 1  # sampled, and stored as the record's flags
+    assert _count(log_server, "otel_logs", "SeverityText = 'DEBUG' AND startsWith(Body, 'bulk ')") == 50
+    assert log_server.ingest.stats.native_rows == 0  # logs never take the native (traces-only) path
+
+
+def test_malformed_logs_payloads_are_refused_whole(log_server):
+    """Garbage, bad JSON, bad gzip, and a request with one out-of-range record: 400 / INVALID_ARGUMENT, nothing stored."""
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
+
+    port = log_server.http_port
+    proto = {"Content-Type": "application/x-protobuf"}
+    assert _post(port, "/v1/logs", b"\x0a\xff\xff\xff\xff\x0f", proto)[0] == 400
+    assert _post(port, "/v1/logs", b"{not json", {"Content-Type": "application/json"})[0] == 400
+    assert _post(port, "/v1/logs", b"not gzip", {**proto, "Content-Encoding": "gzip"})[0] == 400
+    bad = _log_request(5)
+    bad.resource_logs[0].scope_logs[0].log_records[3].time_unix_nano = 2**63  # beyond DateTime64(9)
+    status, body, _h = _post(port, "/v1/logs", bad.SerializeToString(), proto)
+    assert status == 400 and b"2262" in body
+    channel = grpc.insecure_channel(f"127.0.0.1:{log_server.grpc_port}")
+    raw = channel.unary_unary("/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+                              request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    with pytest.raises(grpc.RpcError) as info:
+        raw(b"\x0a\xff\xff\xff\xff\x0f", timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    stub = logs_service_pb2_grpc.LogsServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Export(bad, timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert _count(log_server, "otel_logs") == 0 and log_server.ingest.stats.rows == 0
+    stub.Export(_log_request(4), timeout=10)  # the same service takes a good request
+    channel.close()
+    assert _count(log_server, "otel_logs") == 4
+
+
+def test_logs_json_gzip_hex_ids_token_and_size_limit(store_dir):
+    """OTLP/JSON logs, gzip, hex ids; with a token, 401 without it; 413 beyond the size limit."""
+    srv = Server(ServeOptions(url=f"chdb://{store_dir}", database=f"serve{next(_db)}", grpc_port=0, http_port=0,
+                              analyzer=False, token="s3cret", max_request_bytes=64 * 1024))
+    try:
+        body = {"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "j"}}]},
+                "scopeLogs": [{"scope": {"name": "s"}, "logRecords": [{
+                    "timeUnixNano": "0", "observedTimeUnixNano": str(time.time_ns()), "severityNumber": 21,
+                    "severityText": "FATAL", "traceId": "5B8EFFF798038103D269B633813FC60C", "spanId": "EEE19B7EC3C1B174",
+                    "body": {"kvlistValue": {"values": [{"key": "msg", "value": {"stringValue": "x"}},
+                                                        {"key": "n", "value": {"intValue": "2"}}]}},
+                    "attributes": [{"key": "ml.feature.x", "value": {"doubleValue": 1e-7}}]}]}]}]}
+        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        payload = gzip.compress(json.dumps(body).encode())
+        assert _post(srv.http_port, "/v1/logs", payload, headers)[0] == 401
+        assert _post(srv.http_port, "/v1/logs", payload, {**headers, "Authorization": "Bearer s3cret"})[:2] == (200, b"{}")
+        assert _post(srv.http_port, "/v1/logs", b"\x00" * 100_000,
+                     {"Content-Type": "application/x-protobuf", "Authorization": "Bearer s3cret"})[0] == 413
+        rows = srv.store.query(f"SELECT TraceId, SpanId, SeverityText, SeverityNumber, Body, LogAttributes, ServiceName, "
+                               f"Timestamp > now() - INTERVAL 10 MINUTE FROM {srv.store.table('otel_logs')}")
+        assert rows == [("5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174", "FATAL", 21, '{"msg":"x","n":2}',
+                         {"ml.feature.x": "1e-7"}, "j", True)]
+    finally:
+        srv.store.command(f"DROP DATABASE IF EXISTS `{srv.store.database}`")
+        srv.stop()
