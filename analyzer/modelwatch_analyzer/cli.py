@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     apply_cmd = actions.add_parser("apply", help="apply the migrations the store has not recorded yet (idempotent)")
     apply_cmd.add_argument("--url", help="store URL (default: MODELWATCH_CLICKHOUSE_URL, else the embedded store)")
     apply_cmd.add_argument("--cluster", help="ClickHouse cluster name: ON CLUSTER, Replicated engines, Distributed tables")
-    apply_cmd.add_argument("--retention-days", type=int, help="keep traces and predictions this many days (default 30 / 180)")
+    apply_cmd.add_argument("--retention-days", type=int, help="keep traces, logs and predictions this many days (default 30 / 30 / 180)")
     print_cmd = actions.add_parser("print", help="print every statement, without a store")
     print_cmd.add_argument("--database", default="modelwatch")
     print_cmd.add_argument("--cluster")
@@ -224,7 +224,8 @@ def main(argv: Sequence[str] | None = None, forwarded: bool = False) -> int:
         if args.retention_days < 0:
             print("modelwatch: --retention-days must be >= 0 (0 keeps data forever)", file=sys.stderr)
             return 2
-        retention = schema.Retention(traces_days=args.retention_days, predictions_days=args.retention_days)
+        retention = schema.Retention(traces_days=args.retention_days, predictions_days=args.retention_days,
+                                     logs_days=args.retention_days)
     try:
         store = Store(args.url)
         applied = schema.apply(store, cluster=args.cluster, retention=retention)

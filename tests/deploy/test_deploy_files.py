@@ -62,7 +62,9 @@ def test_every_pipeline_component_is_defined_and_memory_limiter_comes_first(coll
     service = collector["service"]
     for ext in service["extensions"]:
         assert ext in collector["extensions"], ext
-    assert set(service["pipelines"]) >= {"traces", "metrics"}
+    assert set(service["pipelines"]) >= {"traces", "metrics", "logs"}
+    assert "tail_sampling" not in service["pipelines"]["logs"]["processors"]
+    assert "clickhouse" in service["pipelines"]["logs"]["exporters"]
     for name, pipeline in service["pipelines"].items():
         for kind in KINDS:
             assert pipeline[kind], f"{name}: no {kind}"
