@@ -19,12 +19,14 @@ import json
 import threading
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import uvicorn
 from google.rpc import status_pb2
 
 from . import remote
+from .grpc_server import EXPORT_THREADS
 from .receiver import RETRY_AFTER_SECONDS, SIGNALS, Receiver, Rejected
 
 _PATHS = {"/v1/traces": SIGNALS["traces"], "/v1/metrics": SIGNALS["metrics"], "/v1/logs": SIGNALS["logs"]}
@@ -49,6 +51,8 @@ def _gunzip(body: bytes, limit: int) -> bytes:
 
 def make_app(receiver: Receiver) -> Any:
     """The ASGI application."""
+    # export threads mostly wait for their group commit: many of them let concurrent requests share a commit
+    exports = ThreadPoolExecutor(max_workers=EXPORT_THREADS, thread_name_prefix="otlp-http")
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -108,7 +112,7 @@ def make_app(receiver: Receiver) -> Any:
             if headers.get("content-encoding", "").lower() == "gzip":
                 body = _gunzip(body, limit)
             request = receiver.decode(signal, body, json_body=json_body)
-            await asyncio.get_running_loop().run_in_executor(None, receiver.export, signal, request,
+            await asyncio.get_running_loop().run_in_executor(exports, receiver.export, signal, request,
                                                             None if json_body else body)
         except _TooLarge:
             await reject("too_large", f"decompressed body exceeds {limit} bytes")
