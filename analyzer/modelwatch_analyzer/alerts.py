@@ -67,7 +67,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
 from .errors import ConfigError
-from .results import OK, SEVERITIES, Result, severity_rank
+from .results import OK, SEVERITIES, Result, severity_rank, utc, utc_ms
 from .store import Store
 
 logger = logging.getLogger("modelwatch.analyzer.alerts")
@@ -400,9 +400,9 @@ class Alert:
         except ValueError:
             payload = {"alert": {"message": message}}
         return cls(alert_id=aid, rule=rule, model=model, version=version, feature=feature or None, method=method,
-                   severity=severity, route=route, run_id=run_id, fired_at=_utc(fired), payload=payload,
-                   delivered=bool(delivered), attempts=int(attempts), delivered_at=_utc(delivered_at),
-                   last_error=last_error, updated_at=_utc(updated))
+                   severity=severity, route=route, run_id=run_id, fired_at=utc(fired), payload=payload,
+                   delivered=bool(delivered), attempts=int(attempts), delivered_at=utc(delivered_at),
+                   last_error=last_error, updated_at=utc(updated))
 
 
 def _jsonable(x: Any) -> Any:
@@ -413,16 +413,6 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, datetime):
         return x.isoformat()
     return str(x)
-
-
-def _utc(t: datetime | None) -> datetime | None:
-    if t is None:
-        return None
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
-
-
-def _ms(t: datetime) -> datetime:
-    return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
 def _fmt(x: float | None) -> str:
@@ -523,7 +513,7 @@ class Alerter:
         delivery attempt. Store errors propagate (the caller's run failed);
         delivery errors never do: they are recorded on the rows.
         """
-        now = _ms(_utc(now) if now is not None else datetime.now(timezone.utc))
+        now = utc_ms(now if now is not None else datetime.now(timezone.utc))
         fired = self._fire_alerts(results, now) + self._fire_retrain(results, now)
         self.store.insert("ml_alerts", [a.row() for a in fired], ALERT_COLUMNS)
         delivered = {a.alert_id: a for a in self.deliver_pending(now)}
@@ -593,7 +583,7 @@ class Alerter:
 
     def deliver_pending(self, now: datetime | None = None) -> list[Alert]:
         """Attempt every due undelivered row (first attempts at once, retries after their backoff); record outcomes."""
-        now = _ms(_utc(now) if now is not None else datetime.now(timezone.utc))
+        now = utc_ms(now if now is not None else datetime.now(timezone.utc))
         started = time.monotonic()
         failed_routes: set[str] = set()
         done: list[Alert] = []

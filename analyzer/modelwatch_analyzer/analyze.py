@@ -81,10 +81,15 @@ def analyze(store: Store, window: Window, settings: Settings | None = None,
     out = [r for r in out if r.kind != "drift" or ds.reported(r.method, r.feature or "", numeric.get(r.feature or "", True))]
     out.append(_summary(out, ds, totals))
     _evidence(store, window, baseline, out)
-    for r in out:
+    return _stamp(out, window, baseline)
+
+
+def _stamp(rows: list[Result], window: Window, baseline: Baseline) -> list[Result]:
+    """Name the model, version, window and baseline on `rows` (the methods leave them blank)."""
+    for r in rows:
         r.model, r.version, r.baseline_id = window.model, window.version or "", baseline.id
         r.window_start, r.window_end = window.start, window.end
-    return out
+    return rows
 
 
 def run(store: Store, window: Window, settings: Settings | None = None, baseline: Baseline | None = None,
@@ -94,11 +99,7 @@ def run(store: Store, window: Window, settings: Settings | None = None, baseline
     if baseline is None:
         baseline = baselines.load(store, window.model, window.version)
     rows = analyze(store, window, settings, baseline)
-    perf = performance.evaluate(store, window, settings.performance)
-    for r in perf:
-        r.model, r.version, r.baseline_id = window.model, window.version or "", baseline.id
-        r.window_start, r.window_end = window.start, window.end
-    rows += perf
+    rows += _stamp(performance.evaluate(store, window, settings.performance), window, baseline)
     run_id, run_at = uuid.uuid4().hex[:16], datetime.now(timezone.utc)
     for r in rows:
         r.run_id, r.run_at = run_id, run_at

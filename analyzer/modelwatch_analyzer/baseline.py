@@ -37,7 +37,8 @@ from . import scan
 from .errors import BaselineError
 from .render import format_double
 from .scan import CategoricalAgg, NumericAgg, Window
-from .stats import Grid, decile_cuts, make_grid, rebin
+from .stats import Grid, decile_cuts, effective_n, make_grid, rebin
+from .results import utc
 from .store import Store
 
 GRID_CELLS = 1000
@@ -92,19 +93,15 @@ class FeatureBaseline:
     @classmethod
     def numeric(cls, feature: str, agg: NumericAgg, grid: Grid, missing: float) -> "FeatureBaseline":
         assert agg.grid_counts is not None
-        return cls(feature, NUMERIC, agg.n, _neff(agg.n, agg.n2), missing, agg.min, agg.max,
+        return cls(feature, NUMERIC, agg.n, effective_n(agg.n, agg.n2), missing, agg.min, agg.max,
                    agg.mean, agg.std, grid, agg.grid_counts, (agg.tail_below, agg.tail_above),
                    decile_cuts(agg.grid_counts))
 
     @classmethod
     def categorical(cls, feature: str, agg: CategoricalAgg, missing: float) -> "FeatureBaseline":
         kept = sum(agg.counts.values())
-        return cls(feature, CATEGORICAL, agg.n, _neff(agg.n, agg.n2), missing, categories=dict(agg.counts),
+        return cls(feature, CATEGORICAL, agg.n, effective_n(agg.n, agg.n2), missing, categories=dict(agg.counts),
                    other=max(agg.n - kept, 0.0))
-
-
-def _neff(w: float, w2: float) -> float:
-    return w * w / w2 if w2 > 0 else 0.0
 
 
 @dataclass
@@ -339,8 +336,7 @@ def load(store: Store, model: str, version: str | None = None, baseline_id: str 
             feature, kind, n, n_eff, missing, _nan(vmin), _nan(vmax), _nan(mean), _nan(std), grid,
             np.asarray(g_counts, float) if grid else None, (below, above),
             np.asarray(cuts, dtype=np.int64) if grid else None, dict(zip(cats, cat_counts)), other)
-    created_at = created.replace(tzinfo=timezone.utc) if created.tzinfo is None else created
-    return Baseline(m, v, features, total, source, bid, created_at)
+    return Baseline(m, v, features, total, source, bid, utc(created))
 
 
 def _nan(x: float | None) -> float:

@@ -40,12 +40,16 @@ EXAMPLES = """examples:
 """
 
 
+def _store_url(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--url", help="store URL (default: MODELWATCH_CLICKHOUSE_URL, else the embedded store)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelwatch", description="Monitoring for ML models in production.",
                                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser("serve", help="receive OTLP (gRPC and HTTP) into the store, until SIGTERM / Ctrl-C")
-    serve_cmd.add_argument("--url", help="store URL (default: MODELWATCH_CLICKHOUSE_URL, else the embedded store)")
+    _store_url(serve_cmd)
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
     serve_cmd.add_argument("--grpc-port", type=int, default=4317)
     serve_cmd.add_argument("--http-port", type=int, default=4318)
@@ -53,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     schema_cmd = commands.add_parser("schema", help="create or show the store's tables (versioned migrations)")
     actions = schema_cmd.add_subparsers(dest="action", required=True)
     apply_cmd = actions.add_parser("apply", help="apply the migrations the store has not recorded yet (idempotent)")
-    apply_cmd.add_argument("--url", help="store URL (default: MODELWATCH_CLICKHOUSE_URL, else the embedded store)")
+    _store_url(apply_cmd)
     apply_cmd.add_argument("--cluster", help="ClickHouse cluster name: ON CLUSTER, Replicated engines, Distributed tables")
     apply_cmd.add_argument("--retention-days", type=int, help="keep traces, logs and predictions this many days (default 30 / 30 / 180)")
     print_cmd = actions.add_parser("print", help="print every statement, without a store")
@@ -68,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
                                      epilog="examples:\n  modelwatch baseline create --model credit --version 3 --file train.parquet"
                                      "\n  modelwatch baseline create --model credit --version 3 --since 7d --until 1d",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    create.add_argument("--url", help="store URL (default: MODELWATCH_CLICKHOUSE_URL, else the embedded store)")
+    _store_url(create)
     create.add_argument("--model", required=True)
     create.add_argument("--version", required=True, help="the model version this baseline is for")
     create.add_argument("--file", help="training data: .parquet or .csv (one column per feature)")
@@ -81,14 +85,14 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--weight", help="with --file: a column of row weights")
     create.add_argument("--exclude", default="", help="with --file: comma-separated columns to ignore (ids, labels)")
     listing = base_actions.add_parser("list", help="the stored baselines, newest first")
-    listing.add_argument("--url")
+    _store_url(listing)
     listing.add_argument("--model")
 
     an = commands.add_parser("analyze", help="analyse one window now: drift, data quality, performance",
                              epilog="examples:\n  modelwatch analyze --model credit --last 24h"
                              "\n  modelwatch analyze --model credit --since 2026-11-20T00:00 --until 2026-11-21T00:00 --format json",
                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    an.add_argument("--url")
+    _store_url(an)
     an.add_argument("--model", required=True)
     an.add_argument("--version", help="one model version (default: all, against the newest baseline)")
     an.add_argument("--baseline", help="a baseline id (default: the newest for the model version)")
@@ -102,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     an.add_argument("--alert", action="store_true", help="also fire and deliver the config's alerts")
 
     svc = commands.add_parser("analyzer", help="the scheduled analyzer service, for a ClickHouse server (production)")
-    svc.add_argument("--url")
+    _store_url(svc)
     svc.add_argument("--config", help="TOML config: models, windows, methods, thresholds, alert routes")
     svc.add_argument("--once", action="store_true", help="run one round and exit")
     svc.add_argument("--poll-seconds", type=float, default=30.0)
@@ -130,7 +134,7 @@ def _add_demo_report_status(commands: argparse._SubParsersAction) -> None:
                               "\n  modelwatch report --model credit --last 7d"
                               "\n  modelwatch report --since 2026-11-01 --until 2026-11-08 "
                               "--trace-url 'http://localhost:16686/trace/{trace_id}'")
-    rep.add_argument("--url", help="store URL (default: MODELWATCH_CLICKHOUSE_URL, else the embedded store)")
+    _store_url(rep)
     rep.add_argument("--database", help="database inside the store (default: modelwatch)")
     rep.add_argument("--model", help="one model (default: every model in the store)")
     rep.add_argument("--out", default="modelwatch-report.html")
@@ -144,7 +148,7 @@ def _add_demo_report_status(commands: argparse._SubParsersAction) -> None:
                              "\n  modelwatch status --format json --fail-on-alerts   # exit 3 when alerts wait for delivery"
                              "\n\nexit codes: 0 read, 1 store unreachable or refused, 2 bad usage, "
                              "3 undelivered alerts (with --fail-on-alerts)")
-    st.add_argument("--url", help="store URL (default: MODELWATCH_CLICKHOUSE_URL, else the embedded store)")
+    _store_url(st)
     st.add_argument("--database", help="database inside the store (default: modelwatch)")
     st.add_argument("--model", help="one model (default: all)")
     st.add_argument("--cost", action="store_true", help="add the monitoring cost report (seen vs stored, bytes)")

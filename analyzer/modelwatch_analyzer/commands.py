@@ -11,10 +11,10 @@ import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
-from . import analyze, baseline, config as configuration, results
+from . import baseline, config as configuration, results
 from .errors import ConfigError
 from .results import INSUFFICIENT, Result
-from .scan import SCORE, PREDICTION, Window
+from .scan import Window
 from .service import AnalyzerService, analyse_model
 from .store import Store
 
@@ -123,7 +123,7 @@ def _analyze(args: Any) -> int:
         json.dump([r.to_json() for r in rows], sys.stdout, indent=1)
         print()
     else:
-        print(summary(rows, window, baseline.load(store, model.name, model.version, model.baseline)))
+        print(summary(rows, window, report.baseline))
     drifted = any(r.kind == "drift" and r.drifted and r.details.get("score") for r in rows)
     return DRIFT_EXIT if (args.fail_on_drift and drifted) else 0
 

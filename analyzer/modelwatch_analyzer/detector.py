@@ -43,7 +43,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .errors import ConfigError
-from .results import OK, SEVERITIES, Result
+from .results import OK, SEVERITIES, Result, utc, utc_ms
 from .store import Store
 
 State = dict[str, float]
@@ -164,7 +164,7 @@ class SequentialDetector:
             f"FROM {self.store.table('ml_detector_state')} FINAL "
             "WHERE Detector = {detector:String} AND ModelName IN {models:Array(String)} AND Method = {method:String}",
             {"detector": self.config.name, "models": list(models), "method": self.config.method})
-        return {(m, v, f, meth): (json.loads(state), _utc(last), _utc(updated))
+        return {(m, v, f, meth): (json.loads(state), utc(last), utc(updated))
                 for m, v, f, meth, last, updated, state in rows}
 
     def update(self, results: Iterable[Result], now: datetime | None = None) -> list[Result]:
@@ -174,7 +174,7 @@ class SequentialDetector:
         or before the stored ``LastWindowEnd``) is skipped and yields nothing.
         Returns one result per value counted and saves the new states.
         """
-        now = _utc(now) if now is not None else datetime.now(timezone.utc)
+        now = utc(now) if now is not None else datetime.now(timezone.utc)
         series: dict[_Key, list[Result]] = {}
         for r in results:
             if (r.kind == "drift" and r.method == self.config.method and r.status == OK and r.window_end is not None
@@ -188,8 +188,8 @@ class SequentialDetector:
         for key, rs in series.items():
             state, last, updated = stored.get(key, ({}, None, None))
             counted = 0
-            for r in sorted(rs, key=lambda r: _ms(r.window_end)):
-                end = _ms(r.window_end)  # compared as stored: DateTime64(3)
+            for r in sorted(rs, key=lambda r: utc_ms(r.window_end)):
+                end = utc_ms(r.window_end)  # compared as stored: DateTime64(3)
                 if last is not None and end <= last:
                     continue
                 state, stat, fired = self.config.step(state, float(r.statistic))
@@ -215,14 +215,3 @@ class SequentialDetector:
         """The stored state and last counted window end of one series (``({}, None)`` if never seen)."""
         state, last, _ = self._load([model]).get((model, version, feature or "", self.config.method), ({}, None, None))
         return state, last
-
-
-def _ms(t: datetime) -> datetime:
-    t = _utc(t)
-    return t.replace(microsecond=t.microsecond // 1000 * 1000)
-
-
-def _utc(t: datetime | None) -> datetime | None:
-    if t is None:
-        return None
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)

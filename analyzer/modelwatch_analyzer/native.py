@@ -20,7 +20,6 @@ row, byte for byte.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterable
 

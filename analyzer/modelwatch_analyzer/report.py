@@ -30,7 +30,7 @@ from typing import Any, Iterable, Sequence
 
 from . import baseline as baselines
 from . import results as results_mod
-from .results import INSUFFICIENT, Result, severity_rank
+from .results import INSUFFICIENT, Result, severity_rank, utc
 from .store import Store
 
 OTHER = "__other__"  # the analyzer's catch-all category bucket (analyze.OTHER)
@@ -80,12 +80,6 @@ def _bucket(span: timedelta) -> timedelta:
     return timedelta(days=7)
 
 
-def _utc(t: datetime | None) -> datetime | None:
-    if t is None:
-        return None
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
-
-
 def models_in(store: Store) -> list[str]:
     tables = store.tables()
     names: set[str] = set()
@@ -114,8 +108,8 @@ def gather(store: Store, model: str, since: datetime | None = None, until: datet
     table = store.table("ml_predictions")
     versions = [r[0] for r in store.query(f"SELECT DISTINCT ModelVersion FROM {table} WHERE {cond} ORDER BY 1", params)]
     first, last = store.query(f"SELECT min(Timestamp), max(Timestamp) FROM {table} WHERE {cond}", params)[0]
-    bucket = _bucket((_utc(last) - _utc(first)) if first and last and last > first else timedelta(hours=1))
-    volume = [(_utc(t), reason, int(n), float(w)) for t, reason, n, w in store.query(
+    bucket = _bucket((utc(last) - utc(first)) if first and last and last > first else timedelta(hours=1))
+    volume = [(utc(t), reason, int(n), float(w)) for t, reason, n, w in store.query(
         f"SELECT toStartOfInterval(Timestamp, toIntervalSecond({{b:UInt32}})) AS t, Reason, count(), sum(Weight) "
         f"FROM {table} WHERE {cond} GROUP BY t, Reason ORDER BY t, Reason",
         dict(params, b=int(bucket.total_seconds())))] if first else []
@@ -142,7 +136,7 @@ def gather(store: Store, model: str, since: datetime | None = None, until: datet
         for ts, tid, reason, weight, pred, score, num, cat in store.query(
                 f"SELECT Timestamp, TraceId, Reason, Weight, Prediction, Score, Numeric, Categorical FROM {table} "
                 "WHERE ModelName = {model:String} AND TraceId IN {ids:Array(String)}", {"model": model, "ids": ids}):
-            data.evidence[tid] = {"time": _utc(ts), "reason": reason, "weight": weight, "prediction": pred,
+            data.evidence[tid] = {"time": utc(ts), "reason": reason, "weight": weight, "prediction": pred,
                                   "score": score, "features": {**{k: v for k, v in num.items()}, **cat}}
     return data
 

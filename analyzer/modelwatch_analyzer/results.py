@@ -131,15 +131,23 @@ def load(store: Store, model: str, window_start: datetime | None = None, window_
          details) in rows:
         out.append(Result(model=m, version=v, feature=feature or None, method=method, kind=kind, statistic=stat,
                           pvalue=p, threshold=thr, drifted=drifted, severity=sev, n_reference=nr, n_current=nc,
-                          status=status, details=json.loads(details or "{}"), window_start=_utc(ws),
-                          window_end=_utc(we), baseline_id=bid, run_id=run_id, run_at=_utc(run_at)))
+                          status=status, details=json.loads(details or "{}"), window_start=utc(ws),
+                          window_end=utc(we), baseline_id=bid, run_id=run_id, run_at=utc(run_at)))
     return out
 
 
-def _utc(t: datetime | None) -> datetime | None:
+def utc(t: datetime | None) -> datetime | None:
+    """`t` as an aware UTC datetime (ClickHouse returns naive UTC values)."""
     if t is None:
         return None
     return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+
+
+def utc_ms(t: datetime) -> datetime:
+    """`t` in UTC, truncated to milliseconds: as a DateTime64(3) column stores it."""
+    t = utc(t)
+    assert t is not None
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
 def worst(results: Iterable[Result]) -> str:

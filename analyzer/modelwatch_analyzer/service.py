@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from . import analyze, baseline, results
 from .alerts import Alert, Alerter
+from .baseline import Baseline
 from .config import Config, ModelConfig
 from .detector import SequentialDetector
 from .errors import BaselineError, StoreError, StoreUnavailable
@@ -40,6 +41,7 @@ log = logging.getLogger("modelwatch.analyzer")
 class RunReport:
     model: str
     window: Window
+    baseline: Baseline | None = None
     results: list[Result] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     error: str | None = None
@@ -55,8 +57,8 @@ def aligned_end(now: datetime, every_minutes: float) -> datetime:
 def analyse_model(store: Store, model: ModelConfig, window: Window, config: Config, alerter: Alerter | None = None,
                   emitter: Any = None, save: bool = True) -> RunReport:
     """One model, one window: analysis, detectors, storage, alerts, emission (see the module docstring)."""
-    report = RunReport(model.name, window)
     base = baseline.load(store, model.name, model.version, model.baseline)
+    report = RunReport(model.name, window, base)
     rows = analyze.run(store, window, model.settings, base, save=False)
     for cfg in config.detectors:
         extra = SequentialDetector(store, cfg).update(rows)

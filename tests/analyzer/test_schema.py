@@ -11,7 +11,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 import modelwatch
 from modelwatch.testing import capture
 from modelwatch_analyzer import schema
-from modelwatch_analyzer.errors import UnsafeIdentifier
+from modelwatch_analyzer.errors import StoreError, UnsafeIdentifier
 from modelwatch_analyzer.otlp_rows import TRACE_COLUMNS, span_rows
 from modelwatch_analyzer.store import Store, ident
 
@@ -290,3 +290,16 @@ def test_otel_logs_on_a_cluster_and_its_retention():
     single = [s for s in schema.statements("mw", retention=schema.Retention(logs_days=0)) if "`otel_logs`" in s]
     assert len(single) == 1 and "ENGINE = MergeTree()" in single[0] and "TTL" not in single[0]
     assert schema.Retention().logs_days == schema.Retention().traces_days == 30
+
+
+def test_ensure_applies_on_an_embedded_store_and_only_checks_a_server(store):
+    schema.ensure(store)  # embedded and up to date: nothing to do
+    store.embedded = False  # as for a ClickHouse server: the operator owns the schema
+    schema.ensure(store)
+    store.command(f"DELETE FROM {store.table('schema_migrations')} WHERE Version = "
+                  f"{max(m.version for m in schema.MIGRATIONS)}")
+    with pytest.raises(StoreError, match=r"schema is at version \d+, this modelwatch needs \d+: run `modelwatch schema apply"):
+        schema.ensure(store)
+    store.embedded = True
+    schema.ensure(store)  # embedded: the missing migration is applied again
+    assert schema.version(store) == max(m.version for m in schema.MIGRATIONS)
