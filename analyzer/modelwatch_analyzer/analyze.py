@@ -62,7 +62,7 @@ def analyze(store: Store, window: Window, settings: Settings | None = None,
     numeric_ref = baseline.numeric()
     categorical_ref = baseline.categorical()
     cur_num = scan.numeric(store, window, {k: f.grid for k, f in numeric_ref.items() if f.grid is not None},
-                           {k: (f.min, f.max) for k, f in numeric_ref.items()}) if totals.rows else {}
+                           {k: (f.min, f.max) for k, f in numeric_ref.items()}, moments=False) if totals.rows else {}
     cur_cat = scan.categorical(store, window, keys=list(baseline.features), cap=baselines.CATEGORY_CAP,
                                numbers_as_text=list(categorical_ref)) if totals.rows else {}
 

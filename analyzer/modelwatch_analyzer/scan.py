@@ -128,29 +128,31 @@ def totals(store: Store, window: Window) -> Totals:
 
 
 def numeric(store: Store, window: Window, grids: dict[str, Grid], ranges: dict[str, tuple[float, float]] | None = None,
-            ) -> dict[str, NumericAgg]:
+            moments: bool = True) -> dict[str, NumericAgg]:
     """One pass over the window for every feature in `grids`, each binned on its own grid.
 
-    `ranges` (reference min, max per feature) gives the out-of-range weight.
+    `ranges` (reference min, max per feature) gives the out-of-range weight;
+    without `moments` the weighted first and second moments are not summed
+    (``s1``/``s2`` are NaN: an analysis needs the grid, not the current mean).
     All grids must have the same number of cells.
     """
     if not grids:
         return {}
-    keys = list(grids)
     cells = {g.cells for g in grids.values()}
     if len(cells) != 1:
         raise ValueError("every grid of one scan must have the same number of cells")
     k_cells = int(cells.pop())
-    ranges = ranges or {}
+    # log grids first, so that "is this value's grid a log grid" is one comparison of its feature index
+    keys = sorted(grids, key=lambda k: not grids[k].log)
+    n_log = sum(1 for k in keys if grids[k].log)
     where, params = window.where()
     params.update({
         "keys": keys,
+        "idx": list(range(len(keys))),
         "lo": [grids[k].lo for k in keys],
         "hi": [grids[k].hi for k in keys],
         "t0": [float(grids[k].low) for k in keys],
         "width": [float(grids[k].width) for k in keys],
-        "rmin": [float(ranges.get(k, (-np.inf, np.inf))[0]) for k in keys],
-        "rmax": [float(ranges.get(k, (-np.inf, np.inf))[1]) for k in keys],
     })
     # Map pairs and the two output columns become (w, i, v) rows, i the feature's index (a UInt16, so the
     # GROUP BY and the per-feature parameter lookups are array lookups, not string hashing); the outputs
@@ -163,33 +165,42 @@ def numeric(store: Store, window: Window, grids: dict[str, Grid], ranges: dict[s
             params[param] = keys.index(name)
             branches.append(f"SELECT Weight AS w, {{{param}:UInt16}} AS i, assumeNotNull({column}) AS v "
                             f"FROM {table} WHERE {where} AND isNotNull({column})")
-    params["idx"] = list(range(len(keys)))
-    params["islog"] = [int(grids[k].log) for k in keys]
+
+    def per_feature(name: str, default: str) -> str:
+        return f"transform(i, {{idx:Array(UInt16)}}, {{{name}:Array(Float64)}}, {default})"
+
+    # The value's cell, as Grid.index: 0 below lo, 1..K inside [lo, hi], K+1 above hi; K+2 a non-finite
+    # value. Every per-value aggregate but the few below is a sum over cells, so it comes from one
+    # sumResample: each operation here is a pass over every (feature, value) pair of the window.
+    inner = (f"least(greatest(floor((if(i < {n_log}, log(greatest(v, lo)), v) - {per_feature('t0', '0.')}) / "
+             f"{per_feature('width', '1.')}) + 1, 1), {k_cells})")
+    aggregates = [f"sumResample(0, {k_cells + 3}, 1)(w, cell)", "sumIf(w * w, fin)", "minIf(v, fin)", "maxIf(v, fin)",
+                  f"sumIf(w * (lo - v), cell = 0)", f"sumIf(w * (v - hi), cell = {k_cells + 1})"]
+    aggregates += ["sumIf(w * v, fin)", "sumIf(w * v * v, fin)"] if moments else ["nan", "nan"]
+    if ranges:
+        params["rmin"] = [float(ranges.get(k, (-np.inf, np.inf))[0]) for k in keys]
+        params["rmax"] = [float(ranges.get(k, (-np.inf, np.inf))[1]) for k in keys]
+        aggregates.append(f"sumIf(w, fin AND (v < {per_feature('rmin', '0.')} OR v > {per_feature('rmax', '0.')}))")
+    else:
+        aggregates.append("0.")
     sql = f"""WITH
     isFinite(v) AS fin,
-    transform(i, {{idx:Array(UInt16)}}, {{lo:Array(Float64)}}, 0.) AS lo,
-    transform(i, {{idx:Array(UInt16)}}, {{hi:Array(Float64)}}, 0.) AS hi,
-    transform(i, {{idx:Array(UInt16)}}, {{t0:Array(Float64)}}, 0.) AS t0,
-    transform(i, {{idx:Array(UInt16)}}, {{width:Array(Float64)}}, 1.) AS width,
-    transform(i, {{idx:Array(UInt16)}}, {{rmin:Array(Float64)}}, 0.) AS rmin,
-    transform(i, {{idx:Array(UInt16)}}, {{rmax:Array(Float64)}}, 0.) AS rmax,
-    toUInt32(fin * ((v >= lo) * (v <= hi) * greatest(1, least({k_cells}, toInt64(floor((if(transform(i, {{idx:Array(UInt16)}}, {{islog:Array(UInt8)}}, 0), log(v), v) - t0) / width)) + 1))
-        + (v > hi) * {k_cells + 1})) AS bin
-SELECT i, sumIf(w, fin), sumIf(w * w, fin), sumIf(w, NOT fin), minIf(v, fin), maxIf(v, fin),
-    sumIf(w * v, fin), sumIf(w * v * v, fin),
-    sumResample(0, {k_cells + 2}, 1)(if(fin, w, 0.), bin),
-    sumIf(w * (lo - v), fin AND v < lo), sumIf(w * (v - hi), fin AND v > hi),
-    sumIf(w, fin AND (v < rmin OR v > rmax))
+    {per_feature('lo', '0.')} AS lo,
+    {per_feature('hi', '0.')} AS hi,
+    toUInt16(if(fin, (v >= lo) * {inner} + (v > hi), {k_cells + 2})) AS cell
+SELECT i, {", ".join(aggregates)}
 FROM ({" UNION ALL ".join(branches)})
 WHERE i != {_NONE}
 GROUP BY i
 SETTINGS short_circuit_function_evaluation = 'force_enable'
 """
     out: dict[str, NumericAgg] = {}
-    for i, n, n2, nonfinite, lo_v, hi_v, s1, s2, grid, below, above, oor in store.query(sql, params):
-        out[keys[i]] = NumericAgg(float(n), float(n2), float(nonfinite), _f(lo_v) if n else float("nan"),
-                              _f(hi_v) if n else float("nan"), float(s1), float(s2),
-                              np.asarray(grid, dtype=float), float(below), float(above), float(oor))
+    for i, grid, n2, lo_v, hi_v, below, above, s1, s2, oor in store.query(sql, params):
+        counts = np.asarray(grid, dtype=float)
+        n = float(counts[:k_cells + 2].sum())
+        out[keys[i]] = NumericAgg(n, float(n2), float(counts[k_cells + 2]), _f(lo_v) if n else float("nan"),
+                                  _f(hi_v) if n else float("nan"), float(s1), float(s2), counts[:k_cells + 2],
+                                  float(below), float(above), float(oor))
     return out
 
 
