@@ -1,10 +1,15 @@
 """Batched, acknowledged-means-durable ingestion into the store.
 
 Receivers convert a request to rows (rejecting it whole if it is malformed)
-and :meth:`Ingest.submit` them; one writer thread inserts everything pending
+and :meth:`Ingest.submit` them; a writer thread inserts everything pending
 in a batch (group commit) and only then resolves each request's future, so a
 receiver answers "OK" after its rows are in a committed part on disk: an
-acknowledged request survives ``kill -9`` and a restart. When more rows are
+acknowledged request survives ``kill -9`` and a restart. Several writers
+(two by default), each on its own connection to the store, commit batches
+concurrently: a commit is one INSERT, which runs on one core (it parses and
+renders the batch as one block, so that nothing of it is written unless all
+of it is), and while one writer commits, the requests that arrive meanwhile
+form the next writer's batch. When more rows are
 pending than the bound allows, :meth:`submit` refuses with :class:`Busy`
 instead of growing memory: receivers answer with the OTLP retryable status
 (gRPC UNAVAILABLE, HTTP 503 with Retry-After) and the exporters retry.
@@ -52,14 +57,25 @@ class IngestStats:
     failed_batches: int = 0
     native_rows: int = 0
     python_fallbacks: int = 0
-    commit_seconds: float = 0.0  # the writer's time in inserts (wall clock)
+    commit_seconds: float = 0.0  # the writers' time in inserts (wall clock, summed over writers)
+
+
+DEFAULT_WRITERS = 2
+"""Concurrent commits: one per core of the machines modelwatch serve is sized for; more writers make smaller batches."""
 
 
 class Ingest:
-    """Group commit of OTLP rows into the store, with a bound on pending rows."""
+    """Group commit of OTLP rows into the store by `writers` threads, with a bound on pending rows.
+
+    Each writer has its own connection (:meth:`Store.connect_again`); `store` itself is not written through,
+    so the analyzer and the CLI's questions that use it do not hold commits up.
+    """
 
     def __init__(self, store: Store, max_pending_rows: int = 500_000, max_batch_rows: int = 100_000,
-                 linger_seconds: float = 0.005, native_traces: bool | None = None) -> None:
+                 linger_seconds: float = 0.005, native_traces: bool | None = None,
+                 writers: int = DEFAULT_WRITERS) -> None:
+        if writers < 1:
+            raise ValueError(f"writers must be at least 1, not {writers}")
         self.store = store
         self.max_pending_rows = max_pending_rows
         self.max_batch_rows = max_batch_rows
@@ -73,8 +89,11 @@ class Ingest:
         self.native = bool(getattr(store, "embedded", False)) if native_traces is None else native_traces
         if self.native:
             self._dir = tempfile.mkdtemp(prefix="modelwatch-ingest-", dir=_scratch_dir())
-        self._thread = threading.Thread(target=self._run, name="modelwatch-ingest", daemon=True)
-        self._thread.start()
+        self._stores = [store.connect_again() for _ in range(writers)]
+        self._threads = [threading.Thread(target=self._run, args=(own, n), name=f"modelwatch-ingest-{n}", daemon=True)
+                         for n, own in enumerate(self._stores)]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, tables: Tables) -> Future:
         """Queue one request's rows; the future resolves (to None) once they are committed, or to the store's error."""
@@ -107,12 +126,19 @@ class Ingest:
         return self._pending
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop accepting, commit everything pending, stop the writer."""
+        """Stop accepting, commit everything pending, stop the writers."""
         with self._cond:
             self._closing = True
-            self._cond.notify()
-        self._thread.join(timeout)
-        if self._dir is not None and not self._thread.is_alive():
+            self._cond.notify_all()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        if any(thread.is_alive() for thread in self._threads):
+            log.error("modelwatch: ingest writers still committing after %.0f s", timeout)
+            return
+        for own in self._stores:
+            own.close()
+        if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
 
     def _take(self) -> list[_Item]:
@@ -132,7 +158,8 @@ class Ingest:
                 rows += item.rows
         return batch
 
-    def _run(self) -> None:
+    def _run(self, store: Store, n: int) -> None:
+        writer = _Writer(self, store, os.path.join(self._dir, f"batch-{n}.pb") if self._dir else "")
         while True:
             batch = self._take()
             if not batch:
@@ -140,19 +167,34 @@ class Ingest:
             # native trace requests and row-converted requests are committed separately, each request
             # acknowledged once its own rows are committed
             t0 = time.perf_counter()
-            outcomes = self._commit_native([i for i in batch if i.body is not None])
-            outcomes += self._commit_rows([i for i in batch if i.body is None])
-            self.stats.commit_seconds += time.perf_counter() - t0
+            outcomes = writer.commit_native([i for i in batch if i.body is not None])
+            outcomes += writer.commit_rows([i for i in batch if i.body is None])
+            elapsed = time.perf_counter() - t0
             with self._cond:
                 self._pending -= sum(item.rows for item in batch)
+                self.stats.commit_seconds += elapsed
+                self.stats.rows += sum(item.rows for item, err in outcomes if err is None)
             for item, err in outcomes:
                 if err is None:
-                    self.stats.rows += item.rows
                     item.future.set_result(None)
                 else:  # nothing of this request is acknowledged: the client retries
                     item.future.set_exception(err)
 
-    def _commit_rows(self, group: list[_Item]) -> list[tuple[_Item, Exception | None]]:
+    def _count(self, **increments: int) -> None:
+        with self._cond:
+            for name, value in increments.items():
+                setattr(self.stats, name, getattr(self.stats, name) + value)
+
+
+class _Writer:
+    """One writer's commits, through its own connection and its own batch file."""
+
+    def __init__(self, ingest: Ingest, store: Store, path: str) -> None:
+        self.ingest = ingest
+        self.store = store
+        self.path = path
+
+    def commit_rows(self, group: list[_Item]) -> list[tuple[_Item, Exception | None]]:
         if not group:
             return []
         error = self._insert(group)
@@ -171,18 +213,18 @@ class Ingest:
             for table, (columns, rows) in merged.items():
                 self.store.insert(table, rows, columns)
         except Exception as exc:
-            self.stats.failed_batches += 1
+            self.ingest._count(failed_batches=1)
             log.error("modelwatch: inserting a batch of %d requests failed: %s", len(batch), exc)
             return exc
-        self.stats.batches += 1
+        self.ingest._count(batches=1)
         return None
 
-    def _commit_native(self, group: list[_Item]) -> list[tuple[_Item, Exception | None]]:
+    def commit_native(self, group: list[_Item]) -> list[tuple[_Item, Exception | None]]:
         """One INSERT … SELECT of the group's trace requests; those it cannot take go the Python path."""
         if not group:
             return []
-        assert self._dir is not None
-        path = os.path.join(self._dir, "batch.pb")
+        assert self.path
+        path = self.path
         rows = sum(item.rows for item in group)
         try:
             native.write_batch(path, [item.body for item in group])  # type: ignore[misc]
@@ -196,16 +238,15 @@ class Ingest:
                 except Exception as exc2:  # noqa: BLE001 - the group's outcome
                     return [(item, exc2) for item in group]
                 odd = [item for n, item in enumerate(group) if n in positions] or group
-                return self._commit_native([i for i in group if i not in odd]) + self._commit_converted(odd)
+                return self.commit_native([i for i in group if i not in odd]) + self._commit_converted(odd)
             if len(group) == 1:
                 # a request upb accepted but the native statement refuses: the Python path decides
                 log.warning("modelwatch: native insert refused a request (%s); converting it in Python", exc)
                 return self._commit_converted(group)
-            self.stats.failed_batches += 1
+            self.ingest._count(failed_batches=1)
             log.error("modelwatch: inserting a batch of %d trace requests failed: %s", len(group), exc)
-            return [outcome for item in group for outcome in self._commit_native([item])]
-        self.stats.batches += 1
-        self.stats.native_rows += rows
+            return [outcome for item in group for outcome in self.commit_native([item])]
+        self.ingest._count(batches=1, native_rows=rows)
         return [(item, None) for item in group]
 
     def _commit_converted(self, group: list[_Item]) -> list[tuple[_Item, Exception | None]]:
@@ -222,8 +263,8 @@ class Ingest:
                 ok.append(item)
             except Exception as exc:  # noqa: BLE001 - the receiver checked it; this is that request's outcome
                 refused.append((item, exc))
-        self.stats.python_fallbacks += len(group)
-        return self._commit_rows(ok) + refused
+        self.ingest._count(python_fallbacks=len(group))
+        return self.commit_rows(ok) + refused
 
 
 def _scratch_dir() -> str | None:

@@ -146,6 +146,17 @@ class Store:
     def tables(self) -> set[str]:
         return {r[0] for r in self.query("SELECT name FROM system.tables WHERE database = {db:String}", {"db": self.database})}
 
+    def connect_again(self) -> "Store":
+        """Another connection to the same store, with its own handle and lock.
+
+        Statements of different connections run concurrently: chDB executes
+        the queries of several handles of one process in parallel (one engine,
+        one directory), and a server gets another HTTP client. ``modelwatch
+        serve`` gives each ingest writer its own, so commits use every core and
+        a long analysis on the main connection does not hold them up.
+        """
+        return Store(self.url, self.database)
+
     def close(self) -> None:
         with self._lock:
             try:

@@ -1,0 +1,77 @@
+"""Ingest writers: each commits through its own connection, and they commit concurrently."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from modelwatch_analyzer.ingest import Ingest
+
+
+def _request(n: int, seed: int) -> bytes:
+    req = trace_service_pb2.ExportTraceServiceRequest()
+    spans = req.resource_spans.add().scope_spans.add().spans
+    for i in range(n):
+        span = spans.add(name="ml.predict", trace_id=bytes([seed + 1]) * 8 + i.to_bytes(8, "big"),
+                         span_id=(seed * 1000 + i + 1).to_bytes(8, "big"), start_time_unix_nano=time.time_ns(),
+                         end_time_unix_nano=time.time_ns() + 1000)
+        span.attributes.add(key="ml.model.name").value.string_value = "m"
+        span.attributes.add(key="ml.feature.x").value.double_value = i / 7
+    return req.SerializeToString()
+
+
+def _count(store, table: str = "otel_traces") -> int:
+    return store.query(f"SELECT count() FROM {store.table(table)}")[0][0]
+
+
+def test_a_busy_main_connection_does_not_hold_commits_up(store):
+    """While the main connection is held (as by a long analysis), requests are still committed and typed."""
+    ingest = Ingest(store, linger_seconds=0, native_traces=True)
+    try:
+        with store._lock:  # what an analysis holds for the length of its queries
+            future = ingest.submit_native(_request(50, 1), 50)
+            future.result(20)
+        assert _count(store) == 50 and _count(store, "ml_predictions") == 50
+    finally:
+        ingest.close()
+
+
+def test_writers_commit_concurrently(store):
+    """With one writer's commit stalled, another writer commits the next request; both end up stored once."""
+    ingest = Ingest(store, linger_seconds=0, native_traces=True, writers=2)
+    stalled, release = threading.Event(), threading.Event()
+    commands = [own.command for own in ingest._stores]
+
+    def stalling(original):  # type: ignore[no-untyped-def]
+        def command(sql, parameters=None):  # type: ignore[no-untyped-def]
+            if "INSERT INTO" in sql and not stalled.is_set():
+                stalled.set()
+                assert release.wait(60)
+            return original(sql, parameters)
+        return command
+
+    for own, original in zip(ingest._stores, commands):
+        own.command = stalling(original)
+    try:
+        first = ingest.submit_native(_request(30, 2), 30)
+        assert stalled.wait(60)
+        second = ingest.submit_native(_request(20, 3), 20)
+        second.result(60)  # committed by the other writer while the first commit is stalled
+        assert not first.done()
+        assert _count(store) == 20
+        release.set()
+        first.result(60)
+        assert _count(store) == 50 and _count(store, "ml_predictions") == 50
+        assert ingest.stats.rows == 50 and ingest.stats.batches == 2
+    finally:
+        release.set()
+        ingest.close()
+
+
+def test_writers_must_be_positive(store):
+    """A writer count below one is a programming error, refused at construction."""
+    with pytest.raises(ValueError):
+        Ingest(store, writers=0)
