@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import baseline as baselines
-from . import performance, results, scan, stats
+from . import hourly, performance, results, scan, stats
 from .baseline import Baseline, FeatureBaseline
 from .methods import CATEGORICAL_METHODS, NUMERIC_METHODS, TESTS, DriftSettings
 from .results import INSUFFICIENT, Result
@@ -49,6 +49,7 @@ class Settings:
     drift: DriftSettings = field(default_factory=DriftSettings)
     quality: DataQualitySettings = field(default_factory=DataQualitySettings)
     performance: performance.PerformanceSettings = field(default_factory=performance.PerformanceSettings)
+    reuse_hours: bool = True  # read (and keep) the hourly aggregates of whole hours: see hourly.py
 
 
 def analyze(store: Store, window: Window, settings: Settings | None = None,
@@ -58,13 +59,13 @@ def analyze(store: Store, window: Window, settings: Settings | None = None,
     ds = settings.drift
     if baseline is None:
         baseline = baselines.load(store, window.model, window.version)
-    totals = scan.totals(store, window)
     numeric_ref = baseline.numeric()
     categorical_ref = baseline.categorical()
-    cur_num = scan.numeric(store, window, {k: f.grid for k, f in numeric_ref.items() if f.grid is not None},
-                           {k: (f.min, f.max) for k, f in numeric_ref.items()}, moments=False) if totals.rows else {}
-    cur_cat = scan.categorical(store, window, keys=list(baseline.features), cap=baselines.CATEGORY_CAP,
-                               numbers_as_text=list(categorical_ref)) if totals.rows else {}
+    seen = hourly.aggregates(store, window, baseline.id, {k: f.grid for k, f in numeric_ref.items() if f.grid is not None},
+                             {k: (f.min, f.max) for k, f in numeric_ref.items()}, keys=list(baseline.features),
+                             numbers_as_text=list(categorical_ref), cap=baselines.CATEGORY_CAP,
+                             reuse=settings.reuse_hours)
+    totals, cur_num, cur_cat = seen.totals, seen.numeric, seen.categorical
 
     out: list[Result] = []
     for name, ref in numeric_ref.items():
@@ -80,6 +81,7 @@ def analyze(store: Store, window: Window, settings: Settings | None = None,
     _correct_and_judge(out, ds, numeric)
     out = [r for r in out if r.kind != "drift" or ds.reported(r.method, r.feature or "", numeric.get(r.feature or "", True))]
     out.append(_summary(out, ds, totals))
+    out[-1].details.update(hours_reused=seen.hours_reused, hours_scanned=seen.hours_scanned)
     _evidence(store, window, baseline, out)
     return _stamp(out, window, baseline)
 

@@ -119,17 +119,37 @@ class CategoricalAgg:
     distinct: int = 0
 
 
+HOUR = 3600
+"""Seconds in the buckets of the hourly scans (:mod:`.hourly` keeps their aggregates)."""
+
+
+def _hour(hourly: bool) -> str:
+    """SQL: the bucket of a row, as the epoch second its hour starts at (0 for every row when not `hourly`)."""
+    return "toUInt32(toStartOfHour(Timestamp))" if hourly else "toUInt32(0)"
+
+
 def totals(store: Store, window: Window) -> Totals:
+    return totals_by_hour(store, window, hourly=False).get(0, Totals())
+
+
+def totals_by_hour(store: Store, window: Window, hourly: bool = True) -> dict[int, Totals]:
+    """Weighted row count and sum of squared weights of the window, per hour (or as one bucket, key 0)."""
     where, params = window.where()
-    rows = store.query(f"SELECT sum(Weight), sum(Weight * Weight), count() FROM {store.table('ml_predictions')} "
-                       f"WHERE {where}", params)
-    w, w2, n = rows[0] if rows else (0.0, 0.0, 0)
-    return Totals(float(w or 0.0), float(w2 or 0.0), int(n or 0))
+    rows = store.query(f"SELECT {_hour(hourly)} AS h, sum(Weight), sum(Weight * Weight), count() "
+                       f"FROM {store.table('ml_predictions')} WHERE {where} GROUP BY h", params)
+    return {int(h): Totals(float(w or 0.0), float(w2 or 0.0), int(n or 0)) for h, w, w2, n in rows}
 
 
 def numeric(store: Store, window: Window, grids: dict[str, Grid], ranges: dict[str, tuple[float, float]] | None = None,
             moments: bool = True) -> dict[str, NumericAgg]:
-    """One pass over the window for every feature in `grids`, each binned on its own grid.
+    """One pass over the window for every feature in `grids`, each binned on its own grid (see :func:`numeric_by_hour`)."""
+    return {k: agg for (_h, k), agg in numeric_by_hour(store, window, grids, ranges, moments, hourly=False).items()}
+
+
+def numeric_by_hour(store: Store, window: Window, grids: dict[str, Grid],
+                    ranges: dict[str, tuple[float, float]] | None = None, moments: bool = True,
+                    hourly: bool = True) -> dict[tuple[int, str], NumericAgg]:
+    """One pass over the window for every feature in `grids`, each binned on its own grid, per (hour, feature).
 
     `ranges` (reference min, max per feature) gives the out-of-range weight;
     without `moments` the weighted first and second moments are not summed
@@ -158,12 +178,13 @@ def numeric(store: Store, window: Window, grids: dict[str, Grid], ranges: dict[s
     # GROUP BY and the per-feature parameter lookups are array lookups, not string hashing); the outputs
     # are plain columns, read by their own branch instead of being concatenated to every row's map.
     table = store.table('ml_predictions')
-    branches = [f"SELECT Weight AS w, transform(_key, {{keys:Array(String)}}, {{idx:Array(UInt16)}}, {_NONE}) AS i, v "
+    hour = _hour(hourly)
+    branches = [f"SELECT {hour} AS h, Weight AS w, transform(_key, {{keys:Array(String)}}, {{idx:Array(UInt16)}}, {_NONE}) AS i, v "
                 f"FROM {table} ARRAY JOIN mapKeys(Numeric) AS _key, mapValues(Numeric) AS v WHERE {where}"]
     for name, column, param in ((SCORE, "Score", "score_i"), (PREDICTION, "PredictionNumber", "prediction_i")):
         if name in keys:
             params[param] = keys.index(name)
-            branches.append(f"SELECT Weight AS w, {{{param}:UInt16}} AS i, assumeNotNull({column}) AS v "
+            branches.append(f"SELECT {hour} AS h, Weight AS w, {{{param}:UInt16}} AS i, assumeNotNull({column}) AS v "
                             f"FROM {table} WHERE {where} AND isNotNull({column})")
 
     def per_feature(name: str, default: str) -> str:
@@ -188,17 +209,17 @@ def numeric(store: Store, window: Window, grids: dict[str, Grid], ranges: dict[s
     {per_feature('lo', '0.')} AS lo,
     {per_feature('hi', '0.')} AS hi,
     toUInt16(if(fin, (v >= lo) * {inner} + (v > hi), {k_cells + 2})) AS cell
-SELECT i, {", ".join(aggregates)}
+SELECT h, i, {", ".join(aggregates)}
 FROM ({" UNION ALL ".join(branches)})
 WHERE i != {_NONE}
-GROUP BY i
+GROUP BY h, i
 SETTINGS short_circuit_function_evaluation = 'force_enable'
 """
-    out: dict[str, NumericAgg] = {}
-    for i, grid, n2, lo_v, hi_v, below, above, s1, s2, oor in store.query(sql, params):
+    out: dict[tuple[int, str], NumericAgg] = {}
+    for h, i, grid, n2, lo_v, hi_v, below, above, s1, s2, oor in store.query(sql, params):
         counts = np.asarray(grid, dtype=float)
         n = float(counts[:k_cells + 2].sum())
-        out[keys[i]] = NumericAgg(n, float(n2), float(counts[k_cells + 2]), _f(lo_v) if n else float("nan"),
+        out[int(h), keys[i]] = NumericAgg(n, float(n2), float(counts[k_cells + 2]), _f(lo_v) if n else float("nan"),
                                   _f(hi_v) if n else float("nan"), float(s1), float(s2), counts[:k_cells + 2],
                                   float(below), float(above), float(oor))
     return out
@@ -237,7 +258,15 @@ def categorical(store: Store, window: Window, keys: Sequence[str] | None = None,
                 cap: int = 5000) -> dict[str, CategoricalAgg]:
     """One pass for the categorical values of `keys` (all when None); `numbers_as_text` are categorical
     features whose numeric-looking values landed in the Numeric map (their rendering counts as the category)."""
+    return {k: agg for (_h, k), agg in categorical_by_hour(store, window, keys, numbers_as_text, cap, hourly=False).items()}
+
+
+def categorical_by_hour(store: Store, window: Window, keys: Sequence[str] | None = None,
+                        numbers_as_text: Sequence[str] = (), cap: int = 5000,
+                        hourly: bool = True) -> dict[tuple[int, str], CategoricalAgg]:
+    """:func:`categorical` per (hour, feature): the heaviest `cap` values of each feature in each hour."""
     where, params = window.where()
+    hour = _hour(hourly)
     params["as_text"] = list(numbers_as_text)
     key_filter = "WHERE has({keys:Array(String)}, _key)" if keys is not None else ""
     if keys is not None:
@@ -247,29 +276,29 @@ def categorical(store: Store, window: Window, keys: Sequence[str] | None = None,
     table = store.table('ml_predictions')
     render = _RENDER.replace("toString(x)", "toString(v)")
     branches = [
-        f"SELECT Weight AS w, _key, _val FROM {table} "
+        f"SELECT {hour} AS h, Weight AS w, _key, _val FROM {table} "
         f"ARRAY JOIN mapKeys(Categorical) AS _key, mapValues(Categorical) AS _val WHERE {where}",
-        f"SELECT Weight AS w, toLowCardinality('{PREDICTION}') AS _key, Prediction AS _val FROM {table} "
+        f"SELECT {hour} AS h, Weight AS w, toLowCardinality('{PREDICTION}') AS _key, Prediction AS _val FROM {table} "
         f"WHERE {where} AND Prediction != '' AND (isNull(PredictionNumber) OR has({{as_text:Array(String)}}, '{PREDICTION}'))",
     ]
     if numbers_as_text:
         branches.append(
-            f"SELECT Weight AS w, _key, {render} AS _val FROM {table} "
+            f"SELECT {hour} AS h, Weight AS w, _key, {render} AS _val FROM {table} "
             f"ARRAY JOIN mapKeys(Numeric) AS _key, mapValues(Numeric) AS v "
             f"PREWHERE hasAny(mapKeys(Numeric), {{as_text:Array(String)}}) "
             f"WHERE {where} AND has({{as_text:Array(String)}}, _key)")
-    sql = f"""SELECT _key, _val, cw, sum(cw) OVER (PARTITION BY _key), sum(cw2) OVER (PARTITION BY _key),
-    count() OVER (PARTITION BY _key)
+    sql = f"""SELECT h, _key, _val, cw, sum(cw) OVER (PARTITION BY h, _key), sum(cw2) OVER (PARTITION BY h, _key),
+    count() OVER (PARTITION BY h, _key)
 FROM (
-    SELECT _key, _val, sum(w) AS cw, sum(w * w) AS cw2
+    SELECT h, _key, _val, sum(w) AS cw, sum(w * w) AS cw2
     FROM ({" UNION ALL ".join(branches)})
     {key_filter}
-    GROUP BY _key, _val
+    GROUP BY h, _key, _val
 )
-ORDER BY _key, cw DESC, _val
-LIMIT {int(cap)} BY _key"""
-    out: dict[str, CategoricalAgg] = {}
-    for key, value, w, total, total2, distinct in store.query(sql, params):
-        agg = out.setdefault(key, CategoricalAgg(n=float(total), n2=float(total2), distinct=int(distinct)))
+ORDER BY h, _key, cw DESC, _val
+LIMIT {int(cap)} BY h, _key"""
+    out: dict[tuple[int, str], CategoricalAgg] = {}
+    for h, key, value, w, total, total2, distinct in store.query(sql, params):
+        agg = out.setdefault((int(h), key), CategoricalAgg(n=float(total), n2=float(total2), distinct=int(distinct)))
         agg.counts[value] = float(w)
     return out

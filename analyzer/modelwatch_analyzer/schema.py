@@ -94,8 +94,14 @@ SHARD_KEYS = {
 }
 
 
+# tables created after migration 6 (which re-creates the Distributed tables of SHARD_KEYS): sharded from the start
+LATER_SHARD_KEYS = {
+    "ml_hourly_aggregates": "cityHash64(ModelName)",  # a model's hours on the shard that analyses it
+}
+
+
 def _distributed(ctx: Context, table: str, create: str = "CREATE TABLE IF NOT EXISTS") -> str:
-    key = SHARD_KEYS.get(table, "rand()")
+    key = SHARD_KEYS.get(table) or LATER_SHARD_KEYS.get(table, "rand()")
     return (f"{create} {ctx.database}.{ident(table)}{ctx.on_cluster} AS {ctx.name(table)} "
             f"ENGINE = Distributed({ident(ctx.cluster)}, {ctx.database}, {ident(table + '_local')}, {key})")
 
@@ -487,6 +493,34 @@ def _compression(ctx: Context) -> list[str]:
             for table, columns in COMPRESSION.items() for column, codec in columns.items()]
 
 
+def _hourly(ctx: Context) -> list[str]:
+    """Hourly aggregates of analysed windows (see hourly.py): one row per (model, version, baseline, hour, kind,
+    feature), replaced when the hour is computed again; kept as long as the predictions they summarise."""
+    columns = """    ModelName LowCardinality(String),
+    ModelVersion LowCardinality(String),
+    BaselineId String,
+    HourStart DateTime,
+    Kind LowCardinality(String),
+    Feature String,
+    ComputedAt DateTime64(3),
+    Rows UInt64,
+    N Float64,
+    N2 Float64,
+    NonFinite Float64,
+    Min Nullable(Float64),
+    Max Nullable(Float64),
+    GridCounts Array(Float64) CODEC(ZSTD(3)),
+    TailBelow Float64,
+    TailAbove Float64,
+    OutOfRange Float64,
+    Categories Array(String) CODEC(ZSTD(3)),
+    CategoryCounts Array(Float64) CODEC(ZSTD(3)),
+    Distinct UInt64"""
+    tail = (f"PARTITION BY toYYYYMM(HourStart)\nORDER BY (ModelName, ModelVersion, BaselineId, HourStart, Kind, Feature)\n"
+            f"{ctx.ttl('HourStart', ctx.retention.predictions_days)}")
+    return _table(ctx, "ml_hourly_aggregates", columns, ctx.engine("ReplacingMergeTree", "ComputedAt"), tail)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -502,6 +536,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "analyzer result kinds and detector state", _analyzer_v2),
     Migration(6, "cluster shard keys: a prediction with its label, a model's results on one shard", _shard_keys),
     Migration(7, "collector exporter logs table", _otel_logs),
+    Migration(8, "hourly aggregates of analysed windows", _hourly),
 )
 
 
