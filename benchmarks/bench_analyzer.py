@@ -222,10 +222,11 @@ def cpu() -> float:
 def run_modelwatch(url: str, heap: bool) -> dict:
     import tracemalloc
 
-    from modelwatch_analyzer import analyze, baseline
+    from modelwatch_analyzer import analyze, baseline, schema
     from modelwatch_analyzer.store import Store
 
     store = Store(url)
+    schema.apply(store)  # a data set kept by an older version gets the newer migrations (not timed)
     ref_w, cur_w = windows()
     t0, c0 = time.perf_counter(), cpu()
     b = baseline.from_window(store, ref_w, "1")

@@ -81,12 +81,17 @@ def aggregates(store: Store, window: Window, baseline_id: str, grids: dict[str, 
     scanned: dict[int, Hour] = {}
     for a, b in _runs(sorted(set(counts) - set(hours))):
         part = Window(window.model, _time(max(start, a)), _time(min(end, b)), window.version)
-        totals = scan.totals_by_hour(store, part)
-        found = {h: Hour(t) for h, t in totals.items()}
-        for (h, k), agg in scan.numeric_by_hour(store, part, grids, ranges, moments=False).items():
-            found.setdefault(h, Hour(Totals())).numeric[k] = agg
-        for (h, k), cat in scan.categorical_by_hour(store, part, keys, numbers_as_text, cap).items():
-            found.setdefault(h, Hour(Totals())).categorical[k] = cat
+        by_hour = b - a > HOUR  # one hour: no hour key to group by (a wider key costs ~5-10% of a scan)
+
+        def bucket(h: int) -> int:
+            return h if by_hour else a  # noqa: B023 - used within this iteration
+
+        totals = scan.totals_by_hour(store, part, hourly=by_hour)
+        found = {bucket(h): Hour(t) for h, t in totals.items()}
+        for (h, k), agg in scan.numeric_by_hour(store, part, grids, ranges, moments=False, hourly=by_hour).items():
+            found.setdefault(bucket(h), Hour(Totals())).numeric[k] = agg
+        for (h, k), cat in scan.categorical_by_hour(store, part, keys, numbers_as_text, cap, hourly=by_hour).items():
+            found.setdefault(bucket(h), Hour(Totals())).categorical[k] = cat
         scanned.update(found)
     if reuse:
         _save(store, window, baseline_id, {h: v for h, v in scanned.items() if h in settled})
