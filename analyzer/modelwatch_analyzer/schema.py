@@ -20,6 +20,8 @@ Tables (names are the roles of DESIGN.md):
   (model, prediction id) (ReplacingMergeTree).
 * ``ml_baselines``, ``ml_results``, ``ml_alerts``: written by the analyzer;
   Replacing engines keyed so that re-running a window replaces its results.
+* ``ml_hourly_aggregates`` (migration 8): the aggregates of analysed whole
+  hours per baseline, read back by later analyses (see ``hourly.py``).
 
 Retention is a TTL per table (:class:`Retention`). With ``cluster``, every
 statement gets ``ON CLUSTER``, tables become ``Replicated*MergeTree`` named
