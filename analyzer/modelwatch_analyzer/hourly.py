@@ -108,7 +108,7 @@ def aggregates(store: Store, window: Window, baseline_id: str, grids: dict[str, 
 def row_counts(store: Store, window: Window) -> dict[int, int]:
     """Rows of the window per hour (the hour's start, epoch seconds); reads the time column alone."""
     where, params = window.where()
-    rows = store.query(f"SELECT toUInt32(toStartOfHour(Timestamp)) AS h, count() FROM {store.table('ml_predictions')} "
+    rows = store.query(f"SELECT toUInt32(toStartOfHour(Timestamp, 'UTC')) AS h, count() FROM {store.table('ml_predictions')} "
                        f"WHERE {where} GROUP BY h", params)
     return {int(h): int(n) for h, n in rows}
 

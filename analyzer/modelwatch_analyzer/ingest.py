@@ -73,16 +73,21 @@ class Ingest:
 
     def __init__(self, store: Store, max_pending_rows: int = 500_000, max_batch_rows: int = 100_000,
                  linger_seconds: float = 0.005, native_traces: bool | None = None,
-                 writers: int = DEFAULT_WRITERS) -> None:
+                 writers: int = DEFAULT_WRITERS, min_busy_batch_rows: int = 4000,
+                 busy_linger_seconds: float = 0.05) -> None:
         if writers < 1:
             raise ValueError(f"writers must be at least 1, not {writers}")
         self.store = store
         self.max_pending_rows = max_pending_rows
         self.max_batch_rows = max_batch_rows
         self.linger = linger_seconds
+        self.min_busy_batch = min_busy_batch_rows
+        self.busy_linger = busy_linger_seconds
         self.stats = IngestStats()
         self._queue: deque[_Item] = deque()
-        self._pending = 0
+        self._pending = 0  # rows queued or being committed
+        self._queued = 0  # rows queued
+        self._committing = 0  # writers inside a commit
         self._cond = threading.Condition()
         self._closing = False
         self._dir: str | None = None
@@ -117,8 +122,9 @@ class Ingest:
                 raise Busy(f"{self._pending} rows pending")
             self._queue.append(item)
             self._pending += rows
+            self._queued += rows
             self.stats.requests += 1
-            self._cond.notify()
+            self._cond.notify_all()
         return item.future
 
     @property
@@ -142,21 +148,33 @@ class Ingest:
             shutil.rmtree(self._dir, ignore_errors=True)
 
     def _take(self) -> list[_Item]:
-        with self._cond:
-            while not self._queue and not self._closing:
-                self._cond.wait()
-            if not self._queue:
-                return []
-        if self.linger and not self._closing:
-            time.sleep(self.linger)  # let concurrent requests join this batch
-        batch: list[_Item] = []
-        rows = 0
-        with self._cond:
-            while self._queue and (not batch or rows + self._queue[0].rows <= self.max_batch_rows):
-                item = self._queue.popleft()
-                batch.append(item)
-                rows += item.rows
-        return batch
+        """The next batch to commit; [] once closing with nothing left."""
+        while True:
+            with self._cond:
+                while not self._queue and not self._closing:
+                    self._cond.wait()
+                if not self._queue:
+                    return []
+                # While another writer commits, wait (a little) for a batch worth its fixed costs: a commit
+                # pays ~100 ms of statement analysis and part writing whatever its size, and the requests of
+                # the other writer's batch come back as soon as it is done.
+                deadline = time.monotonic() + self.busy_linger
+                while (self._committing and not self._closing and self._queued < self.min_busy_batch
+                       and (left := deadline - time.monotonic()) > 0):
+                    self._cond.wait(left)
+            if self.linger and not self._closing:
+                time.sleep(self.linger)  # let concurrent requests join this batch
+            batch: list[_Item] = []
+            rows = 0
+            with self._cond:
+                while self._queue and (not batch or rows + self._queue[0].rows <= self.max_batch_rows):
+                    item = self._queue.popleft()
+                    batch.append(item)
+                    rows += item.rows
+                if batch:  # else another writer took them meanwhile: wait again
+                    self._queued -= rows
+                    self._committing += 1
+                    return batch
 
     def _run(self, store: Store, n: int) -> None:
         writer = _Writer(self, store, os.path.join(self._dir, f"batch-{n}.pb") if self._dir else "")
@@ -167,11 +185,17 @@ class Ingest:
             # native trace requests and row-converted requests are committed separately, each request
             # acknowledged once its own rows are committed
             t0 = time.perf_counter()
-            outcomes = writer.commit_native([i for i in batch if i.body is not None])
-            outcomes += writer.commit_rows([i for i in batch if i.body is None])
+            try:
+                outcomes = writer.commit_native([i for i in batch if i.body is not None])
+                outcomes += writer.commit_rows([i for i in batch if i.body is None])
+            except Exception as exc:  # noqa: BLE001 - a bug here must not stop the writer: the batch fails, clients retry
+                log.exception("modelwatch: committing a batch of %d requests failed", len(batch))
+                outcomes = [(item, exc) for item in batch]
             elapsed = time.perf_counter() - t0
             with self._cond:
                 self._pending -= sum(item.rows for item in batch)
+                self._committing -= 1
+                self._cond.notify_all()  # a writer waiting for a bigger batch goes now
                 self.stats.commit_seconds += elapsed
                 self.stats.rows += sum(item.rows for item, err in outcomes if err is None)
             for item, err in outcomes:

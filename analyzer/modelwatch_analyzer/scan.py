@@ -125,7 +125,7 @@ HOUR = 3600
 
 def _hour(hourly: bool) -> str:
     """SQL: the bucket of a row, as the epoch second its hour starts at (0 for every row when not `hourly`)."""
-    return "toUInt32(toStartOfHour(Timestamp))" if hourly else "toUInt32(0)"
+    return "toUInt32(toStartOfHour(Timestamp, 'UTC'))" if hourly else "toUInt32(0)"
 
 
 def totals(store: Store, window: Window) -> Totals:

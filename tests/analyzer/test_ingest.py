@@ -75,3 +75,43 @@ def test_writers_must_be_positive(store):
     """A writer count below one is a programming error, refused at construction."""
     with pytest.raises(ValueError):
         Ingest(store, writers=0)
+
+
+def test_writers_keep_running_when_another_takes_the_queue(store):
+    """Writers racing for the same requests (one finds the queue emptied by the other) all keep committing."""
+    ingest = Ingest(store, linger_seconds=0.002, native_traces=True, writers=3)
+    try:
+        futures = []
+        for round_ in range(20):
+            futures += [ingest.submit_native(_request(2, 10 + round_ * 5 + k), 2) for k in range(5)]
+            time.sleep(0.003)
+        for f in futures:
+            f.result(60)
+        assert all(thread.is_alive() for thread in ingest._threads)
+        assert _count(store) == 200 == ingest.stats.rows
+    finally:
+        ingest.close()
+
+
+def test_a_failing_commit_fails_its_requests_and_the_writer_goes_on(store, monkeypatch):
+    """An unexpected error inside a commit fails that batch's requests (clients retry); later requests are committed."""
+    ingest = Ingest(store, linger_seconds=0, native_traces=True, writers=1)
+    from modelwatch_analyzer import ingest as ingest_module
+
+    calls = []
+    real = ingest_module._Writer.commit_native
+
+    def once_broken(self, group):  # type: ignore[no-untyped-def]
+        calls.append(len(group))
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return real(self, group)
+
+    monkeypatch.setattr(ingest_module._Writer, "commit_native", once_broken)
+    try:
+        with pytest.raises(RuntimeError):
+            ingest.submit_native(_request(3, 200), 3).result(60)
+        ingest.submit_native(_request(4, 201), 4).result(60)
+        assert _count(store) == 4 and ingest._threads[0].is_alive()
+    finally:
+        ingest.close()
