@@ -207,9 +207,10 @@ def _numeric_from_array(name: str, x: np.ndarray, w: np.ndarray) -> FeatureBasel
     hi_q = float(xs[order][min(np.searchsorted(cw, GRID_LEVELS[1] * cw[-1]), xs.size - 1)])
     grid = _grid(float(xs.min()), float(xs.max()), lo_q, hi_q)
     idx = grid.index(xs)
+    centre = grid.centre  # moments about the grid's middle, as the SQL scan takes them
     agg = NumericAgg(
         n=float(ws.sum()), n2=float((ws * ws).sum()), nonfinite=0.0, min=float(xs.min()), max=float(xs.max()),
-        s1=float((ws * xs).sum()), s2=float((ws * xs * xs).sum()),
+        s1=float((ws * (xs - centre)).sum()), s2=float((ws * (xs - centre) ** 2).sum()), shift=centre,
         grid_counts=np.bincount(idx, weights=ws, minlength=grid.cells + 2).astype(float),
         tail_below=float((ws * (grid.lo - xs))[xs < grid.lo].sum()),
         tail_above=float((ws * (xs - grid.hi))[xs > grid.hi].sum()))

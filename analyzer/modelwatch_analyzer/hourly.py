@@ -125,7 +125,7 @@ def merge_numeric(parts: list[NumericAgg]) -> NumericAgg:
         s1=sum(p.s1 for p in parts), s2=sum(p.s2 for p in parts),
         grid_counts=np.sum(grids, axis=0) if grids else None,
         tail_below=sum(p.tail_below for p in parts), tail_above=sum(p.tail_above for p in parts),
-        out_of_range=sum(p.out_of_range for p in parts))
+        out_of_range=sum(p.out_of_range for p in parts), shift=parts[0].shift)  # one baseline: one grid, one shift
 
 
 def merge_categorical(parts: list[CategoricalAgg]) -> CategoricalAgg:

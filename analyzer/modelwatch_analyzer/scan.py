@@ -96,16 +96,18 @@ class NumericAgg:
     tail_below: float = 0.0
     tail_above: float = 0.0
     out_of_range: float = 0.0
+    shift: float = 0.0  # s1 and s2 are moments of (value - shift): a shift near the mean keeps s2/n - (s1/n)² exact
 
     @property
     def mean(self) -> float:
-        return self.s1 / self.n if self.n > 0 else float("nan")
+        return self.shift + self.s1 / self.n if self.n > 0 else float("nan")
 
     @property
     def std(self) -> float:
         if self.n <= 0:
             return float("nan")
-        var = max(self.s2 / self.n - self.mean ** 2, 0.0)
+        m = self.s1 / self.n
+        var = max(self.s2 / self.n - m * m, 0.0)
         return float(np.sqrt(var))
 
 
@@ -197,7 +199,11 @@ def numeric_by_hour(store: Store, window: Window, grids: dict[str, Grid],
              f"{per_feature('width', '1.')}) + 1, 1), {k_cells})")
     aggregates = [f"sumResample(0, {k_cells + 3}, 1)(w, cell)", "sumIf(w * w, fin)", "minIf(v, fin)", "maxIf(v, fin)",
                   f"sumIf(w * (lo - v), cell = 0)", f"sumIf(w * (v - hi), cell = {k_cells + 1})"]
-    aggregates += ["sumIf(w * v, fin)", "sumIf(w * v * v, fin)"] if moments else ["nan", "nan"]
+    # moments about the grid's centre: for a feature far from zero (1e9 + noise) s2/n - mean² of raw values
+    # cancels to noise
+    params["centre"] = [grids[k].centre for k in keys]
+    centred = f"(v - {per_feature('centre', '0.')})"
+    aggregates += [f"sumIf(w * {centred}, fin)", f"sumIf(w * {centred} * {centred}, fin)"] if moments else ["nan", "nan"]
     if ranges:
         params["rmin"] = [float(ranges.get(k, (-np.inf, np.inf))[0]) for k in keys]
         params["rmax"] = [float(ranges.get(k, (-np.inf, np.inf))[1]) for k in keys]
@@ -221,7 +227,7 @@ SETTINGS short_circuit_function_evaluation = 'force_enable'
         n = float(counts[:k_cells + 2].sum())
         out[int(h), keys[i]] = NumericAgg(n, float(n2), float(counts[k_cells + 2]), _f(lo_v) if n else float("nan"),
                                   _f(hi_v) if n else float("nan"), float(s1), float(s2), counts[:k_cells + 2],
-                                  float(below), float(above), float(oor))
+                                  float(below), float(above), float(oor), grids[keys[i]].centre)
     return out
 
 

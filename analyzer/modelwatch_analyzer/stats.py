@@ -77,6 +77,11 @@ class Grid:
         t = self.low + self.cells * self.width
         return float(math.exp(t)) if self.log else t
 
+    @property
+    def centre(self) -> float:
+        """The middle of [lo, hi], as a value: where the scans take a feature's moments about (near its mean)."""
+        return (self.lo + self.hi) / 2
+
     def index(self, x: np.ndarray) -> np.ndarray:
         """Grid bin of each value: 0 below ``lo``, 1..K inside, K+1 above ``hi`` (the SQL scan uses the same rule)."""
         lo, hi = self.lo, self.hi

@@ -194,3 +194,23 @@ def test_methods_are_chosen_by_name(store):
     got = {(r.feature, r.method) for r in analyze.analyze(store, cur, analyze.Settings(drift=only)) if r.kind == "drift"}
     # the score method is always reported (wasserstein for numeric; categorical falls back to psi)
     assert got == {("x", "ks"), ("x", "wasserstein"), ("c", "chi_square"), ("c", "psi")}
+
+
+def test_mean_and_std_of_a_feature_far_from_zero_match_numpy(store):
+    """A feature of mean 1e9 and spread 1 (epoch seconds, large ids): the baseline's mean and weighted standard
+    deviation match numpy, from stored predictions and from a training frame alike (no cancellation in s2/n - mean²),
+    and so does Wasserstein normalised by that deviation."""
+    rng = np.random.default_rng(17)
+    x = 1e9 + rng.normal(0, 1, N)
+    w = rng.choice([1.0, 10.0], N)
+    cur = 1e9 + rng.normal(0.5, 1, N)
+    b, got = _setup(store, {"x": x}, {"x": cur}, ref_w=w)
+    mean = np.average(x, weights=w)
+    std = np.sqrt(np.average((x - mean) ** 2, weights=w))
+    framed = baseline.from_frame(__import__("pandas").DataFrame({"x": x, "w": w}), "m", "1", weight="w")
+    for fb in (b.features["x"], framed.features["x"]):
+        assert fb.mean == pytest.approx(mean, rel=1e-12)
+        assert fb.std == pytest.approx(std, rel=1e-6)
+    wd = got[("x", "wasserstein")]
+    exact = sps.wasserstein_distance(x, cur, u_weights=w) / std
+    assert abs(wd.statistic - exact) <= wd.details["wasserstein_error_bound"] + 1e-9
