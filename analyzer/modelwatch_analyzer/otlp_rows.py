@@ -49,7 +49,7 @@ def span_rows(request: Any) -> list[tuple[Any, ...]]:
     rows: list[tuple[Any, ...]] = []
     for resource_spans in request.resource_spans:
         resource = attributes_map(resource_spans.resource.attributes)
-        service = resource.get("service.name", "")
+        service = service_name(resource_spans.resource.attributes)  # the first one, as the map keeps the last
         for scope_spans in resource_spans.scope_spans:
             scope_name = scope_spans.scope.name
             scope_version = scope_spans.scope.version
@@ -134,7 +134,7 @@ def metric_rows(request: Any) -> dict[str, list[tuple[Any, ...]]]:
     out: dict[str, list[tuple[Any, ...]]] = {t: [] for t in METRIC_COLUMNS}
     for rm in request.resource_metrics:
         resource = attributes_map(rm.resource.attributes)
-        service = resource.get("service.name", "")
+        service = service_name(rm.resource.attributes)
         for sm in rm.scope_metrics:
             scope = sm.scope
             head = (resource, rm.schema_url, scope.name, scope.version, attributes_map(scope.attributes),

@@ -74,3 +74,35 @@ def test_attributes_map_keeps_the_last_duplicate_key():
 def test_go_json_escapes_line_separators_and_control_characters():
     """U+2028/U+2029 and control characters are escaped as Go does; other unicode passes through."""
     assert go_json("\u2028\u2029\b\f☃") == '"\\u2028\\u2029\\b\\f☃"'
+
+
+def test_service_name_is_the_first_while_the_resource_map_keeps_the_last():
+    """A resource with two service.name attributes: ServiceName is the first (the exporter's GetServiceName), the
+    ResourceAttributes map holds the last, for spans, metric points and log records alike."""
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+    from modelwatch_analyzer.otlp_rows import LOG_COLUMNS, METRIC_COLUMNS, TRACE_COLUMNS, log_rows, metric_rows, span_rows
+
+    def resource(r):  # type: ignore[no-untyped-def]
+        r.attributes.add(key="service.name").value.string_value = "first"
+        r.attributes.add(key="service.name").value.string_value = "last"
+
+    traces = trace_service_pb2.ExportTraceServiceRequest()
+    rs = traces.resource_spans.add()
+    resource(rs.resource)
+    rs.scope_spans.add().spans.add(name="s", start_time_unix_nano=1, end_time_unix_nano=2)
+    metrics = metrics_service_pb2.ExportMetricsServiceRequest()
+    rm = metrics.resource_metrics.add()
+    resource(rm.resource)
+    rm.scope_metrics.add().metrics.add(name="g").gauge.data_points.add(as_double=1.0, time_unix_nano=1)
+    logs = logs_service_pb2.ExportLogsServiceRequest()
+    rl = logs.resource_logs.add()
+    resource(rl.resource)
+    rl.scope_logs.add().log_records.add(time_unix_nano=1)
+    rows = [(TRACE_COLUMNS, span_rows(traces)[0]), (METRIC_COLUMNS["otel_metrics_gauge"],
+            metric_rows(metrics)["otel_metrics_gauge"][0]), (LOG_COLUMNS, log_rows(logs)[0])]
+    for columns, row in rows:
+        got = dict(zip(columns, row))
+        assert got["ServiceName"] == "first" and got["ResourceAttributes"]["service.name"] == "last"
