@@ -93,7 +93,9 @@ class Ingest:
         self._dir: str | None = None
         self.native = bool(getattr(store, "embedded", False)) if native_traces is None else native_traces
         if self.native:
-            self._dir = tempfile.mkdtemp(prefix="modelwatch-ingest-", dir=_scratch_dir())
+            scratch = _scratch_dir()
+            _remove_orphans(scratch)
+            self._dir = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=scratch)
         self._stores = [store.connect_again() for _ in range(writers)]
         self._threads = [threading.Thread(target=self._run, args=(own, n), name=f"modelwatch-ingest-{n}", daemon=True)
                          for n, own in enumerate(self._stores)]
@@ -289,6 +291,29 @@ class _Writer:
                 refused.append((item, exc))
         self.ingest._count(python_fallbacks=len(group))
         return self.commit_rows(ok) + refused
+
+
+_PREFIX = "modelwatch-ingest-"
+
+
+def _remove_orphans(scratch: str | None) -> None:
+    """Remove the batch directories of ingest processes that are gone (a ``kill -9`` leaves its directory, and
+    /dev/shm is memory): their name holds their pid."""
+    base = scratch or tempfile.gettempdir()
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(_PREFIX):].split("-", 1)[0]
+        if not (name.startswith(_PREFIX) and pid.isdigit()) or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+        except OSError:  # alive, or not ours to signal
+            pass
 
 
 def _scratch_dir() -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -113,5 +114,29 @@ def test_a_failing_commit_fails_its_requests_and_the_writer_goes_on(store, monke
             ingest.submit_native(_request(3, 200), 3).result(60)
         ingest.submit_native(_request(4, 201), 4).result(60)
         assert _count(store) == 4 and ingest._threads[0].is_alive()
+    finally:
+        ingest.close()
+
+
+def test_batch_directories_of_dead_processes_are_removed(store, tmp_path, monkeypatch):
+    """A batch directory left by a killed process (its pid gone) is removed when ingest starts; a live one stays."""
+    import subprocess
+    import sys
+
+    from modelwatch_analyzer import ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "_scratch_dir", lambda: str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = tmp_path / f"modelwatch-ingest-{int(dead.stdout)}-abc"
+    gone.mkdir()
+    (gone / "batch-0.pb").write_bytes(b"x" * 100)
+    alive = tmp_path / "modelwatch-ingest-1-def"  # pid 1 is always there
+    alive.mkdir()
+    other = tmp_path / "unrelated-123"
+    other.mkdir()
+    ingest = Ingest(store, native_traces=True)
+    try:
+        assert not gone.exists() and alive.exists() and other.exists()
+        assert ingest._dir is not None and ingest._dir.startswith(str(tmp_path / f"modelwatch-ingest-{os.getpid()}-"))
     finally:
         ingest.close()
