@@ -6,14 +6,18 @@ instants, optionally one version. Three queries read it:
 * :func:`totals`: weighted row count and the sum of squared weights;
 * :func:`numeric`: every numeric feature in one pass (``ARRAY JOIN`` of the
   ``Numeric`` map, grouped by feature): weighted n, sum of squared weights,
-  non-finite count, min, max, weighted first and second moments, weighted
-  counts on the feature's grid (see :mod:`.stats`), the mean excesses beyond
-  the grid and the weight outside the reference's [min, max];
+  non-finite count, min, max, weighted first and second moments (about the
+  grid's centre, for baselines), weighted counts on the feature's grid (see
+  :mod:`.stats`), the mean excesses beyond the grid and the weight outside
+  the reference's [min, max];
 * :func:`categorical`: every categorical feature in one pass: weighted
   counts per category (the heaviest ``cap`` per feature), per-feature totals,
   and the number of distinct values. Numbers that arrived for a categorical
   feature (a zip code) are counted under their exporter rendering; text that
   arrived for a numeric feature is reported, since it is a type error.
+
+Each has a ``*_by_hour`` form that also groups by the hour (UTC) of the rows,
+for :mod:`.hourly`, which keeps every analysed hour's aggregates.
 
 The model's outputs are analysed as two more "features": ``prediction.score``
 (numeric) and ``prediction.value`` (numeric for a regressor, categorical for
@@ -199,11 +203,12 @@ def numeric_by_hour(store: Store, window: Window, grids: dict[str, Grid],
              f"{per_feature('width', '1.')}) + 1, 1), {k_cells})")
     aggregates = [f"sumResample(0, {k_cells + 3}, 1)(w, cell)", "sumIf(w * w, fin)", "minIf(v, fin)", "maxIf(v, fin)",
                   f"sumIf(w * (lo - v), cell = 0)", f"sumIf(w * (v - hi), cell = {k_cells + 1})"]
-    # moments about the grid's centre: for a feature far from zero (1e9 + noise) s2/n - mean² of raw values
-    # cancels to noise
-    params["centre"] = [grids[k].centre for k in keys]
-    centred = f"(v - {per_feature('centre', '0.')})"
-    aggregates += [f"sumIf(w * {centred}, fin)", f"sumIf(w * {centred} * {centred}, fin)"] if moments else ["nan", "nan"]
+    if moments:  # about the grid's centre: for a feature far from zero (1e9 + noise), s2/n - mean² cancels to noise
+        params["centre"] = [grids[k].centre for k in keys]
+        centred = f"(v - {per_feature('centre', '0.')})"
+        aggregates += [f"sumIf(w * {centred}, fin)", f"sumIf(w * {centred} * {centred}, fin)"]
+    else:
+        aggregates += ["nan", "nan"]
     if ranges:
         params["rmin"] = [float(ranges.get(k, (-np.inf, np.inf))[0]) for k in keys]
         params["rmax"] = [float(ranges.get(k, (-np.inf, np.inf))[1]) for k in keys]
