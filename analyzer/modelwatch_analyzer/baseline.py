@@ -24,7 +24,6 @@ name the baseline they used, so a new baseline never rewrites old results.
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -283,10 +282,6 @@ _COLUMNS = ("ModelName", "ModelVersion", "BaselineId", "CreatedAt", "Source", "F
             "Rows", "GridLow", "GridWidth", "GridCells", "GridCounts", "TailBelow", "TailAbove", "BinCuts", "Other", "GridLog")
 
 
-def _nan_none(x: float) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
-
-
 def save(store: Store, baseline: Baseline) -> str:
     """Store `baseline` (a new id; earlier baselines and the results that used them stay). Returns its id."""
     rows = []
@@ -294,7 +289,7 @@ def save(store: Store, baseline: Baseline) -> str:
         numeric = f.kind == NUMERIC and f.grid is not None
         rows.append((
             baseline.model, baseline.version, baseline.id, baseline.created_at, baseline.source, f.feature, f.kind,
-            f.n, f.missing, _nan_none(f.min), _nan_none(f.max), _nan_none(f.mean), _nan_none(f.std),
+            f.n, f.missing, *(scan.finite_or_none(x) for x in (f.min, f.max, f.mean, f.std)),
             f.bin_edges.tolist() if numeric else [], f.bin_counts.tolist() if numeric else [],
             f.percentiles().tolist() if numeric else [],
             list(f.categories), list(f.categories.values()), f.n_eff, baseline.rows,
@@ -334,14 +329,10 @@ def load(store: Store, model: str, version: str | None = None, baseline_id: str 
          cat_counts, n_eff, total, g_low, g_width, g_cells, g_counts, below, above, cuts, other, g_log) in rows:
         grid = Grid(g_low, g_width, int(g_cells), bool(g_log)) if kind == NUMERIC and g_low is not None else None
         features[feature] = FeatureBaseline(
-            feature, kind, n, n_eff, missing, _nan(vmin), _nan(vmax), _nan(mean), _nan(std), grid,
+            feature, kind, n, n_eff, missing, scan.as_float(vmin), scan.as_float(vmax), scan.as_float(mean), scan.as_float(std), grid,
             np.asarray(g_counts, float) if grid else None, (below, above),
             np.asarray(cuts, dtype=np.int64) if grid else None, dict(zip(cats, cat_counts)), other)
     return Baseline(m, v, features, total, source, bid, utc(created))
-
-
-def _nan(x: float | None) -> float:
-    return float("nan") if x is None else float(x)
 
 
 def list_baselines(store: Store, model: str | None = None) -> list[tuple[str, str, str, datetime, str, int]]:

@@ -34,6 +34,7 @@ import numpy as np
 
 from . import scan
 from .errors import StoreError
+from .results import utc
 from .scan import HOUR, CategoricalAgg, NumericAgg, Totals, Window
 from .stats import Grid
 from .store import Store
@@ -74,7 +75,7 @@ def aggregates(store: Store, window: Window, baseline_id: str, grids: dict[str, 
     if not counts:
         return WindowAggregates(Totals(), {}, {})
     now = time.time() if now is None else now
-    start, end = _seconds(window.start), _seconds(window.end)
+    start, end = utc(window.start).timestamp(), utc(window.end).timestamp()  # type: ignore[union-attr]
     settled = {h for h in counts if h >= start and h + HOUR <= end and h + HOUR + SETTLE_SECONDS <= now}
     kept = _load(store, window, baseline_id, sorted(settled)) if reuse and settled else {}
     hours = {h: kept[h] for h in settled if h in kept and kept[h].totals.rows == counts[h]}
@@ -151,10 +152,6 @@ def _runs(hours: list[int]) -> list[tuple[int, int]]:
     return [(a, b) for a, b in runs]
 
 
-def _seconds(t: datetime) -> float:
-    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
-
-
 def _time(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, timezone.utc)
 
@@ -176,7 +173,8 @@ def _save(store: Store, window: Window, baseline_id: str, hours: dict[int, Hour]
         rows.append(head + (start, "totals", "", at, t.rows, t.weight, t.weight2, 0.0, None, None, [], 0.0, 0.0, 0.0,
                             [], [], 0))
         for k, a in hour.numeric.items():
-            rows.append(head + (start, "numeric", k, at, t.rows, a.n, a.n2, a.nonfinite, _none(a.min), _none(a.max),
+            rows.append(head + (start, "numeric", k, at, t.rows, a.n, a.n2, a.nonfinite,
+                                scan.finite_or_none(a.min), scan.finite_or_none(a.max),
                                 [float(x) for x in a.grid_counts] if a.grid_counts is not None else [],
                                 a.tail_below, a.tail_above, a.out_of_range, [], [], 0))
         for k, c in hour.categorical.items():
@@ -207,18 +205,11 @@ def _load(store: Store, window: Window, baseline_id: str, hours: list[int]) -> d
             hour.totals = Totals(float(n), float(n2), int(n_rows))
             whole.add(int(h))
         elif kind == "numeric":
-            hour.numeric[feature] = NumericAgg(float(n), float(n2), float(nonfinite), _nan(lo), _nan(hi), math.nan,
-                                               math.nan, np.asarray(grid, dtype=float) if grid else None,
+            hour.numeric[feature] = NumericAgg(float(n), float(n2), float(nonfinite), scan.as_float(lo),
+                                               scan.as_float(hi), math.nan, math.nan,
+                                               np.asarray(grid, dtype=float) if grid else None,
                                                float(below), float(above), float(oor))
         elif kind == "categorical":
             hour.categorical[feature] = CategoricalAgg(dict(zip(cats, (float(w) for w in weights))), float(n), float(n2),
                                                        int(distinct))
     return {h: v for h, v in out.items() if h in whole}
-
-
-def _none(x: float) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
-
-
-def _nan(x: float | None) -> float:
-    return math.nan if x is None else float(x)

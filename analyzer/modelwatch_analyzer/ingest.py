@@ -250,7 +250,7 @@ class _Writer:
         if not group:
             return []
         assert self.path
-        path = self.path
+        path = self.path  # this writer's batch file
         rows = sum(item.rows for item in group)
         try:
             native.write_batch(path, [item.body for item in group])  # type: ignore[misc]

@@ -29,6 +29,7 @@ configuration is formatted into SQL text (only the grid size, an int).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Sequence
@@ -202,7 +203,7 @@ def numeric_by_hour(store: Store, window: Window, grids: dict[str, Grid],
     inner = (f"least(greatest(floor((if(i < {n_log}, log(greatest(v, lo)), v) - {per_feature('t0', '0.')}) / "
              f"{per_feature('width', '1.')}) + 1, 1), {k_cells})")
     aggregates = [f"sumResample(0, {k_cells + 3}, 1)(w, cell)", "sumIf(w * w, fin)", "minIf(v, fin)", "maxIf(v, fin)",
-                  f"sumIf(w * (lo - v), cell = 0)", f"sumIf(w * (v - hi), cell = {k_cells + 1})"]
+                  "sumIf(w * (lo - v), cell = 0)", f"sumIf(w * (v - hi), cell = {k_cells + 1})"]
     if moments:  # about the grid's centre: for a feature far from zero (1e9 + noise), s2/n - mean² cancels to noise
         params["centre"] = [grids[k].centre for k in keys]
         centred = f"(v - {per_feature('centre', '0.')})"
@@ -230,14 +231,20 @@ SETTINGS short_circuit_function_evaluation = 'force_enable'
     for h, i, grid, n2, lo_v, hi_v, below, above, s1, s2, oor in store.query(sql, params):
         counts = np.asarray(grid, dtype=float)
         n = float(counts[:k_cells + 2].sum())
-        out[int(h), keys[i]] = NumericAgg(n, float(n2), float(counts[k_cells + 2]), _f(lo_v) if n else float("nan"),
-                                  _f(hi_v) if n else float("nan"), float(s1), float(s2), counts[:k_cells + 2],
+        out[int(h), keys[i]] = NumericAgg(n, float(n2), float(counts[k_cells + 2]), as_float(lo_v) if n else float("nan"),
+                                  as_float(hi_v) if n else float("nan"), float(s1), float(s2), counts[:k_cells + 2],
                                   float(below), float(above), float(oor), grids[keys[i]].centre)
     return out
 
 
-def _f(x: Any) -> float:
+def as_float(x: Any) -> float:
+    """A nullable number from the store as a float: NaN for NULL."""
     return float("nan") if x is None else float(x)
+
+
+def finite_or_none(x: float | None) -> float | None:
+    """A float for a Nullable column: None for NaN or infinity."""
+    return None if x is None or not math.isfinite(x) else float(x)
 
 
 @dataclass(frozen=True)
@@ -262,7 +269,7 @@ FROM (SELECT {_NUMERIC_PAIRS} FROM {store.table('ml_predictions')} WHERE {where}
 ARRAY JOIN _k AS _key, _v AS v
 {key_filter}
 GROUP BY _key"""
-    return {k: Range(_f(lo), _f(hi), _f(q[0]), _f(q[1]), int(d)) for k, lo, hi, q, d in store.query(sql, params)}
+    return {k: Range(as_float(lo), as_float(hi), as_float(q[0]), as_float(q[1]), int(d)) for k, lo, hi, q, d in store.query(sql, params)}
 
 
 def categorical(store: Store, window: Window, keys: Sequence[str] | None = None, numbers_as_text: Sequence[str] = (),
