@@ -38,6 +38,7 @@ from .render import format_double
 from .scan import CategoricalAgg, NumericAgg, Window
 from .stats import Grid, decile_cuts, effective_n, make_grid, rebin
 from .results import utc
+from .schema import LEADING_ZERO
 from .store import Store
 
 GRID_CELLS = 1000
@@ -184,7 +185,7 @@ def from_file(path: str | Path, model: str, version: str, **kwargs: Any) -> Base
         if p.suffix.lower() in (".parquet", ".pq"):
             df = pd.read_parquet(p)
         elif p.suffix.lower() in (".csv", ".gz", ".txt"):
-            df = pd.read_csv(p)
+            df = _read_csv(p)
         else:
             raise BaselineError(f"{p.name}: use a .parquet or .csv file")
     except BaselineError:
@@ -192,6 +193,23 @@ def from_file(path: str | Path, model: str, version: str, **kwargs: Any) -> Base
     except Exception as exc:
         raise BaselineError(f"cannot read {p}: {exc}") from exc
     return from_frame(df, model, version, source=f"file:{p.name}", **kwargs)
+
+
+def _read_csv(path: Path) -> Any:
+    """A CSV file as pandas reads it, except that a column holding a number written with a leading zero
+    (``02139``) stays text: spans carry such values as text and the store keeps them as categories (see
+    ``schema.LEADING_ZERO``), so the baseline must too."""
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
+    if numeric:
+        text = pd.read_csv(path, usecols=numeric, dtype=str)
+        for column in numeric:
+            if text[column].str.match(LEADING_ZERO, na=False).any():
+                df[column] = text[column]
+    return df
+
 
 
 def _numeric_from_array(name: str, x: np.ndarray, w: np.ndarray) -> FeatureBaseline:

@@ -284,16 +284,21 @@ def _otel_logs(ctx: Context) -> list[str]:
 # -- modelwatch's tables ----------------------------------------------------------------
 
 _UNSUPPORTED = "json: unsupported value: "  # how the exporter renders a non-finite double
+LEADING_ZERO = "^-?0[0-9]"
+"""A value matching this (RE2) is text even when it parses as a number: see :func:`_num`."""
 
 
 def _num(expr: str) -> str:
     """SQL: a rendered attribute value as Nullable(Float64).
 
     Whatever ``toFloat64OrNull`` parses, plus the exporter's renderings of
-    non-finite doubles, which are numbers out of range, not text.
+    non-finite doubles, which are numbers out of range, not text. Text with
+    a leading zero (``02139``, ``007``) is a code, not a number: the exporter
+    never renders a number so, and parsing it would lose the zeros (a zip
+    code would no longer match its training category).
     """
     return (f"if(startsWith({expr}, '{_UNSUPPORTED}'), multiIf({expr} = '{_UNSUPPORTED}+Inf', inf, "
-            f"{expr} = '{_UNSUPPORTED}-Inf', -inf, nan), toFloat64OrNull({expr}))")
+            f"{expr} = '{_UNSUPPORTED}-Inf', -inf, nan), if(match({expr}, '{LEADING_ZERO}'), NULL, toFloat64OrNull({expr})))")
 
 
 def _predictions(ctx: Context) -> list[str]:
@@ -318,6 +323,14 @@ def _predictions(ctx: Context) -> list[str]:
     DurationNs UInt64 CODEC(ZSTD(1))"""
     tail = (f"PARTITION BY toDate(Timestamp)\nORDER BY (ModelName, ModelVersion, Timestamp)\n"
             f"{ctx.ttl('Timestamp', ctx.retention.predictions_days)}\nSETTINGS ttl_only_drop_parts = 1")
+    return _table(ctx, "ml_predictions", columns, ctx.engine(), tail) + [
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {ctx.database}.{ident('ml_predictions_mv')}{ctx.on_cluster} "
+        f"TO {ctx.name('ml_predictions')} AS\n{_predictions_select(ctx)}"
+    ]
+
+
+def _predictions_select(ctx: Context) -> str:
+    """The view's query: a prediction span's attributes, typed (see :func:`_num` for what counts as a number)."""
     attr = "SpanAttributes"
     # each feature value is parsed once: keys, values and parsed numbers as parallel arrays
     numeric = ("mapFromArrays(arrayMap(k -> substring(k, 12), arrayFilter((k, n) -> isNotNull(n), _fk, _fn)), "
@@ -325,7 +338,7 @@ def _predictions(ctx: Context) -> list[str]:
     categorical = ("mapFromArrays(arrayMap(k -> substring(k, 12), arrayFilter((k, n) -> isNull(n), _fk, _fn)), "
                    "arrayFilter((v, n) -> isNull(n), _fv, _fn))")
     weight = f"toFloat64OrNull({attr}['ml.sampling.weight'])"
-    select = f"""WITH
+    return f"""WITH
     mapFilter((k, v) -> startsWith(k, 'ml.feature.'), {attr}) AS _f,
     mapKeys(_f) AS _fk,
     mapValues(_f) AS _fv,
@@ -352,10 +365,6 @@ SELECT
     Duration AS DurationNs
 FROM {ctx.name('otel_traces')}
 WHERE SpanName = '{PREDICTION_SPAN}'"""
-    return _table(ctx, "ml_predictions", columns, ctx.engine(), tail) + [
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {ctx.database}.{ident('ml_predictions_mv')}{ctx.on_cluster} "
-        f"TO {ctx.name('ml_predictions')} AS\n{select}"
-    ]
 
 
 def _labels(ctx: Context) -> list[str]:
@@ -368,8 +377,15 @@ def _labels(ctx: Context) -> list[str]:
     TraceId String CODEC(ZSTD(1))"""
     tail = (f"PARTITION BY toYYYYMM(Timestamp)\nORDER BY (ModelName, PredictionId)\n"
             f"{ctx.ttl('Timestamp', ctx.retention.labels_days)}")
+    return _table(ctx, "ml_labels", columns, ctx.engine("ReplacingMergeTree", "Timestamp"), tail) + [
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {ctx.database}.{ident('ml_labels_mv')}{ctx.on_cluster} "
+        f"TO {ctx.name('ml_labels')} AS\n{_labels_select(ctx)}"
+    ]
+
+
+def _labels_select(ctx: Context) -> str:
     attr = "SpanAttributes"
-    select = f"""SELECT
+    return f"""SELECT
     Timestamp,
     {attr}['ml.model.name'] AS ModelName,
     {attr}['ml.model.version'] AS ModelVersion,
@@ -379,10 +395,6 @@ def _labels(ctx: Context) -> list[str]:
     TraceId
 FROM {ctx.name('otel_traces')}
 WHERE SpanName = '{LABEL_SPAN}' AND {attr}['ml.prediction.id'] != ''"""
-    return _table(ctx, "ml_labels", columns, ctx.engine("ReplacingMergeTree", "Timestamp"), tail) + [
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {ctx.database}.{ident('ml_labels_mv')}{ctx.on_cluster} "
-        f"TO {ctx.name('ml_labels')} AS\n{select}"
-    ]
 
 
 def _analyzer_tables(ctx: Context) -> list[str]:
@@ -523,6 +535,13 @@ def _hourly(ctx: Context) -> list[str]:
     return _table(ctx, "ml_hourly_aggregates", columns, ctx.engine("ReplacingMergeTree", "ComputedAt"), tail)
 
 
+def _typed_views(ctx: Context) -> list[str]:
+    """The views' queries as this version writes them (text with a leading zero stays text); ``MODIFY QUERY`` swaps
+    a view's query in one step, so no span inserted meanwhile goes untyped. Rows already typed stay as they are."""
+    return [f"ALTER TABLE {ctx.database}.{ident(view)}{ctx.on_cluster} MODIFY QUERY\n{select(ctx)}"
+            for view, select in (("ml_predictions_mv", _predictions_select), ("ml_labels_mv", _labels_select))]
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -539,6 +558,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "cluster shard keys: a prediction with its label, a model's results on one shard", _shard_keys),
     Migration(7, "collector exporter logs table", _otel_logs),
     Migration(8, "hourly aggregates of analysed windows", _hourly),
+    Migration(9, "typed views: text with a leading zero is a category, not a number", _typed_views),
 )
 
 

@@ -302,3 +302,78 @@ def test_ensure_applies_on_an_embedded_store_and_only_checks_a_server(store):
     store.embedded = True
     schema.ensure(store)  # embedded: the missing migration is applied again
     assert schema.version(store) == max(m.version for m in schema.MIGRATIONS)
+
+
+def test_text_with_a_leading_zero_stays_a_category_from_training_csv_to_verdict(store, tmp_path):
+    """Zip codes and codes like 007 are text: the typed view keeps them as categories (numbers without a
+    leading zero stay numbers), a CSV baseline reads them as text, and a stream like the training data is
+    judged undrifted with no unseen category."""
+    from datetime import datetime, timedelta, timezone
+
+    from modelwatch_analyzer import analyze, baseline
+    from modelwatch_analyzer.scan import Window
+
+    @modelwatch.monitor(model="geo", version="1", sampling_rate=1.0)
+    def predict(x):
+        return {"prediction": "ok", "score": 0.5}
+
+    with capture() as rec:
+        predict({"zip": "02139", "code": "007", "neg": "-05", "zero": "0", "half": "0.5", "minus": "-0.25", "n": "75001"})
+        modelwatch.record_label("geo", modelwatch.last_prediction().id, "007")
+        _insert_spans(store, rec.spans())
+    numeric, categorical = store.query(f"SELECT Numeric, Categorical FROM {store.table('ml_predictions')}")[0]
+    assert numeric == {"zero": 0.0, "half": 0.5, "minus": -0.25, "n": 75001.0}
+    assert categorical == {"zip": "02139", "code": "007", "neg": "-05"}
+    assert store.query(f"SELECT Label, LabelNumber FROM {store.table('ml_labels')}") == [("007", None)]
+
+    rng = np.random.default_rng(5)
+    zips = np.array(["02139", "10001", "75001", "00501"])
+    p = np.array([0.4, 0.3, 0.2, 0.1])
+    train = tmp_path / "train.csv"
+    train.write_text("zip,x\n" + "".join(f"{z},{x:.3f}\n" for z, x in zip(rng.choice(zips, 2000, p=p), rng.normal(size=2000))))
+    base = baseline.from_file(train, "geo", "2")
+    assert base.features["zip"].kind == "categorical" and set(base.features["zip"].categories) == set(zips)
+    assert base.features["x"].kind == "numeric"
+    t0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
+
+    @modelwatch.monitor(model="geo", version="2", sampling_rate=1.0)
+    def predict2(x):
+        return {"prediction": "ok", "score": 0.5}
+
+    with capture() as rec:
+        for z, x in zip(rng.choice(zips, 2000, p=p), rng.normal(size=2000)):
+            predict2({"zip": str(z), "x": float(x)})
+        _insert_spans(store, rec.predictions())
+    rows = analyze.analyze(store, Window("geo", t0, t0 + timedelta(minutes=10), "2"), baseline=base)
+    zip_rows = [r for r in rows if r.feature == "zip"]
+    assert zip_rows and not any(r.drifted for r in zip_rows), [(r.method, r.statistic) for r in zip_rows]
+    assert all(r.statistic == 0 for r in zip_rows if r.kind == "data_quality"), [(r.method, r.statistic) for r in zip_rows]
+
+
+def test_migration_9_retypes_leading_zero_text_in_a_store_created_before_it(store_dir, monkeypatch):
+    """A store at migration 8 typed "02139" as the number 2139; after applying 9 (MODIFY QUERY, no rebuild) new
+    spans keep it as text; rows typed before stay as they were."""
+    old = Store(f"chdb://{store_dir}", database="before_m9")
+    try:
+        monkeypatch.setattr(schema, "MIGRATIONS", tuple(m for m in schema.MIGRATIONS if m.version <= 8))
+        monkeypatch.setattr(schema, "LEADING_ZERO", "a^")  # matches nothing: the views as versions before 9 wrote them
+        schema.apply(old)
+        monkeypatch.undo()
+
+        @modelwatch.monitor(model="geo", sampling_rate=1.0)
+        def predict(x):
+            return 1
+
+        def typed(z: str) -> tuple:
+            with capture() as rec:
+                predict({"zip": z})
+                _insert_spans(old, rec.predictions())
+            return old.query(f"SELECT Numeric, Categorical FROM {old.table('ml_predictions')} "
+                             "WHERE PredictionId = {p:String}", {"p": modelwatch.last_prediction().id})[0]
+
+        assert typed("02139") == ({"zip": 2139.0}, {})
+        assert [m.version for m in schema.apply(old)] == [9]
+        assert typed("02140") == ({}, {"zip": "02140"})
+        assert old.query(f"SELECT count() FROM {old.table('ml_predictions')} WHERE Numeric['zip'] = 2139") == [(1,)]
+    finally:
+        old.command("DROP DATABASE IF EXISTS `before_m9`")
