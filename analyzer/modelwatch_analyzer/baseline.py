@@ -282,7 +282,8 @@ def from_window(store: Store, window: Window, version: str, categorical: Iterabl
         as_categorical.add(scan.PREDICTION)
     grids = {k: _grid(r.min, r.max, r.low, r.high) for k, r in ranges.items() if k not in as_categorical}
     numeric = scan.numeric(store, window, grids)
-    cats = scan.categorical(store, window, numbers_as_text=sorted(as_categorical), cap=CATEGORY_CAP)
+    # the Numeric map is read for text only when a categorical feature has numbers there
+    cats = scan.categorical(store, window, numbers_as_text=sorted(as_categorical & set(ranges)), cap=CATEGORY_CAP)
     features: dict[str, FeatureBaseline] = {}
     for k, agg in numeric.items():
         text = cats.pop(k, None)  # text for a numeric feature: not part of its distribution

@@ -89,9 +89,13 @@ def aggregates(store: Store, window: Window, baseline_id: str, grids: dict[str, 
 
         totals = scan.totals_by_hour(store, part, hourly=by_hour)
         found = {bucket(h): Hour(t) for h, t in totals.items()}
-        for (h, k), agg in scan.numeric_by_hour(store, part, grids, ranges, moments=False, hourly=by_hour).items():
-            found.setdefault(bucket(h), Hour(Totals())).numeric[k] = agg
-        for (h, k), cat in scan.categorical_by_hour(store, part, keys, numbers_as_text, cap, hourly=by_hour).items():
+        numeric = scan.numeric_by_hour(store, part, grids, ranges, moments=False, hourly=by_hour, present=numbers_as_text)
+        for (h, k), agg in numeric.items():
+            if k in grids:
+                found.setdefault(bucket(h), Hour(Totals())).numeric[k] = agg
+        # a categorical feature's numbers are read as text only where the numeric scan saw some
+        as_text = [k for k in numbers_as_text if k == scan.PREDICTION or any(key == k for _h, key in numeric)]
+        for (h, k), cat in scan.categorical_by_hour(store, part, keys, as_text, cap, hourly=by_hour).items():
             found.setdefault(bucket(h), Hour(Totals())).categorical[k] = cat
         scanned.update(found)
     if reuse:

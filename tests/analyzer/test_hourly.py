@@ -127,3 +127,36 @@ def test_a_store_that_refuses_the_aggregates_still_analyses(store, monkeypatch):
     rows = analyze.analyze(store, CUR)
     _close(_results(rows), _results(analyze.analyze(store, CUR, NO_REUSE)))
     assert {r.kind: r for r in analyze.analyze(store, CUR)}["summary"].details["hours_reused"] == 0
+
+
+def test_a_categorical_features_numbers_are_counted_as_text_only_where_there_are_some(store):
+    """A categorical feature's values arrive as numbers (Numeric map) in some hours and as text in others; the
+    numeric scan finds which keys have numbers, and the categorical scan counts those numbers under their
+    rendering, merged with the text: the counts equal numpy's, with hours reused or not."""
+    import pandas as pd
+
+    rng = np.random.default_rng(11)
+    n = 3000
+    base = baseline.from_frame(pd.DataFrame({"store": rng.choice(["101", "102", "007"], n), "x": rng.normal(size=n)}),
+                               "m", "1", categorical=["store"])
+    baseline.save(store, base)
+    numbers = rng.choice([101.0, 102.0, 103.5], n)  # 4:00-5:00 as numbers ...
+    insert(store, "m", T0 + timedelta(hours=4), {"store": numbers, "x": rng.normal(size=n)}, id_prefix="a")
+    text = rng.choice(["007", "101"], n)  # ... 5:00-7:00 as text
+    insert(store, "m", T0 + timedelta(hours=5), {"x": rng.normal(size=n)}, {"store": text}, seconds=7200, id_prefix="b")
+    def counts(values) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for v in values:
+            out[v] = out.get(v, 0.0) + 1.0
+        return out
+
+    both = scan.Window("m", T0 + timedelta(hours=4), T0 + timedelta(hours=7))
+    text_only = scan.Window("m", T0 + timedelta(hours=5), T0 + timedelta(hours=7))
+    for window, want in ((both, counts([f"{x:g}" for x in numbers] + list(text))), (text_only, counts(text))):
+        for reuse in (False, True, True):
+            seen = hourly.aggregates(store, window, base.id, {"x": base.features["x"].grid}, {}, ["store", "x"],
+                                     ["store"], 5000, reuse=reuse)
+            assert seen.categorical["store"].counts == want and "store" not in seen.numeric
+        assert seen.hours_reused == (3 if window is both else 2)
+    drift = {r.method: r for r in analyze.analyze(store, both, NO_REUSE, baseline=base) if r.feature == "store"}
+    assert drift["psi"].n_current == 2 * n and drift["psi"].drifted  # 103.5 is unseen
