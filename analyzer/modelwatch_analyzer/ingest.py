@@ -45,6 +45,7 @@ class _Item:
     tables: Tables
     rows: int
     body: bytes | None = None  # a trace request for the native path: its serialized ExportTraceServiceRequest
+    nested: bool = True  # that request has events or links (unknown: assume so)
     future: Future = field(default_factory=Future)
 
 
@@ -107,9 +108,10 @@ class Ingest:
         rows = sum(len(r) for _cols, r in tables.values())
         return self._submit(_Item(tables, rows))
 
-    def submit_native(self, body: bytes, spans: int) -> Future:
-        """Queue one serialized ``ExportTraceServiceRequest`` of `spans` spans, already checked, for the native path."""
-        return self._submit(_Item({}, spans, body))
+    def submit_native(self, body: bytes, spans: int, nested: bool = True) -> Future:
+        """Queue one serialized ``ExportTraceServiceRequest`` of `spans` spans, already checked, for the native path;
+        `nested`: some span has events or links."""
+        return self._submit(_Item({}, spans, body, nested))
 
     def _submit(self, item: _Item) -> Future:
         rows = item.rows
@@ -254,7 +256,8 @@ class _Writer:
         rows = sum(item.rows for item in group)
         try:
             native.write_batch(path, [item.body for item in group])  # type: ignore[misc]
-            self.store.command(native.insert_sql(self.store.table("otel_traces"), path, rows))
+            self.store.command(native.insert_sql(self.store.table("otel_traces"), path, rows,
+                                                 events_and_links=any(item.nested for item in group)))
         except Exception as exc:
             if native.COMPLEX_MARKER in str(exc):
                 # some request holds an array or kvlist value (Go JSON, rendered in Python): those take the

@@ -33,15 +33,18 @@ _KINDS = ("none", "string_value", "bool_value", "int_value", "double_value", "ar
 _ENUM = "Enum8(" + ", ".join(f"\\'{name}\\' = {n}" for n, name in enumerate(_KINDS)) + ")"
 _ANY = f"Tuple(string_value String, bool_value Bool, int_value Int64, double_value Float64, bytes_value String, value {_ENUM})"
 _KV = f"Array(Tuple(key String, value {_ANY}))"
-STRUCTURE = (
-    f"resource_spans Array(Tuple(resource Tuple(attributes {_KV}), scope_spans Array(Tuple("
-    f"scope Tuple(name String, version String), spans Array(Tuple("
-    f"trace_id String, span_id String, trace_state String, parent_span_id String, name String, kind Int32, "
-    f"start_time_unix_nano UInt64, end_time_unix_nano UInt64, attributes {_KV}, "
-    f"events Array(Tuple(time_unix_nano UInt64, name String, attributes {_KV})), "
-    f"links Array(Tuple(trace_id String, span_id String, trace_state String, attributes {_KV})), "
-    f"status Tuple(message String, code Int32)))))))"
-)
+_EVENTS_AND_LINKS = (f"events Array(Tuple(time_unix_nano UInt64, name String, attributes {_KV})), "
+                     f"links Array(Tuple(trace_id String, span_id String, trace_state String, attributes {_KV})), ")
+
+
+def _structure(events_and_links: bool = True) -> str:
+    """The batch file's columns; without `events_and_links` the reader skips those fields (a batch without any)."""
+    return (f"resource_spans Array(Tuple(resource Tuple(attributes {_KV}), scope_spans Array(Tuple("
+            f"scope Tuple(name String, version String), spans Array(Tuple("
+            f"trace_id String, span_id String, trace_state String, parent_span_id String, name String, kind Int32, "
+            f"start_time_unix_nano UInt64, end_time_unix_nano UInt64, attributes {_KV}, "
+            f"{_EVENTS_AND_LINKS if events_and_links else ''}status Tuple(message String, code Int32)))))))")
+
 _KIND_ONLY = f"Array(Tuple(key String, value Tuple(value {_ENUM})))"
 # just the keys and value kinds, for finding the requests to convert in Python
 KINDS_STRUCTURE = (
@@ -118,36 +121,42 @@ _COLUMNS = {
 COMPLEX_MARKER = "modelwatch: array or kvlist value, or duplicate key"
 
 
-def _has_complex() -> str:
+def _has_complex(events_and_links: bool = True) -> str:
     """SQL: whether a request row (over `resource_spans`) holds, in any attribute list, an array or kvlist
     value (Go JSON, rendered in Python) or a duplicate key (the later one wins: rare, left to Python too)."""
     hit = ("(arrayExists(a -> a.value.value IN ('array_value', 'kvlist_value'), {0}) "
            "OR arrayUniq(arrayMap(a -> a.key, {0})) != length({0}))")
-    span = (f"arrayExists(s -> {hit.format('s.attributes')} OR arrayExists(e -> {hit.format('e.attributes')}, s.events) "
-            f"OR arrayExists(l -> {hit.format('l.attributes')}, s.links), ss.spans)")
+    nested = (f" OR arrayExists(e -> {hit.format('e.attributes')}, s.events) "
+              f"OR arrayExists(l -> {hit.format('l.attributes')}, s.links)") if events_and_links else ""
+    span = f"arrayExists(s -> {hit.format('s.attributes')}{nested}, ss.spans)"
     return (f"arrayExists(rs -> {hit.format('rs.resource.attributes')} OR arrayExists(ss -> {span}, rs.scope_spans), "
             f"resource_spans)")
 
 
-def insert_sql(table: str, path: str, rows: int) -> str:
+def insert_sql(table: str, path: str, rows: int, events_and_links: bool = True) -> str:
     """``INSERT INTO table SELECT …`` of every span of the batch file at `path` (`table` already quoted).
 
     If any request of the file holds an array or kvlist value, the statement
     fails with :data:`COMPLEX_MARKER` before anything is written: the source
     is checked before ``ARRAY JOIN``, and the insert squashes the whole batch
     (`rows` spans at most) into one block, written only at the end.
+    Without `events_and_links` (for a batch whose spans have none: the
+    receiver knows) the events and links are neither read nor rendered, their
+    columns left to their defaults (empty), which is what they would hold:
+    a shorter statement, analysed in about half the time.
     """
     from .otlp_rows import TRACE_COLUMNS
 
     assert tuple(_COLUMNS) == TRACE_COLUMNS
-    columns = ", ".join(f"`{c}`" for c in _COLUMNS)
-    exprs = ",\n    ".join(_COLUMNS.values())
+    chosen = {c: e for c, e in _COLUMNS.items() if events_and_links or not c.startswith(("Events.", "Links."))}
+    columns = ", ".join(f"`{c}`" for c in chosen)
+    exprs = ",\n    ".join(chosen.values())
     block = max(int(rows), 1) * 2 + 65536
     return (f"INSERT INTO {table} ({columns})\nSELECT\n    {exprs}\n"
             # the resource's map is rendered once per resource, before the spans are joined
             f"FROM (SELECT rs.scope_spans AS scope_spans, {_attributes('rs.resource.attributes', 'r')} AS _resource\n"
-            f"      FROM (SELECT resource_spans FROM file('{_quote(path)}', 'Protobuf', '{STRUCTURE}')\n"
-            f"            WHERE NOT throwIf({_has_complex()}, '{COMPLEX_MARKER}'))\n"
+            f"      FROM (SELECT resource_spans FROM file('{_quote(path)}', 'Protobuf', '{_structure(events_and_links)}')\n"
+            f"            WHERE NOT throwIf({_has_complex(events_and_links)}, '{COMPLEX_MARKER}'))\n"
             f"      ARRAY JOIN resource_spans AS rs)\n"
             f"ARRAY JOIN scope_spans AS ss ARRAY JOIN ss.spans AS s\n"
             f"SETTINGS {settings()}, min_insert_block_size_rows = {block}, min_insert_block_size_bytes = 0, "

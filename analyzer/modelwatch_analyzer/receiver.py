@@ -58,13 +58,14 @@ def _trace_tables(request: Any) -> Tables:
     return {"otel_traces": (TRACE_COLUMNS, span_rows(request))}
 
 
-def checked_spans(request: Any) -> int:
-    """The number of spans of a trace request, after checking what the native path cannot refuse on its own.
+def checked_spans(request: Any) -> tuple[int, bool]:
+    """The number of spans of a trace request, after checking what the native path cannot refuse on its own,
+    and whether some span has events or links (the native statement renders those only when needed).
 
     Raises ValueError (the request is refused whole) for a timestamp beyond
     DateTime64(9)'s range, exactly as :func:`span_rows` would.
     """
-    n = 0
+    n, nested = 0, False
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             spans = scope_spans.spans
@@ -72,9 +73,13 @@ def checked_spans(request: Any) -> int:
             for span in spans:
                 ns(span.start_time_unix_nano)
                 ns(span.end_time_unix_nano)
-                for event in span.events:
-                    ns(event.time_unix_nano)
-    return n
+                if span.events:
+                    nested = True
+                    for event in span.events:
+                        ns(event.time_unix_nano)
+                if span.links:
+                    nested = True
+    return n, nested
 
 
 def _metric_tables(request: Any) -> Tables:
@@ -158,8 +163,8 @@ class Receiver:
         """
         try:
             if body is not None and signal.name == "traces" and self.ingest.native:
-                spans = checked_spans(request)
-                submit = lambda: self.ingest.submit_native(body, spans)  # noqa: E731
+                spans, nested = checked_spans(request)
+                submit = lambda: self.ingest.submit_native(body, spans, nested)  # noqa: E731
             else:
                 tables = signal.to_rows(request)
                 submit = lambda: self.ingest.submit(tables)  # noqa: E731

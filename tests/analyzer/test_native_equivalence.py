@@ -21,6 +21,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from modelwatch_analyzer import native, schema
 from modelwatch_analyzer.ingest import Ingest
 from modelwatch_analyzer.otlp_rows import TRACE_COLUMNS, span_rows
+from modelwatch_analyzer.receiver import checked_spans
 from modelwatch_analyzer.render import format_double
 from modelwatch_analyzer.store import Store
 
@@ -161,8 +162,8 @@ def _native_path(st: Store, requests: list, per_request: bool = False) -> Ingest
     ingest = Ingest(st, linger_seconds=0.2 if not per_request else 0, native_traces=True)
     futures = []
     for req in requests:
-        spans = sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
-        futures.append(ingest.submit_native(req.SerializeToString(), spans))
+        spans, nested = checked_spans(req)  # as the receiver does: a batch with no events or links reads none
+        futures.append(ingest.submit_native(req.SerializeToString(), spans, nested))
         if per_request:
             futures[-1].result(60)
     for f in futures:
@@ -187,6 +188,34 @@ def test_native_rows_are_the_python_rows_byte_for_byte(store, twin):
                                                   for ss in rs.scope_spans)
     assert _rows(twin, "ml_predictions") == _rows(store, "ml_predictions")
     assert _rows(twin, "ml_labels") == _rows(store, "ml_labels")
+
+
+def test_batches_without_events_or_links_take_the_shorter_statement_and_store_the_same_rows(store, twin, monkeypatch):
+    """Requests whose spans have no events or links (most prediction traffic) are inserted by the statement that
+    neither reads nor renders them; a batch with one such span anywhere takes the full statement. Both store the
+    Python path's rows byte for byte."""
+    plain = [varied_request(seed) for seed in range(300, 340)]
+    for req in plain:
+        for rs in req.resource_spans:
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    span.ClearField("events")
+                    span.ClearField("links")
+    mixed = [varied_request(seed) for seed in range(340, 350)]
+    assert not any(checked_spans(r)[1] for r in plain) and any(checked_spans(r)[1] for r in mixed)
+    statements = []
+    original = native.insert_sql
+    monkeypatch.setattr(native, "insert_sql", lambda *a, **k: statements.append(k) or original(*a, **k))
+    _python_path(store, plain + mixed)
+    _native_path(twin, plain, per_request=True)
+    assert statements and all(k == {"events_and_links": False} for k in statements)
+    short = len(original("t", "/f", 1, events_and_links=False))
+    assert short < 0.75 * len(original("t", "/f", 1))
+    statements.clear()
+    _native_path(twin, mixed)
+    assert True in {k["events_and_links"] for k in statements}
+    assert _rows(twin) == _rows(store)
+    assert _rows(twin, "ml_predictions") == _rows(store, "ml_predictions")
 
 
 def test_array_and_kvlist_values_take_the_python_path_exactly_once(store, twin):
