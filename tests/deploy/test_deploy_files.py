@@ -304,6 +304,15 @@ def test_dashboard_counts_agree_with_what_the_sdk_did(panel_results):
         assert all(0 < row[1] < 1 for row in by[("Latency p95", ref)]["data"])  # seconds
 
 
+def test_latency_p95_is_the_intervals_not_since_the_process_started(panel_results):
+    """From cumulative exports (one downscaled in between), the panel shows each minute's own p95: ~10 ms while
+    only fast predictions arrive, ~1 s in the minute that brought 100 slow ones (10,000 fast ones before)."""
+    (first, p95_first), (second, p95_second) = panel_results["latency_intervals"]
+    assert first < second
+    assert 0.01 <= p95_first <= 0.0151  # values 10-15 ms, scale 6 buckets (1.1% wide) at their midpoints
+    assert 1.0 <= p95_second <= 1.5 * 1.09  # values 1-1.5 s, scale 3 buckets (9% wide)
+
+
 def test_dashboard_shows_the_drift_the_data_has(panel_results):
     """The drifted feature is drifted and alerted, the stable one is not; quality and performance have values."""
     by = panel_results["by_key"]
