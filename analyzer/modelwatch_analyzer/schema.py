@@ -284,7 +284,7 @@ def _otel_logs(ctx: Context) -> list[str]:
 # -- modelwatch's tables ----------------------------------------------------------------
 
 _UNSUPPORTED = "json: unsupported value: "  # how the exporter renders a non-finite double
-LEADING_ZERO = "^-?0[0-9]"
+LEADING_ZERO = "^[-+]?0[0-9]"
 """A value matching this (RE2) is text even when it parses as a number: see :func:`_num`."""
 
 

@@ -318,12 +318,13 @@ def test_text_with_a_leading_zero_stays_a_category_from_training_csv_to_verdict(
         return {"prediction": "ok", "score": 0.5}
 
     with capture() as rec:
-        predict({"zip": "02139", "code": "007", "neg": "-05", "zero": "0", "half": "0.5", "minus": "-0.25", "n": "75001"})
+        predict({"zip": "02139", "code": "007", "neg": "-05", "plus": "+05", "zero": "0", "half": "0.5", "minus": "-0.25",
+                 "n": "75001"})
         modelwatch.record_label("geo", modelwatch.last_prediction().id, "007")
         _insert_spans(store, rec.spans())
     numeric, categorical = store.query(f"SELECT Numeric, Categorical FROM {store.table('ml_predictions')}")[0]
     assert numeric == {"zero": 0.0, "half": 0.5, "minus": -0.25, "n": 75001.0}
-    assert categorical == {"zip": "02139", "code": "007", "neg": "-05"}
+    assert categorical == {"zip": "02139", "code": "007", "neg": "-05", "plus": "+05"}
     assert store.query(f"SELECT Label, LabelNumber FROM {store.table('ml_labels')}") == [("007", None)]
 
     rng = np.random.default_rng(5)
