@@ -503,7 +503,7 @@ def main() -> int:
                   f" (baseline from the window: {mw['baseline_s']:.2f} s, once per model version; the same window "
                   f"with its hour kept: {mw['warm_s']:.2f} s)")
         else:
-            print(f"  10M rows per side in <= 10 s: not measured in this run (--rows 10000000)")
+            print("  10M rows per side in <= 10 s: not measured in this run (--rows 10000000)")
         if heap_small is not None:
             ratio = mw["heap_peak_bytes"] / max(heap_small, 1)
             print(f"  analyzer heap does not grow with rows: {heap_small / 1e6:.2f} MB at {small:,} rows, "

@@ -211,7 +211,6 @@ def _read_csv(path: Path) -> Any:
     return df
 
 
-
 def _numeric_from_array(name: str, x: np.ndarray, w: np.ndarray) -> FeatureBaseline:
     fin = np.isfinite(x)
     xs, ws = x[fin], w[fin]
