@@ -50,6 +50,7 @@ class Settings:
     quality: DataQualitySettings = field(default_factory=DataQualitySettings)
     performance: performance.PerformanceSettings = field(default_factory=performance.PerformanceSettings)
     reuse_hours: bool = True  # read (and keep) the hourly aggregates of whole hours: see hourly.py
+    max_scan_rows: int = 0  # above this many rows to scan, the numeric scan reads a uniform sample of ~this many (0: all)
 
 
 def analyze(store: Store, window: Window, settings: Settings | None = None,
@@ -64,7 +65,7 @@ def analyze(store: Store, window: Window, settings: Settings | None = None,
     seen = hourly.aggregates(store, window, baseline.id, {k: f.grid for k, f in numeric_ref.items() if f.grid is not None},
                              {k: (f.min, f.max) for k, f in numeric_ref.items()}, keys=list(baseline.features),
                              numbers_as_text=list(categorical_ref), cap=baselines.CATEGORY_CAP,
-                             reuse=settings.reuse_hours)
+                             reuse=settings.reuse_hours, max_scan_rows=settings.max_scan_rows)
     totals, cur_num, cur_cat = seen.totals, seen.numeric, seen.categorical
 
     out: list[Result] = []
@@ -82,6 +83,10 @@ def analyze(store: Store, window: Window, settings: Settings | None = None,
     out = [r for r in out if r.kind != "drift" or ds.reported(r.method, r.feature or "", numeric.get(r.feature or "", True))]
     out.append(_summary(out, ds, totals))
     out[-1].details.update(hours_reused=seen.hours_reused, hours_scanned=seen.hours_scanned)
+    if seen.sample < 1.0:  # every numeric result of a sampled scan says so
+        for r in out:
+            if r.feature in numeric_ref or r.kind == "summary":
+                r.details["sample_rate"] = seen.sample
     _evidence(store, window, baseline, out)
     return _stamp(out, window, baseline)
 

@@ -65,12 +65,18 @@ class WindowAggregates:
     categorical: dict[str, CategoricalAgg]
     hours_reused: int = 0
     hours_scanned: int = 0
+    sample: float = 1.0  # share of the scanned rows the numeric scan read (see scan.numeric_by_hour)
 
 
 def aggregates(store: Store, window: Window, baseline_id: str, grids: dict[str, Grid],
                ranges: dict[str, tuple[float, float]], keys: Sequence[str], numbers_as_text: Sequence[str],
-               cap: int, reuse: bool = True, now: float | None = None) -> WindowAggregates:
-    """The window's totals, numeric and categorical aggregates: kept hours read back, the rest scanned (and kept)."""
+               cap: int, reuse: bool = True, now: float | None = None, max_scan_rows: int = 0) -> WindowAggregates:
+    """The window's totals, numeric and categorical aggregates: kept hours read back, the rest scanned (and kept).
+
+    With `max_scan_rows`, when the hours to scan hold more rows than that, the
+    numeric scan reads a uniform sample of about that many (the totals and the
+    categorical scan still read every row); hours scanned so are not kept.
+    """
     counts = row_counts(store, window)
     if not counts:
         return WindowAggregates(Totals(), {}, {})
@@ -79,8 +85,10 @@ def aggregates(store: Store, window: Window, baseline_id: str, grids: dict[str, 
     settled = {h for h in counts if h >= start and h + HOUR <= end and h + HOUR + SETTLE_SECONDS <= now}
     kept = _load(store, window, baseline_id, sorted(settled)) if reuse and settled else {}
     hours = {h: kept[h] for h in settled if h in kept and kept[h].totals.rows == counts[h]}
+    to_scan = sorted(set(counts) - set(hours))
+    sample = scan.sample_rate(sum(counts[h] for h in to_scan), max_scan_rows)
     scanned: dict[int, Hour] = {}
-    for a, b in _runs(sorted(set(counts) - set(hours))):
+    for a, b in _runs(to_scan):
         part = Window(window.model, _time(max(start, a)), _time(min(end, b)), window.version)
         by_hour = b - a > HOUR  # one hour: no hour key to group by (a wider key costs ~5-10% of a scan)
 
@@ -89,7 +97,8 @@ def aggregates(store: Store, window: Window, baseline_id: str, grids: dict[str, 
 
         totals = scan.totals_by_hour(store, part, hourly=by_hour)
         found = {bucket(h): Hour(t) for h, t in totals.items()}
-        numeric = scan.numeric_by_hour(store, part, grids, ranges, moments=False, hourly=by_hour, present=numbers_as_text)
+        numeric = scan.numeric_by_hour(store, part, grids, ranges, moments=False, hourly=by_hour, present=numbers_as_text,
+                                       sample=sample)
         for (h, k), agg in numeric.items():
             if k in grids:
                 found.setdefault(bucket(h), Hour(Totals())).numeric[k] = agg
@@ -98,7 +107,7 @@ def aggregates(store: Store, window: Window, baseline_id: str, grids: dict[str, 
         for (h, k), cat in scan.categorical_by_hour(store, part, keys, as_text, cap, hourly=by_hour).items():
             found.setdefault(bucket(h), Hour(Totals())).categorical[k] = cat
         scanned.update(found)
-    if reuse:
+    if reuse and sample == 1.0:  # a sample's hours are estimates: never kept as if they were the hour's rows
         _save(store, window, baseline_id, {h: v for h, v in scanned.items() if h in settled})
     every = list(hours.values()) + list(scanned.values())
     return WindowAggregates(
@@ -107,7 +116,7 @@ def aggregates(store: Store, window: Window, baseline_id: str, grids: dict[str, 
         {k: merge_numeric([h.numeric[k] for h in every if k in h.numeric]) for k in {k for h in every for k in h.numeric}},
         {k: merge_categorical([h.categorical[k] for h in every if k in h.categorical])
          for k in {k for h in every for k in h.categorical}},
-        hours_reused=len(hours), hours_scanned=len(scanned))
+        hours_reused=len(hours), hours_scanned=len(scanned), sample=sample)
 
 
 def row_counts(store: Store, window: Window) -> dict[int, int]:

@@ -147,6 +147,17 @@ def totals_by_hour(store: Store, window: Window, hourly: bool = True) -> dict[in
     return {int(h): Totals(float(w or 0.0), float(w2 or 0.0), int(n or 0)) for h, w, w2, n in rows}
 
 
+SAMPLE_BUCKETS = 1024
+"""Resolution of :func:`sample_rate`: a sampled scan reads the rows whose span id hashes below k of this many buckets."""
+
+
+def sample_rate(rows: int, max_rows: int) -> float:
+    """The share of rows a scan of `rows` reads to stay near `max_rows` (0: every row), in 1/1024 steps, at least 1/1024."""
+    if max_rows <= 0 or rows <= max_rows:
+        return 1.0
+    return max(1, math.ceil(SAMPLE_BUCKETS * max_rows / rows)) / SAMPLE_BUCKETS
+
+
 def numeric(store: Store, window: Window, grids: dict[str, Grid], ranges: dict[str, tuple[float, float]] | None = None,
             moments: bool = True) -> dict[str, NumericAgg]:
     """One pass over the window for every feature in `grids`, each binned on its own grid (see :func:`numeric_by_hour`)."""
@@ -155,7 +166,8 @@ def numeric(store: Store, window: Window, grids: dict[str, Grid], ranges: dict[s
 
 def numeric_by_hour(store: Store, window: Window, grids: dict[str, Grid],
                     ranges: dict[str, tuple[float, float]] | None = None, moments: bool = True,
-                    hourly: bool = True, present: Sequence[str] = ()) -> dict[tuple[int, str], NumericAgg]:
+                    hourly: bool = True, present: Sequence[str] = (),
+                    sample: float = 1.0) -> dict[tuple[int, str], NumericAgg]:
     """One pass over the window for every feature in `grids`, each binned on its own grid, per (hour, feature).
 
     `ranges` (reference min, max per feature) gives the out-of-range weight;
@@ -165,6 +177,14 @@ def numeric_by_hour(store: Store, window: Window, grids: dict[str, Grid],
     not in `grids`) are only counted (``n``, ``n2``, ``nonfinite``; no grid):
     the numbers a categorical feature received, so that the categorical scan
     reads the ``Numeric`` map only when there are some (see :func:`categorical_by_hour`).
+
+    A `sample` below 1 (a multiple of 1/1024, see :func:`sample_rate`) reads
+    only the predictions whose span id hashes into that share of buckets — a
+    uniform random sample, the same on every run, independent of the values —
+    and weighs each by 1/`sample`: weights, cells and tails estimate the
+    whole window's, the sum of squared weights scales alike, so effective
+    sample sizes (and p-values) are those of the rows read. Minimum and
+    maximum are the sample's.
     """
     extra = [k for k in dict.fromkeys(present) if k not in grids and k not in (SCORE, PREDICTION)]
     if not grids and not extra:
@@ -193,12 +213,18 @@ def numeric_by_hour(store: Store, window: Window, grids: dict[str, Grid],
     # are plain columns, read by their own branch instead of being concatenated to every row's map.
     table = store.table('ml_predictions')
     hour = _hour(hourly)
-    branches = [f"SELECT {hour} AS h, Weight AS w, transform(_key, {{keys:Array(String)}}, {{idx:Array(UInt16)}}, {_NONE}) AS i, v "
+    weight = "Weight"
+    if sample < 1.0:
+        buckets = max(1, min(SAMPLE_BUCKETS, round(sample * SAMPLE_BUCKETS)))
+        params.update(sample_buckets=buckets, sample_scale=SAMPLE_BUCKETS / buckets)
+        where += f" AND cityHash64(SpanId) % {SAMPLE_BUCKETS} < {{sample_buckets:UInt16}}"
+        weight = "Weight * {sample_scale:Float64}"
+    branches = [f"SELECT {hour} AS h, {weight} AS w, transform(_key, {{keys:Array(String)}}, {{idx:Array(UInt16)}}, {_NONE}) AS i, v "
                 f"FROM {table} ARRAY JOIN mapKeys(Numeric) AS _key, mapValues(Numeric) AS v WHERE {where}"]
     for name, column, param in ((SCORE, "Score", "score_i"), (PREDICTION, "PredictionNumber", "prediction_i")):
         if name in keys:
             params[param] = keys.index(name)
-            branches.append(f"SELECT {hour} AS h, Weight AS w, {{{param}:UInt16}} AS i, assumeNotNull({column}) AS v "
+            branches.append(f"SELECT {hour} AS h, {weight} AS w, {{{param}:UInt16}} AS i, assumeNotNull({column}) AS v "
                             f"FROM {table} WHERE {where} AND isNotNull({column})")
 
     def per_feature(name: str, default: str) -> str:

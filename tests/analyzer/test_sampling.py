@@ -1,0 +1,92 @@
+"""A scan budget (``max_scan_rows``): numeric features read from a uniform sample of the window, tagged as such.
+
+The sample is the rows whose span id hashes into the first k of 1,024 buckets,
+weighted by 1024/k: the weights estimate the window's, the effective sample
+sizes (and so the p-values) are those of the rows read, and the same rows are
+read on every run. Checked against the exact scan of the same window.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from modelwatch_analyzer import analyze, baseline, scan
+
+from analyzer_data import T0, insert
+
+REF = scan.Window("m", T0, T0 + timedelta(hours=1))
+CUR = scan.Window("m", T0 + timedelta(hours=4), T0 + timedelta(hours=6))
+N = 40_000
+BUDGET = 8_000
+
+
+def _fill(store):
+    rng = np.random.default_rng(21)
+    cats = np.array(["a", "b", "c"])
+    insert(store, "m", T0, {"x": rng.normal(0, 1, N), "y": rng.lognormal(0, 1, N)}, {"c": cats[rng.integers(0, 3, N)]},
+           score=rng.beta(2, 3, N))
+    base = baseline.from_window(store, REF, "1")
+    y = rng.lognormal(0, 1, N)
+    y[rng.uniform(size=N) < 0.1] = np.nan  # a tenth missing
+    insert(store, "m", CUR.start, {"x": rng.normal(0.5, 1, N), "y": y}, {"c": cats[rng.integers(0, 3, N)]},
+           score=rng.beta(2, 3, N), seconds=2 * 3600, id_prefix="c")
+    return base
+
+
+def _by(rows):
+    return {(r.feature, r.method): r for r in rows if r.kind in ("drift", "data_quality")}
+
+
+def test_a_sampled_numeric_scan_estimates_the_exact_one_and_is_tagged(store):
+    base = _fill(store)
+    exact = analyze.analyze(store, CUR, analyze.Settings(reuse_hours=False), baseline=base)
+    sampled = analyze.analyze(store, CUR, analyze.Settings(reuse_hours=False, max_scan_rows=BUDGET), baseline=base)
+    again = analyze.analyze(store, CUR, analyze.Settings(reuse_hours=False, max_scan_rows=BUDGET), baseline=base)
+    rate = scan.sample_rate(N, BUDGET)
+    assert rate == 205 / 1024
+    summary = {r.kind: r for r in sampled}["summary"]
+    assert summary.details["sample_rate"] == rate and "sample_rate" not in {r.kind: r for r in exact}["summary"].details
+    e, s = _by(exact), _by(sampled)
+    assert e.keys() == s.keys()
+    for key, r in s.items():
+        numeric = key[0] in ("x", "y", "prediction.score")
+        assert ("sample_rate" in r.details) == numeric, key  # categories are always read whole
+        if not numeric:
+            assert r.statistic == e[key].statistic, key
+    # the rows read: those whose span id hashes below 205 of 1,024 buckets, each weighing 1024/205
+    (kept,), = store.query(f"SELECT count() FROM {store.table('ml_predictions')} WHERE ModelName = 'm' AND "
+                           "Timestamp >= {t:DateTime64(9)} AND cityHash64(SpanId) % 1024 < 205", {"t": CUR.start})
+    assert 0.18 * N < kept < 0.22 * N
+    assert s["x", "psi"].n_current == pytest.approx(kept / rate)
+    assert s["x", "ks"].details["n_current_effective"] == pytest.approx(kept)  # p-values from the rows read
+    # estimates close to the exact scan's; the same verdicts on a clear shift and on no shift
+    assert s["x", "psi"].statistic == pytest.approx(e["x", "psi"].statistic, rel=0.15)
+    assert abs(s["x", "ks"].statistic - e["x", "ks"].statistic) < 0.03
+    assert abs(s["y", "ks"].statistic - e["y", "ks"].statistic) < 0.03
+    assert abs(s["y", "missing_rate"].statistic - e["y", "missing_rate"].statistic) < 0.015
+    for feature in ("x", "y"):
+        assert s[feature, "psi"].drifted == e[feature, "psi"].drifted
+    assert e["x", "psi"].drifted and not e["y", "psi"].drifted
+    assert {k: v.statistic for k, v in _by(again).items()} == {k: v.statistic for k, v in s.items()}  # same rows
+
+
+def test_a_window_within_the_budget_is_read_whole_and_a_sampled_hour_is_never_kept(store):
+    base = _fill(store)
+
+    def kept_hours() -> int:
+        return store.query(f"SELECT uniqExact(HourStart) FROM {store.table('ml_hourly_aggregates')} FINAL "
+                           "WHERE BaselineId = {b:String}", {"b": base.id})[0][0]
+
+    whole = analyze.analyze(store, CUR, analyze.Settings(reuse_hours=False, max_scan_rows=N), baseline=base)
+    assert "sample_rate" not in {r.kind: r for r in whole}["summary"].details
+    analyze.analyze(store, CUR, analyze.Settings(max_scan_rows=BUDGET), baseline=base)
+    assert kept_hours() == 0  # a sample's hours are estimates: not kept
+    exact = analyze.analyze(store, CUR, analyze.Settings(), baseline=base)
+    assert kept_hours() == 2
+    later = analyze.analyze(store, CUR, analyze.Settings(max_scan_rows=BUDGET), baseline=base)
+    summary = {r.kind: r for r in later}["summary"].details
+    assert summary["hours_reused"] == 2 and "sample_rate" not in summary  # nothing left to scan, so no sample
+    assert {k: v.statistic for k, v in _by(later).items()} == pytest.approx({k: v.statistic for k, v in _by(exact).items()})
