@@ -54,6 +54,7 @@ class Hour:
     totals: Totals
     numeric: dict[str, NumericAgg] = field(default_factory=dict)
     categorical: dict[str, CategoricalAgg] = field(default_factory=dict)
+    sample: float = 1.0  # the share of the hour's rows its numeric aggregates were read from (see scan.sample_rate)
 
 
 @dataclass
@@ -65,7 +66,7 @@ class WindowAggregates:
     categorical: dict[str, CategoricalAgg]
     hours_reused: int = 0
     hours_scanned: int = 0
-    sample: float = 1.0  # share of the scanned rows the numeric scan read (see scan.numeric_by_hour)
+    sample: float = 1.0  # the smallest share of an hour's rows its numeric aggregates were read from (1: all)
 
 
 def aggregates(store: Store, window: Window, baseline_id: str, grids: dict[str, Grid],
@@ -75,7 +76,10 @@ def aggregates(store: Store, window: Window, baseline_id: str, grids: dict[str, 
 
     With `max_scan_rows`, when the hours to scan hold more rows than that, the
     numeric scan reads a uniform sample of about that many (the totals and the
-    categorical scan still read every row); hours scanned so are not kept.
+    categorical scan still read every row). Hours are kept with the share of
+    rows their numeric aggregates come from: an analysis with a budget reads
+    back any kept hour, one without only those read whole (it scans the others
+    whole, which replaces them).
     """
     counts = row_counts(store, window)
     if not counts:
@@ -84,7 +88,8 @@ def aggregates(store: Store, window: Window, baseline_id: str, grids: dict[str, 
     start, end = utc(window.start).timestamp(), utc(window.end).timestamp()  # type: ignore[union-attr]
     settled = {h for h in counts if h >= start and h + HOUR <= end and h + HOUR + SETTLE_SECONDS <= now}
     kept = _load(store, window, baseline_id, sorted(settled)) if reuse and settled else {}
-    hours = {h: kept[h] for h in settled if h in kept and kept[h].totals.rows == counts[h]}
+    hours = {h: kept[h] for h in settled if h in kept and kept[h].totals.rows == counts[h]
+             and (kept[h].sample == 1.0 or max_scan_rows > 0)}
     to_scan = sorted(set(counts) - set(hours))
     sample = scan.sample_rate(sum(counts[h] for h in to_scan), max_scan_rows)
     scanned: dict[int, Hour] = {}
@@ -96,18 +101,18 @@ def aggregates(store: Store, window: Window, baseline_id: str, grids: dict[str, 
             return h if by_hour else a  # noqa: B023 - used within this iteration
 
         totals = scan.totals_by_hour(store, part, hourly=by_hour)
-        found = {bucket(h): Hour(t) for h, t in totals.items()}
+        found = {bucket(h): Hour(t, sample=sample) for h, t in totals.items()}
         numeric = scan.numeric_by_hour(store, part, grids, ranges, moments=False, hourly=by_hour, present=numbers_as_text,
                                        sample=sample)
         for (h, k), agg in numeric.items():
             if k in grids:
-                found.setdefault(bucket(h), Hour(Totals())).numeric[k] = agg
+                found.setdefault(bucket(h), Hour(Totals(), sample=sample)).numeric[k] = agg
         # a categorical feature's numbers are read as text only where the numeric scan saw some
         as_text = [k for k in numbers_as_text if k == scan.PREDICTION or any(key == k for _h, key in numeric)]
         for (h, k), cat in scan.categorical_by_hour(store, part, keys, as_text, cap, hourly=by_hour).items():
-            found.setdefault(bucket(h), Hour(Totals())).categorical[k] = cat
+            found.setdefault(bucket(h), Hour(Totals(), sample=sample)).categorical[k] = cat
         scanned.update(found)
-    if reuse and sample == 1.0:  # a sample's hours are estimates: never kept as if they were the hour's rows
+    if reuse:
         _save(store, window, baseline_id, {h: v for h, v in scanned.items() if h in settled})
     every = list(hours.values()) + list(scanned.values())
     return WindowAggregates(
@@ -116,7 +121,7 @@ def aggregates(store: Store, window: Window, baseline_id: str, grids: dict[str, 
         {k: merge_numeric([h.numeric[k] for h in every if k in h.numeric]) for k in {k for h in every for k in h.numeric}},
         {k: merge_categorical([h.categorical[k] for h in every if k in h.categorical])
          for k in {k for h in every for k in h.categorical}},
-        hours_reused=len(hours), hours_scanned=len(scanned), sample=sample)
+        hours_reused=len(hours), hours_scanned=len(scanned), sample=min((h.sample for h in every), default=1.0))
 
 
 def row_counts(store: Store, window: Window) -> dict[int, int]:
@@ -171,7 +176,7 @@ def _time(seconds: float) -> datetime:
 
 _COLUMNS = ("ModelName", "ModelVersion", "BaselineId", "HourStart", "Kind", "Feature", "ComputedAt", "Rows", "N", "N2",
             "NonFinite", "Min", "Max", "GridCounts", "TailBelow", "TailAbove", "OutOfRange", "Categories",
-            "CategoryCounts", "Distinct")
+            "CategoryCounts", "Distinct", "SampleRate")
 
 
 def _save(store: Store, window: Window, baseline_id: str, hours: dict[int, Hour]) -> None:
@@ -184,15 +189,15 @@ def _save(store: Store, window: Window, baseline_id: str, hours: dict[int, Hour]
     for h, hour in hours.items():
         t, start = hour.totals, _time(h)
         rows.append(head + (start, "totals", "", at, t.rows, t.weight, t.weight2, 0.0, None, None, [], 0.0, 0.0, 0.0,
-                            [], [], 0))
+                            [], [], 0, hour.sample))
         for k, a in hour.numeric.items():
             rows.append(head + (start, "numeric", k, at, t.rows, a.n, a.n2, a.nonfinite,
                                 scan.finite_or_none(a.min), scan.finite_or_none(a.max),
                                 [float(x) for x in a.grid_counts] if a.grid_counts is not None else [],
-                                a.tail_below, a.tail_above, a.out_of_range, [], [], 0))
+                                a.tail_below, a.tail_above, a.out_of_range, [], [], 0, hour.sample))
         for k, c in hour.categorical.items():
             rows.append(head + (start, "categorical", k, at, t.rows, c.n, c.n2, 0.0, None, None, [], 0.0, 0.0, 0.0,
-                                list(c.counts), list(c.counts.values()), c.distinct))
+                                list(c.counts), list(c.counts.values()), c.distinct, hour.sample))
     try:
         store.insert(TABLE, rows, _COLUMNS)
     except StoreError as exc:
@@ -203,7 +208,7 @@ def _load(store: Store, window: Window, baseline_id: str, hours: list[int]) -> d
     try:
         rows = store.query(
             f"SELECT toUInt32(HourStart), Kind, Feature, Rows, N, N2, NonFinite, Min, Max, GridCounts, TailBelow, "
-            f"TailAbove, OutOfRange, Categories, CategoryCounts, Distinct FROM {store.table(TABLE)} FINAL "
+            f"TailAbove, OutOfRange, Categories, CategoryCounts, Distinct, SampleRate FROM {store.table(TABLE)} FINAL "
             "WHERE ModelName = {model:String} AND ModelVersion = {version:String} AND BaselineId = {baseline:String} "
             "AND toUInt32(HourStart) IN {hours:Array(UInt32)}",
             {"model": window.model, "version": window.version or "", "baseline": baseline_id, "hours": hours})
@@ -212,10 +217,11 @@ def _load(store: Store, window: Window, baseline_id: str, hours: list[int]) -> d
         return {}
     out: dict[int, Hour] = {}
     whole: set[int] = set()  # hours whose totals row was read (an hour is saved by one INSERT: all or nothing)
-    for h, kind, feature, n_rows, n, n2, nonfinite, lo, hi, grid, below, above, oor, cats, weights, distinct in rows:
+    for h, kind, feature, n_rows, n, n2, nonfinite, lo, hi, grid, below, above, oor, cats, weights, distinct, rate in rows:
         hour = out.setdefault(int(h), Hour(Totals()))
         if kind == "totals":
             hour.totals = Totals(float(n), float(n2), int(n_rows))
+            hour.sample = float(rate)
             whole.add(int(h))
         elif kind == "numeric":
             hour.numeric[feature] = NumericAgg(float(n), float(n2), float(nonfinite), scan.as_float(lo),

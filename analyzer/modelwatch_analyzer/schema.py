@@ -542,6 +542,12 @@ def _typed_views(ctx: Context) -> list[str]:
             for view, select in (("ml_predictions_mv", _predictions_select), ("ml_labels_mv", _labels_select))]
 
 
+def _hourly_sample_rate(ctx: Context) -> list[str]:
+    """Hourly aggregates say the share of the hour's rows their numeric aggregates were read from (a scan budget)."""
+    tables = [ctx.name("ml_hourly_aggregates")] + ([f"{ctx.database}.{ident('ml_hourly_aggregates')}"] if ctx.cluster else [])
+    return [f"ALTER TABLE {table}{ctx.on_cluster} ADD COLUMN IF NOT EXISTS SampleRate Float64 DEFAULT 1" for table in tables]
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -559,6 +565,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "collector exporter logs table", _otel_logs),
     Migration(8, "hourly aggregates of analysed windows", _hourly),
     Migration(9, "typed views: text with a leading zero is a category, not a number", _typed_views),
+    Migration(10, "hourly aggregates record their sample rate", _hourly_sample_rate),
 )
 
 

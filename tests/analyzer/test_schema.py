@@ -377,7 +377,7 @@ def test_migration_9_retypes_leading_zero_text_in_a_store_created_before_it(stor
                              "WHERE PredictionId = {p:String}", {"p": modelwatch.last_prediction().id})[0]
 
         assert typed("02139") == ({"zip": 2139.0}, {})
-        assert [m.version for m in schema.apply(old)] == [9]
+        assert [m.version for m in schema.apply(old)][0] == 9 and schema.version(old) == len(schema.MIGRATIONS)
         assert typed("02140") == ({}, {"zip": "02140"})
         assert old.query(f"SELECT count() FROM {old.table('ml_predictions')} WHERE Numeric['zip'] = 2139") == [(1,)]
     finally:

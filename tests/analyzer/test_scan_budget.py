@@ -3,7 +3,8 @@
 The sample is the rows whose span id hashes into the first k of 1,024 buckets,
 weighted by 1024/k: the weights estimate the window's, the effective sample
 sizes (and so the p-values) are those of the rows read, and the same rows are
-read on every run. Checked against the exact scan of the same window.
+read on every run. Checked against the exact scan of the same window; kept
+hours record their sample rate.
 """
 
 from __future__ import annotations
@@ -73,20 +74,30 @@ def test_a_sampled_numeric_scan_estimates_the_exact_one_and_is_tagged(store):
     assert {k: v.statistic for k, v in _by(again).items()} == {k: v.statistic for k, v in s.items()}  # same rows
 
 
-def test_a_window_within_the_budget_is_read_whole_and_a_sampled_hour_is_never_kept(store):
+def test_sampled_hours_are_kept_with_their_rate_and_read_back_only_by_budgeted_analyses(store):
+    """Within the budget a window is read whole. A sampled hour is kept with its rate: a later budgeted analysis reads
+    it back (and says the results come from a sample), an exact one scans the hour whole, which replaces it."""
     base = _fill(store)
 
-    def kept_hours() -> int:
-        return store.query(f"SELECT uniqExact(HourStart) FROM {store.table('ml_hourly_aggregates')} FINAL "
-                           "WHERE BaselineId = {b:String}", {"b": base.id})[0][0]
+    def kept() -> dict:
+        return dict(store.query(f"SELECT toUInt32(HourStart), SampleRate FROM {store.table('ml_hourly_aggregates')} FINAL "
+                                "WHERE BaselineId = {b:String} AND Kind = 'totals'", {"b": base.id}))
+
+    def summary(rows) -> dict:
+        return {r.kind: r for r in rows}["summary"].details
 
     whole = analyze.analyze(store, CUR, analyze.Settings(reuse_hours=False, max_scan_rows=N), baseline=base)
-    assert "sample_rate" not in {r.kind: r for r in whole}["summary"].details
-    analyze.analyze(store, CUR, analyze.Settings(max_scan_rows=BUDGET), baseline=base)
-    assert kept_hours() == 0  # a sample's hours are estimates: not kept
-    exact = analyze.analyze(store, CUR, analyze.Settings(), baseline=base)
-    assert kept_hours() == 2
-    later = analyze.analyze(store, CUR, analyze.Settings(max_scan_rows=BUDGET), baseline=base)
-    summary = {r.kind: r for r in later}["summary"].details
-    assert summary["hours_reused"] == 2 and "sample_rate" not in summary  # nothing left to scan, so no sample
-    assert {k: v.statistic for k, v in _by(later).items()} == pytest.approx({k: v.statistic for k, v in _by(exact).items()})
+    assert "sample_rate" not in summary(whole)
+    rate = scan.sample_rate(N, BUDGET)
+    first = analyze.analyze(store, CUR, analyze.Settings(max_scan_rows=BUDGET), baseline=base)
+    assert set(kept().values()) == {rate} and len(kept()) == 2
+    again = analyze.analyze(store, CUR, analyze.Settings(max_scan_rows=BUDGET), baseline=base)
+    assert summary(again)["hours_reused"] == 2 and summary(again)["sample_rate"] == rate
+    assert {k: v.statistic for k, v in _by(again).items()} == pytest.approx({k: v.statistic for k, v in _by(first).items()})
+    exact = analyze.analyze(store, CUR, analyze.Settings(), baseline=base)  # does not take the sampled hours
+    assert summary(exact)["hours_reused"] == 0 and "sample_rate" not in summary(exact)
+    assert set(kept().values()) == {1.0}  # replaced by the whole hours
+    budgeted = analyze.analyze(store, CUR, analyze.Settings(max_scan_rows=BUDGET), baseline=base)
+    assert summary(budgeted)["hours_reused"] == 2 and "sample_rate" not in summary(budgeted)  # whole hours: exact
+    assert {k: v.statistic for k, v in _by(budgeted).items()} == pytest.approx({k: v.statistic for k, v in _by(exact).items()})
+    assert {k: v.statistic for k, v in _by(whole).items()} == pytest.approx({k: v.statistic for k, v in _by(exact).items()})
