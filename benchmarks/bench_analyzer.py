@@ -21,7 +21,7 @@ Contenders, each in its own subprocess (peak RSS = the child's ``ru_maxrss``):
   cold (every row scanned; the window's hour is then kept, see
   ``modelwatch_analyzer/hourly.py``) and again (the kept hour read back after
   a row count, as the scheduled analyzer's overlapping windows do), and cold
-  once more with a scan budget of ``SCAN_BUDGET`` rows (``max_scan_rows``:
+  once more with a numeric sample of ``SAMPLE_ROWS`` rows (``numeric_sample_rows``:
   numeric features from a uniform sample; compared with the exact run: the
   largest deviation per method and the verdicts that differ).
   The analyzer's own Python heap (``tracemalloc`` peak of a scanning
@@ -222,8 +222,8 @@ def cpu() -> float:
     return u.ru_utime + u.ru_stime
 
 
-SCAN_BUDGET = 1_000_000
-"""max_scan_rows of the sampled run (see modelwatch_analyzer/hourly.py): at 10M rows, numeric features from ~10%."""
+SAMPLE_ROWS = 1_000_000
+"""numeric_sample_rows of the sampled run (see modelwatch_analyzer/hourly.py): at 10M rows, numeric features from ~10%."""
 
 
 def run_modelwatch(url: str, heap: bool) -> dict:
@@ -244,9 +244,9 @@ def run_modelwatch(url: str, heap: bool) -> dict:
     t0, c0 = time.perf_counter(), cpu()
     warm = analyze.analyze(store, cur_w, baseline=b)  # the same window again: its hour read back after a row count
     t_warm, c_warm = time.perf_counter() - t0, cpu() - c0
-    # cold again, with a scan budget: numeric features from a ~1M-row uniform sample (nothing kept is read)
+    # cold again, with a numeric sample: numeric features from a ~1M-row uniform sample (nothing kept is read)
     t0, c0 = time.perf_counter(), cpu()
-    sampled = analyze.analyze(store, cur_w, analyze.Settings(reuse_hours=False, max_scan_rows=SCAN_BUDGET), baseline=b)
+    sampled = analyze.analyze(store, cur_w, analyze.Settings(reuse_hours=False, numeric_sample_rows=SAMPLE_ROWS), baseline=b)
     t_sampled, c_sampled = time.perf_counter() - t0, cpu() - c0
     out = {"baseline_s": t_baseline, "analyze_s": t_analyze, "baseline_cpu": c_baseline, "analyze_cpu": c_analyze,
            "warm_s": t_warm, "warm_cpu": c_warm, "columns": len(b.features),
@@ -470,12 +470,12 @@ def main() -> int:
         table.append(("modelwatch analyze again (hour kept)", mw["warm_s"], mw["warm_cpu"], rss, l0, l1))
         if mw["sample_rate"] < 1:
             dev = ", ".join(f"{m} {d:.4f}" for m, d in sorted(mw["sampled_deviation"].items()) if d > 0)
-            print(f"modelwatch with a scan budget of {SCAN_BUDGET:,} rows (numeric features from a uniform "
+            print(f"modelwatch with a numeric sample of {SAMPLE_ROWS:,} rows (numeric features from a uniform "
                   f"{mw['sample_rate']:.1%} sample; categories and totals whole): analyze {mw['sampled_s']:.2f} s "
                   f"({mw['sampled_cpu']:.1f} CPU-s); drifted columns {'the same' if mw['sampled_drifted'] == mw['drifted'] else mw['sampled_drifted']}; "
                   f"largest |statistic - exact| per method: {dev}; per-row flags that differ: "
                   f"{', '.join(mw['sampled_flags_differ']) or 'none'}", flush=True)
-            table.append((f"modelwatch analyze, scan budget {SCAN_BUDGET:,} rows", mw["sampled_s"], mw["sampled_cpu"],
+            table.append((f"modelwatch analyze, numeric sample of {SAMPLE_ROWS:,} rows", mw["sampled_s"], mw["sampled_cpu"],
                           rss, l0, l1))
         table.append(("modelwatch baseline from window", mw["baseline_s"], mw["baseline_cpu"], rss, l0, l1))
         table.append(("modelwatch baseline + analyze", total, mw["baseline_cpu"] + mw["analyze_cpu"], rss, l0, l1))
@@ -534,7 +534,7 @@ def main() -> int:
         if args.rows >= 10_000_000:
             print(f"  10M rows per side in <= 10 s embedded: analyze {base:.2f} s  {'ok' if base <= 10 else 'MISSED'}"
                   f" (baseline from the window: {mw['baseline_s']:.2f} s, once per model version; the same window "
-                  f"with its hour kept: {mw['warm_s']:.2f} s; with a scan budget of {SCAN_BUDGET:,} rows: "
+                  f"with its hour kept: {mw['warm_s']:.2f} s; with a numeric sample of {SAMPLE_ROWS:,} rows: "
                   f"{mw['sampled_s']:.2f} s {'ok' if mw['sampled_s'] <= 10 else 'MISSED'})")
         else:
             print("  10M rows per side in <= 10 s: not measured in this run (--rows 10000000)")

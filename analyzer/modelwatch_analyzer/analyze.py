@@ -50,7 +50,7 @@ class Settings:
     quality: DataQualitySettings = field(default_factory=DataQualitySettings)
     performance: performance.PerformanceSettings = field(default_factory=performance.PerformanceSettings)
     reuse_hours: bool = True  # read (and keep) the hourly aggregates of whole hours: see hourly.py
-    max_scan_rows: int = 0  # above this many rows to scan, the numeric scan reads a uniform sample of ~this many (0: all)
+    numeric_sample_rows: int = 0  # more rows to scan than this: numeric features from a uniform sample of ~this many
 
 
 def analyze(store: Store, window: Window, settings: Settings | None = None,
@@ -65,7 +65,7 @@ def analyze(store: Store, window: Window, settings: Settings | None = None,
     seen = hourly.aggregates(store, window, baseline.id, {k: f.grid for k, f in numeric_ref.items() if f.grid is not None},
                              {k: (f.min, f.max) for k, f in numeric_ref.items()}, keys=list(baseline.features),
                              numbers_as_text=list(categorical_ref), cap=baselines.CATEGORY_CAP,
-                             reuse=settings.reuse_hours, max_scan_rows=settings.max_scan_rows)
+                             reuse=settings.reuse_hours, numeric_sample_rows=settings.numeric_sample_rows)
     totals, cur_num, cur_cat = seen.totals, seen.numeric, seen.categorical
 
     out: list[Result] = []

@@ -104,9 +104,9 @@ def _parser() -> argparse.ArgumentParser:
     an.add_argument("--fail-on-drift", action="store_true", help="exit 3 when any feature drifted")
     an.add_argument("--no-save", action="store_true", help="do not store the results")
     an.add_argument("--alert", action="store_true", help="also fire and deliver the config's alerts")
-    an.add_argument("--max-scan-rows", type=int, metavar="N",
+    an.add_argument("--numeric-sample-rows", type=int, metavar="N",
                     help="read numeric features from a uniform sample of ~N rows when the window has more "
-                         "(default: the config's max_scan_rows, else every row)")
+                         "(default: the config's numeric_sample_rows, else every row)")
 
     svc = commands.add_parser("analyzer", help="the scheduled analyzer service, for a ClickHouse server (production)")
     _store_url(svc)

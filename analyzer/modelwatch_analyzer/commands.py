@@ -107,10 +107,10 @@ def _analyze(args: Any) -> int:
         model.version = args.version
     if args.baseline:
         model.baseline = args.baseline
-    if args.max_scan_rows is not None:
-        if args.max_scan_rows < 0:
-            raise ConfigError("--max-scan-rows: a number of rows, 0 for every row")
-        model.settings.max_scan_rows = args.max_scan_rows
+    if args.numeric_sample_rows is not None:
+        if args.numeric_sample_rows < 0:
+            raise ConfigError("--numeric-sample-rows: a number of rows, 0 for every row")
+        model.settings.numeric_sample_rows = args.numeric_sample_rows
     store = Store(args.url)
     from . import schema
 
@@ -158,7 +158,7 @@ def summary(rows: Sequence[Result], window: Window, base: baseline.Baseline | No
                    f"(effective sample {s.details.get('effective_rows', 0):,.0f})")
         if s.details.get("sample_rate"):
             out.append(f"numeric features read from a uniform {s.details['sample_rate']:.1%} sample of the scanned rows "
-                       "(--max-scan-rows; categories and totals from every row)")
+                       "(--numeric-sample-rows; categories and totals from every row)")
         verdict = "DRIFT" if drifted else "no drift"
         out.append(f"\n{verdict}: {len(drifted)} of {s.details['features']} features drifted "
                    f"({s.statistic:.0%}); worst severity: {s.severity}")

@@ -28,7 +28,7 @@
     thresholds = { psi = 0.1, jensen_shannon = 0.1, wasserstein = 0.1 }
     bands = { psi = [0.1, 0.2, 0.3] }          # info / warning / critical
     quality = { missing_increase = 0.05, out_of_range = 0.05, type_errors = 0.0, unseen_categories = 0.05 }
-    max_scan_rows = 0           # above this many rows to scan, numeric features are read from a uniform
+    numeric_sample_rows = 0     # above this many rows to scan, numeric features are read from a uniform
                                 # sample of about this many (0: every row; see docs/analyzer.md)
 
     [models.features.income]    # per-feature overrides
@@ -118,7 +118,7 @@ class ModelConfig:
     def from_dict(cls, d: Any, where: str) -> "ModelConfig":
         d = _table(d, where, {"name", "version", "baseline", "window_hours", "categorical", "score", "alpha", "gate",
                               "min_samples", "drift_share", "task", "positive_label", "min_labels", "thresholds",
-                              "bands", "quality", "features", "methods", "max_scan_rows"})
+                              "bands", "quality", "features", "methods", "numeric_sample_rows"})
         name = _string(d, "name", where)
         if not name:
             raise ConfigError(f"{where}.name: every [[models]] entry needs the model's name (ml.model.name)")
@@ -156,7 +156,7 @@ class ModelConfig:
         return cls(name, _string(d, "version", where), _string(d, "baseline", where) or None,
                    _number(d, "window_hours", where, 0.0, 0.0) if window is not None else None,
                    Settings(drift=drift, quality=quality, performance=perf,
-                            max_scan_rows=int(_number(d, "max_scan_rows", where, 0.0, 0.0))))
+                            numeric_sample_rows=int(_number(d, "numeric_sample_rows", where, 0.0, 0.0))))
 
 
 @dataclass

@@ -71,13 +71,13 @@ class WindowAggregates:
 
 def aggregates(store: Store, window: Window, baseline_id: str, grids: dict[str, Grid],
                ranges: dict[str, tuple[float, float]], keys: Sequence[str], numbers_as_text: Sequence[str],
-               cap: int, reuse: bool = True, now: float | None = None, max_scan_rows: int = 0) -> WindowAggregates:
+               cap: int, reuse: bool = True, now: float | None = None, numeric_sample_rows: int = 0) -> WindowAggregates:
     """The window's totals, numeric and categorical aggregates: kept hours read back, the rest scanned (and kept).
 
-    With `max_scan_rows`, when the hours to scan hold more rows than that, the
+    With `numeric_sample_rows`, when the hours to scan hold more rows than that, the
     numeric scan reads a uniform sample of about that many (the totals and the
     categorical scan still read every row). Hours are kept with the share of
-    rows their numeric aggregates come from: an analysis with a budget reads
+    rows their numeric aggregates come from: an analysis with `numeric_sample_rows` reads
     back any kept hour, one without only those read whole (it scans the others
     whole, which replaces them).
     """
@@ -89,9 +89,9 @@ def aggregates(store: Store, window: Window, baseline_id: str, grids: dict[str, 
     settled = {h for h in counts if h >= start and h + HOUR <= end and h + HOUR + SETTLE_SECONDS <= now}
     kept = _load(store, window, baseline_id, sorted(settled)) if reuse and settled else {}
     hours = {h: kept[h] for h in settled if h in kept and kept[h].totals.rows == counts[h]
-             and (kept[h].sample == 1.0 or max_scan_rows > 0)}
+             and (kept[h].sample == 1.0 or numeric_sample_rows > 0)}
     to_scan = sorted(set(counts) - set(hours))
-    sample = scan.sample_rate(sum(counts[h] for h in to_scan), max_scan_rows)
+    sample = scan.sample_rate(sum(counts[h] for h in to_scan), numeric_sample_rows)
     scanned: dict[int, Hour] = {}
     for a, b in _runs(to_scan):
         part = Window(window.model, _time(max(start, a)), _time(min(end, b)), window.version)

@@ -543,7 +543,7 @@ def _typed_views(ctx: Context) -> list[str]:
 
 
 def _hourly_sample_rate(ctx: Context) -> list[str]:
-    """Hourly aggregates say the share of the hour's rows their numeric aggregates were read from (a scan budget)."""
+    """Hourly aggregates say the share of the hour's rows their numeric aggregates were read from (numeric_sample_rows)."""
     tables = [ctx.name("ml_hourly_aggregates")] + ([f"{ctx.database}.{ident('ml_hourly_aggregates')}"] if ctx.cluster else [])
     return [f"ALTER TABLE {table}{ctx.on_cluster} ADD COLUMN IF NOT EXISTS SampleRate Float64 DEFAULT 1" for table in tables]
 

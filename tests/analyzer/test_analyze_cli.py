@@ -64,19 +64,19 @@ def test_baseline_then_analyze_text_json_and_exit_codes(default_db, store_dir, c
     # no drift: exit 0 even with --fail-on-drift
     assert cli.main(["analyze", "--url", url, "--model", "credit", *ref, "--fail-on-drift", "--no-save"]) == 0
 
-    # a scan budget: numeric features from a ~1,000-row sample of the 1,500 rows of a half hour (not kept before),
+    # a numeric sample: features from a ~1,000-row sample of the 1,500 rows of a half hour (not kept before),
     # said in the text and in every numeric row
     half = ["--since", (T0 + timedelta(hours=2, minutes=30)).strftime(ISO), "--until", (T0 + timedelta(hours=3)).strftime(ISO)]
     rate = scan.sample_rate(1500, 1000)
-    assert cli.main(["analyze", "--url", url, "--model", "credit", *half, "--no-save", "--max-scan-rows", "1000"]) == 0
+    assert cli.main(["analyze", "--url", url, "--model", "credit", *half, "--no-save", "--numeric-sample-rows", "1000"]) == 0
     text = capsys.readouterr().out
     assert f"numeric features read from a uniform {rate:.1%} sample" in text and "! age" in text
-    assert cli.main(["analyze", "--url", url, "--model", "credit", *half, "--no-save", "--max-scan-rows", "1000",
+    assert cli.main(["analyze", "--url", url, "--model", "credit", *half, "--no-save", "--numeric-sample-rows", "1000",
                      "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert all(r["details"].get("sample_rate") == rate for r in rows if r["feature"] in ("age", "income"))
     assert not any("sample_rate" in r["details"] for r in rows if r["feature"] == "plan")
-    assert cli.main(["analyze", "--url", url, "--model", "credit", *cur, "--max-scan-rows", "-5"]) == 2
+    assert cli.main(["analyze", "--url", url, "--model", "credit", *cur, "--numeric-sample-rows", "-5"]) == 2
 
 
 def test_baseline_from_a_file_and_clear_errors(default_db, store_dir, tmp_path, capsys):
@@ -119,8 +119,8 @@ def test_config_validation_names_the_place():
     assert m.settings.drift.rule("age", "psi").bands == (0.2, 0.3, 0.4)
     assert m.settings.drift.categorical == ("zip",) and m.settings.quality.out_of_range == 0.1
     assert good.model("other").name == "other"  # unlisted models get the defaults
-    assert good.model("m").settings.max_scan_rows == 0
-    assert config.Config.from_dict({"models": [{"name": "m", "max_scan_rows": 2_000_000}]}).model("m").settings.max_scan_rows \
+    assert good.model("m").settings.numeric_sample_rows == 0
+    assert config.Config.from_dict({"models": [{"name": "m", "numeric_sample_rows": 2_000_000}]}).model("m").settings.numeric_sample_rows \
         == 2_000_000
     for bad, message in [
         ({"modles": []}, "unknown key(s) modles"),
@@ -130,7 +130,7 @@ def test_config_validation_names_the_place():
         ({"models": [{"name": "m"}, {"name": "m"}]}, "listed twice"),
         ({"schedule": {"every_minutes": -1}}, "schedule.every_minutes: must be >= 0.1"),
         ({"detectors": [{"detector": "magic"}]}, "detectors[0].detector"),
-        ({"models": [{"name": "m", "max_scan_rows": -1}]}, "models[0].max_scan_rows: must be >= 0"),
+        ({"models": [{"name": "m", "numeric_sample_rows": -1}]}, "models[0].numeric_sample_rows: must be >= 0"),
     ]:
         with pytest.raises(ConfigError, match=__import__("re").escape(message)):
             config.Config.from_dict(bad)

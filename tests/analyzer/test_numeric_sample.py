@@ -1,4 +1,4 @@
-"""A scan budget (``max_scan_rows``): numeric features read from a uniform sample of the window, tagged as such.
+"""A numeric sample (``numeric_sample_rows``): numeric features read from a uniform sample of the window, tagged as such.
 
 The sample is the rows whose span id hashes into the first k of 1,024 buckets,
 weighted by 1024/k: the weights estimate the window's, the effective sample
@@ -44,8 +44,8 @@ def _by(rows):
 def test_a_sampled_numeric_scan_estimates_the_exact_one_and_is_tagged(store):
     base = _fill(store)
     exact = analyze.analyze(store, CUR, analyze.Settings(reuse_hours=False), baseline=base)
-    sampled = analyze.analyze(store, CUR, analyze.Settings(reuse_hours=False, max_scan_rows=BUDGET), baseline=base)
-    again = analyze.analyze(store, CUR, analyze.Settings(reuse_hours=False, max_scan_rows=BUDGET), baseline=base)
+    sampled = analyze.analyze(store, CUR, analyze.Settings(reuse_hours=False, numeric_sample_rows=BUDGET), baseline=base)
+    again = analyze.analyze(store, CUR, analyze.Settings(reuse_hours=False, numeric_sample_rows=BUDGET), baseline=base)
     rate = scan.sample_rate(N, BUDGET)
     assert rate == 205 / 1024
     summary = {r.kind: r for r in sampled}["summary"]
@@ -86,18 +86,18 @@ def test_sampled_hours_are_kept_with_their_rate_and_read_back_only_by_budgeted_a
     def summary(rows) -> dict:
         return {r.kind: r for r in rows}["summary"].details
 
-    whole = analyze.analyze(store, CUR, analyze.Settings(reuse_hours=False, max_scan_rows=N), baseline=base)
+    whole = analyze.analyze(store, CUR, analyze.Settings(reuse_hours=False, numeric_sample_rows=N), baseline=base)
     assert "sample_rate" not in summary(whole)
     rate = scan.sample_rate(N, BUDGET)
-    first = analyze.analyze(store, CUR, analyze.Settings(max_scan_rows=BUDGET), baseline=base)
+    first = analyze.analyze(store, CUR, analyze.Settings(numeric_sample_rows=BUDGET), baseline=base)
     assert set(kept().values()) == {rate} and len(kept()) == 2
-    again = analyze.analyze(store, CUR, analyze.Settings(max_scan_rows=BUDGET), baseline=base)
+    again = analyze.analyze(store, CUR, analyze.Settings(numeric_sample_rows=BUDGET), baseline=base)
     assert summary(again)["hours_reused"] == 2 and summary(again)["sample_rate"] == rate
     assert {k: v.statistic for k, v in _by(again).items()} == pytest.approx({k: v.statistic for k, v in _by(first).items()})
     exact = analyze.analyze(store, CUR, analyze.Settings(), baseline=base)  # does not take the sampled hours
     assert summary(exact)["hours_reused"] == 0 and "sample_rate" not in summary(exact)
     assert set(kept().values()) == {1.0}  # replaced by the whole hours
-    budgeted = analyze.analyze(store, CUR, analyze.Settings(max_scan_rows=BUDGET), baseline=base)
+    budgeted = analyze.analyze(store, CUR, analyze.Settings(numeric_sample_rows=BUDGET), baseline=base)
     assert summary(budgeted)["hours_reused"] == 2 and "sample_rate" not in summary(budgeted)  # whole hours: exact
     assert {k: v.statistic for k, v in _by(budgeted).items()} == pytest.approx({k: v.statistic for k, v in _by(exact).items()})
     assert {k: v.statistic for k, v in _by(whole).items()} == pytest.approx({k: v.statistic for k, v in _by(exact).items()})
