@@ -421,13 +421,15 @@ def _fmt(x: float | None) -> str:
 
 def _describe(rule: Rule, r: Result) -> str:
     where = f"{r.model} v{r.version}" + (f" feature {r.feature!r}" if r.feature else "")
+    rate = r.details.get("sample_rate") if isinstance(r.details, Mapping) else None
+    sampled = f"; from a {rate:.1%} sample of the rows" if isinstance(rate, float) and rate < 1 else ""
     if rule.type == "performance":
         return f"{where}: {r.method} = {_fmt(r.statistic)} below the floor {_fmt(rule.min)}"
     if rule.type == "data_quality":
         ceiling = rule.max if rule.max is not None else r.threshold
-        return f"{where}: {r.method} = {_fmt(r.statistic)} above the ceiling {_fmt(ceiling)}"
+        return f"{where}: {r.method} = {_fmt(r.statistic)} above the ceiling {_fmt(ceiling)}{sampled}"
     p = f", p = {_fmt(r.pvalue)}" if r.pvalue is not None else ""
-    return f"{where}: {r.severity} drift, {r.method} = {_fmt(r.statistic)} (threshold {_fmt(r.threshold)}{p})"
+    return f"{where}: {r.severity} drift, {r.method} = {_fmt(r.statistic)} (threshold {_fmt(r.threshold)}{p}{sampled})"
 
 
 def _trace_ids(results: Iterable[Result], limit: int = 20) -> list[str]:

@@ -301,3 +301,10 @@ def test_config_errors_name_the_path_and_the_fix(bad, match):
     """Invalid alert settings raise ConfigError naming the config path and what to change."""
     with pytest.raises(ConfigError, match=match):
         AlertConfig.from_dict(bad)
+
+
+def test_an_alert_from_a_sampled_analysis_says_so(store, hook):
+    """With numeric_sample_rows, the on-call reads that the numbers behind the alert come from a sample."""
+    Alerter(store, _config(hook)).process([_drift(sample_rate=0.1005859375)], now=NOW)
+    (body,) = hook.bodies
+    assert body["alert"]["message"].endswith("(threshold 0.2; from a 10.1% sample of the rows)")
