@@ -253,21 +253,27 @@ def run_modelwatch(url: str, heap: bool) -> dict:
            "warm_hours_reused": next(r for r in warm if r.kind == "summary").details["hours_reused"],
            "warm_same": sorted((r.feature or "", r.method, r.drifted) for r in warm if r.kind == "drift")
            == sorted((r.feature or "", r.method, r.drifted) for r in rows if r.kind == "drift")}
+
+    def drifted(results: list) -> list[str]:
+        summary = next(r for r in results if r.kind == "summary")
+        return sorted(summary.details["drifted_features"] + summary.details["prediction_drifted"])
+
+    # the sampled run against the exact one: the largest deviation per method, and the verdict flags that differ
     exact = {(r.feature, r.method): r for r in rows if r.kind in ("drift", "data_quality")}
     deviation: dict[str, float] = {}
+    flags_differ = []
     for r in sampled:
         e = exact.get((r.feature, r.method))
-        if e is not None and e.statistic is not None and r.statistic is not None:
+        if e is None:
+            continue
+        if e.statistic is not None and r.statistic is not None:
             deviation[r.method] = max(deviation.get(r.method, 0.0), abs(r.statistic - e.statistic))
-    s_summary = next(r for r in sampled if r.kind == "summary")
-    out.update(sampled_s=t_sampled, sampled_cpu=c_sampled, sample_rate=s_summary.details.get("sample_rate", 1.0),
-               sampled_deviation=deviation,
-               sampled_drifted=sorted(s_summary.details["drifted_features"] + s_summary.details["prediction_drifted"]),
-               sampled_flags_differ=sorted(f"{k[0]}/{k[1]}" for k, e in exact.items()
-                                           if k in {(r.feature, r.method) for r in sampled}
-                                           and e.drifted != next(r for r in sampled if (r.feature, r.method) == k).drifted))
-    summary = next(r for r in rows if r.kind == "summary")
-    out["drifted"] = sorted(summary.details["drifted_features"] + summary.details["prediction_drifted"])
+        if e.drifted != r.drifted:
+            flags_differ.append(f"{r.feature}/{r.method}")
+    out.update(sampled_s=t_sampled, sampled_cpu=c_sampled,
+               sample_rate=next(r for r in sampled if r.kind == "summary").details.get("sample_rate", 1.0),
+               sampled_deviation=deviation, sampled_drifted=drifted(sampled), sampled_flags_differ=sorted(flags_differ),
+               drifted=drifted(rows))
     out["scores"] = {r.feature: r.statistic for r in rows if r.kind == "drift" and r.details.get("score")}
     if heap:  # the scan path's heap (no kept hours read), which is what could grow with the rows
         tracemalloc.start()

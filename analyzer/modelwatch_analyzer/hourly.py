@@ -108,7 +108,8 @@ def aggregates(store: Store, window: Window, baseline_id: str, grids: dict[str, 
             if k in grids:
                 found.setdefault(bucket(h), Hour(Totals(), sample=sample)).numeric[k] = agg
         # a categorical feature's numbers are read as text only where the numeric scan saw some
-        as_text = [k for k in numbers_as_text if k == scan.PREDICTION or any(key == k for _h, key in numeric)]
+        seen_keys = {key for _h, key in numeric}
+        as_text = [k for k in numbers_as_text if k == scan.PREDICTION or k in seen_keys]
         for (h, k), cat in scan.categorical_by_hour(store, part, keys, as_text, cap, hourly=by_hour).items():
             found.setdefault(bucket(h), Hour(Totals(), sample=sample)).categorical[k] = cat
         scanned.update(found)
