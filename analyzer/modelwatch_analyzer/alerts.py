@@ -16,9 +16,23 @@ feature, severity) make *one* alert carrying all of them.
 Dedup. An alert with the same (rule, model, feature, severity) as one fired
 within ``cooldown_seconds`` is not fired again. The state is the
 ``ml_alerts`` table itself, so it holds across restarts and across processes
-sharing a store (two processes evaluating the same results at the same
-instant can both fire: the store has no compare-and-set; run one analyzer per
-model). A worsening (warning → critical) is a different key and fires.
+sharing a store. A worsening (warning → critical) is a different key and fires.
+Exactly once per key and cooldown, on every path:
+
+* in one process (``modelwatch serve`` runs its scheduled analyzer and the
+  forwarded ``modelwatch analyze --alert`` side by side), firing, recording
+  and delivering hold one process-wide lock, so the second caller sees the
+  first one's rows;
+* across processes sharing a ClickHouse server (the store has no
+  compare-and-set), each writer records its rows, then reads back every live
+  row of its keys within the cooldown: the first recorded (``RecordedAt``, the
+  store's clock at the first write, then id) wins, and a later one is rewritten with ``SupersededBy`` naming the winner
+  and is never delivered. Delivery checks the same before a first attempt, so
+  a row that lost after another process recorded it is not sent either; and
+  a new row's first attempt belongs to the alerter that fired it (another
+  one takes it over after ``FIRST_ATTEMPT_GRACE``, if that one died).
+  Superseded rows are kept (they say what happened) and left out of
+  ``status``, the report and cooldowns.
 
 Rows. ``ml_alerts`` is a ReplacingMergeTree ordered by (ModelName, AlertId)
 and versioned by ``UpdatedAt``: an update is a new row version, read back
@@ -59,6 +73,7 @@ import math
 import os
 import re
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -83,7 +98,21 @@ FORMATS = ("json", "slack")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 ALERT_COLUMNS = ("AlertId", "UpdatedAt", "FiredAt", "ModelName", "ModelVersion", "Feature", "Method", "Severity",
-                 "Rule", "Message", "RunId", "Route", "Delivered", "Attempts", "DeliveredAt", "LastError")
+                 "Rule", "Message", "RunId", "Route", "Delivered", "Attempts", "DeliveredAt", "LastError",
+                 "SupersededBy", "RecordedAt")
+
+LIVE = "SupersededBy = ''"
+"""The ``ml_alerts`` condition of rows that stand (not given way to a concurrent duplicate)."""
+
+_FIRING = threading.Lock()
+"""Held while alerts are fired, recorded and delivered: one caller at a time in this process."""
+
+SETTLE_SECONDS = 1.0
+"""On a server store, how long a new row's check waits for inserts other analyzers began before it (one insert of
+a few rows takes milliseconds). An embedded store has one process, whose lock is enough."""
+
+FIRST_ATTEMPT_GRACE = timedelta(minutes=2)
+"""How long a new row is left to the process that fired it before another analyzer delivers it (if that one died)."""
 
 
 # -- configuration -----------------------------------------------------------------------
@@ -381,6 +410,17 @@ class Alert:
     delivered_at: datetime | None = None
     last_error: str = ""
     updated_at: datetime | None = None
+    superseded_by: str = ""
+    recorded_at: datetime | None = None  # the store's clock when the row was first written (None: not yet)
+
+    @property
+    def group(self) -> str:
+        """The alert's id without its route: the rows of one firing share it."""
+        return self.alert_id.rsplit(":", 1)[0]
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.rule, self.model, self.feature or "", self.severity)
 
     @property
     def message(self) -> str:
@@ -389,12 +429,13 @@ class Alert:
     def row(self) -> tuple[Any, ...]:
         return (self.alert_id, self.updated_at, self.fired_at, self.model, self.version, self.feature or "",
                 self.method, self.severity, self.rule, json.dumps(self.payload, sort_keys=True, default=_jsonable),
-                self.run_id, self.route, self.delivered, self.attempts, self.delivered_at, self.last_error)
+                self.run_id, self.route, self.delivered, self.attempts, self.delivered_at, self.last_error,
+                self.superseded_by, self.recorded_at)
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> "Alert":
         (aid, updated, fired, model, version, feature, method, severity, rule, message, run_id, route, delivered,
-         attempts, delivered_at, last_error) = row
+         attempts, delivered_at, last_error, superseded_by, recorded_at) = row
         try:
             payload = json.loads(message) if message else {}
         except ValueError:
@@ -402,7 +443,8 @@ class Alert:
         return cls(alert_id=aid, rule=rule, model=model, version=version, feature=feature or None, method=method,
                    severity=severity, route=route, run_id=run_id, fired_at=utc(fired), payload=payload,
                    delivered=bool(delivered), attempts=int(attempts), delivered_at=utc(delivered_at),
-                   last_error=last_error, updated_at=utc(updated))
+                   last_error=last_error, updated_at=utc(updated), superseded_by=superseded_by,
+                   recorded_at=recorded_at)
 
 
 def _jsonable(x: Any) -> Any:
@@ -482,6 +524,8 @@ class Alerter:
         self.config = config or AlertConfig()
         self._routes = {r.name: r for r in self.config.routes}
         self._warned_routes: set[str] = set()
+        self._fired: dict[str, datetime] = {}  # rows this alerter fired (id -> when): its own to deliver first
+        self.settle_seconds = 0.0 if store.embedded else SETTLE_SECONDS
 
     # -- evaluation ----------------------------------------------------------------------
 
@@ -503,7 +547,7 @@ class Alerter:
     def _recent(self, models: Sequence[str], since: datetime, retrain: bool) -> set[tuple[str, str, str, str]]:
         rows = self.store.query(
             f"SELECT DISTINCT Rule, ModelName, Feature, Severity FROM {self.store.table('ml_alerts')} FINAL "
-            "WHERE ModelName IN {models:Array(String)} AND FiredAt >= {since:DateTime64(3)} AND "
+            f"WHERE {LIVE} AND ModelName IN {{models:Array(String)}} AND FiredAt >= {{since:DateTime64(3)}} AND "
             f"Rule {'=' if retrain else '!='} {{retrain:String}}",
             {"models": list(models), "since": since, "retrain": RETRAIN})
         return {tuple(r) for r in rows}  # type: ignore[misc]
@@ -516,10 +560,75 @@ class Alerter:
         delivery errors never do: they are recorded on the rows.
         """
         now = utc_ms(now if now is not None else datetime.now(timezone.utc))
-        fired = self._fire_alerts(results, now) + self._fire_retrain(results, now)
-        self.store.insert("ml_alerts", [a.row() for a in fired], ALERT_COLUMNS)
-        delivered = {a.alert_id: a for a in self.deliver_pending(now)}
+        with _FIRING:
+            fired = self._fire_alerts(results, now) + self._fire_retrain(results, now)
+            self._record(fired)
+            fired = self._give_way(fired)
+            for stale in [k for k, t in self._fired.items() if t < now - FIRST_ATTEMPT_GRACE]:
+                del self._fired[stale]
+            self._fired.update((a.alert_id, now) for a in fired)
+            delivered = {a.alert_id: a for a in self._deliver_pending(now)}
         return [delivered.get(a.alert_id, a) for a in fired]
+
+    def _record(self, alerts: Sequence[Alert]) -> None:
+        """Write `alerts`' rows: a new row gets the store's clock as ``RecordedAt``; a new version keeps its own."""
+        new = [a.row()[:-1] for a in alerts if a.recorded_at is None]
+        if new:
+            self.store.insert("ml_alerts", new, ALERT_COLUMNS[:-1])
+        again = [a.row() for a in alerts if a.recorded_at is not None]
+        if again:
+            self.store.insert("ml_alerts", again, ALERT_COLUMNS)
+
+    def _cooldown(self, rule: str) -> float:
+        return self.config.retrain.cooldown_seconds if rule == RETRAIN and self.config.retrain else \
+            self.config.cooldown_seconds
+
+    def _give_way(self, alerts: Sequence[Alert]) -> list[Alert]:
+        """`alerts` that stand: a first-attempt row gives way to a live row of its key recorded before it within the
+        cooldown (another analyzer, at the same moment), and is rewritten as superseded by that one.
+
+        Rows are ordered by the store's own clock at their first write
+        (``RecordedAt``), so a row written after another analyzer's check
+        always ranks behind the row that check let stand. Where other
+        processes may write (a server store), the check waits
+        :attr:`settle_seconds` after the row's write, so that an insert that
+        began earlier and commits later is seen.
+        """
+        fresh = [a for a in alerts if not a.attempts and not a.superseded_by]
+        if not fresh:
+            return list(alerts)
+        earliest = min(a.fired_at for a in fresh) - timedelta(seconds=max(self._cooldown(a.rule) for a in fresh))
+        if self.settle_seconds:
+            time.sleep(self.settle_seconds)
+        rows = self.store.query(
+            f"SELECT AlertId, RecordedAt, Rule, ModelName, Feature, Severity, FiredAt "
+            f"FROM {self.store.table('ml_alerts')} FINAL "
+            f"WHERE {LIVE} AND ModelName IN {{models:Array(String)}} AND FiredAt >= {{since:DateTime64(3)}}",
+            {"models": sorted({a.model for a in fresh}), "since": earliest})
+        by_key: dict[tuple[str, str, str, str], list[tuple[Any, str, datetime]]] = {}
+        mine: dict[str, Any] = {}
+        for aid, recorded, rule, model, feature, severity, fired_at in rows:
+            group = aid.rsplit(":", 1)[0]
+            by_key.setdefault((rule, model, feature, severity), []).append((recorded, group, utc(fired_at)))
+            mine[aid] = recorded
+        out, lost = [], []
+        for a in alerts:
+            if a.recorded_at is None:
+                a.recorded_at = mine.get(a.alert_id)
+            window = timedelta(seconds=self._cooldown(a.rule))
+            rivals = [(r, g) for r, g, fired_at in by_key.get(a.key, ())
+                      if a.recorded_at is not None and (r, g) < (a.recorded_at, a.group) and g != a.group
+                      and abs(a.fired_at - fired_at) < window]
+            if a in fresh and rivals:
+                a.superseded_by = min(rivals)[1]
+                a.updated_at = (a.updated_at or a.fired_at) + timedelta(milliseconds=1)
+                lost.append(a)
+            else:
+                out.append(a)
+        if lost:
+            logger.info("modelwatch: %d alert row(s) gave way to the same alerts fired by another analyzer", len(lost))
+            self._record(lost)
+        return out
 
     def _fire_alerts(self, results: Sequence[Result], now: datetime) -> list[Alert]:
         candidates = self.evaluate(results)
@@ -579,17 +688,23 @@ class Alerter:
         """Rows with a route, not delivered, with attempts left (latest version of each)."""
         rows = self.store.query(
             f"SELECT {', '.join(ALERT_COLUMNS)} FROM {self.store.table('ml_alerts')} FINAL "
-            "WHERE Route != '' AND NOT Delivered AND Attempts < {max:UInt32} ORDER BY FiredAt, AlertId",
+            f"WHERE {LIVE} AND Route != '' AND NOT Delivered AND Attempts < {{max:UInt32}} ORDER BY FiredAt, AlertId",
             {"max": self.config.max_attempts})
         return [Alert.from_row(r) for r in rows]
 
     def deliver_pending(self, now: datetime | None = None) -> list[Alert]:
         """Attempt every due undelivered row (first attempts at once, retries after their backoff); record outcomes."""
         now = utc_ms(now if now is not None else datetime.now(timezone.utc))
+        with _FIRING:
+            return self._deliver_pending(now)
+
+    def _deliver_pending(self, now: datetime) -> list[Alert]:
         started = time.monotonic()
         failed_routes: set[str] = set()
         done: list[Alert] = []
-        for a in self.pending():
+        for a in self._give_way(self.pending()):
+            if not a.attempts and a.alert_id not in self._fired and now - a.fired_at < FIRST_ATTEMPT_GRACE:
+                continue  # another analyzer fired it just now and is delivering it
             if a.attempts and a.updated_at is not None and now < a.updated_at + timedelta(
                     seconds=self.config.retry_backoff_seconds * 2 ** (a.attempts - 1)):
                 continue
@@ -608,7 +723,7 @@ class Alerter:
                                a.route, a.attempts, self.config.max_attempts, a.last_error)
             else:
                 a.delivered, a.delivered_at = True, a.updated_at
-            self.store.insert("ml_alerts", [a.row()], ALERT_COLUMNS)
+            self._record([a])
             done.append(a)
         return done
 
@@ -635,8 +750,9 @@ class Alerter:
         return _UNROUTABLE
 
     def alerts(self, model: str | None = None) -> list[Alert]:
-        """The latest version of every stored row (optionally one model's), oldest first."""
-        where, params = ("WHERE ModelName = {model:String}", {"model": model}) if model is not None else ("", {})
+        """The latest version of every standing row (optionally one model's), oldest first."""
+        where, params = (f"WHERE {LIVE} AND ModelName = {{model:String}}", {"model": model}) if model is not None \
+            else (f"WHERE {LIVE}", {})
         rows = self.store.query(f"SELECT {', '.join(ALERT_COLUMNS)} FROM {self.store.table('ml_alerts')} FINAL "
                                 f"{where} ORDER BY FiredAt, AlertId", params)
         return [Alert.from_row(r) for r in rows]

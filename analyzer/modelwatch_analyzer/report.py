@@ -115,9 +115,9 @@ def gather(store: Store, model: str, since: datetime | None = None, until: datet
         dict(params, b=int(bucket.total_seconds())))] if first else []
     alerts = []
     if "ml_alerts" in store.tables():
-        from .alerts import ALERT_COLUMNS, Alert
+        from .alerts import ALERT_COLUMNS, LIVE, Alert
 
-        aw = ["ModelName = {model:String}"] + [w.replace("Timestamp", "FiredAt") for w in where[1:]]
+        aw = [LIVE, "ModelName = {model:String}"] + [w.replace("Timestamp", "FiredAt") for w in where[1:]]
         alerts = [Alert.from_row(r) for r in store.query(
             f"SELECT {', '.join(ALERT_COLUMNS)} FROM {store.table('ml_alerts')} FINAL WHERE {' AND '.join(aw)} "
             "ORDER BY FiredAt, AlertId", params)]

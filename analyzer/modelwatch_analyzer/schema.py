@@ -548,6 +548,16 @@ def _hourly_sample_rate(ctx: Context) -> list[str]:
     return [f"ALTER TABLE {table}{ctx.on_cluster} ADD COLUMN IF NOT EXISTS SampleRate Float64 DEFAULT 1" for table in tables]
 
 
+def _alert_superseded(ctx: Context) -> list[str]:
+    """An alert fired by two analyzers at once is kept once: rows record the store's clock at their first write
+    (RecordedAt), and the later one names the one it gave way to (SupersededBy)."""
+    tables = [ctx.name("ml_alerts")] + ([f"{ctx.database}.{ident('ml_alerts')}"] if ctx.cluster else [])
+    stmts = [f"ALTER TABLE {table}{ctx.on_cluster} ADD COLUMN IF NOT EXISTS {column}" for table in tables
+             for column in ("SupersededBy String DEFAULT ''", "RecordedAt DateTime64(9) DEFAULT now64(9)")]
+    # rows written before: their RecordedAt is fixed once (a DEFAULT of an old part is computed at each read)
+    return stmts + [f"ALTER TABLE {ctx.name('ml_alerts')}{ctx.on_cluster} MATERIALIZE COLUMN RecordedAt"]
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -566,6 +576,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "hourly aggregates of analysed windows", _hourly),
     Migration(9, "typed views: text with a leading zero is a category, not a number", _typed_views),
     Migration(10, "hourly aggregates record their sample rate", _hourly_sample_rate),
+    Migration(11, "alerts record which alert a concurrent duplicate gave way to", _alert_superseded),
 )
 
 

@@ -308,3 +308,81 @@ def test_an_alert_from_a_sampled_analysis_says_so(store, hook):
     Alerter(store, _config(hook)).process([_drift(sample_rate=0.1005859375)], now=NOW)
     (body,) = hook.bodies
     assert body["alert"]["message"].endswith("(threshold 0.2; from a 10.1% sample of the rows)")
+
+
+def _racing_recent(monkeypatch):
+    """Make every caller of the cooldown check wait (up to 2 s) until a second caller has checked too."""
+    barrier = threading.Barrier(2)
+    original = Alerter._recent
+
+    def recent(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        try:
+            barrier.wait(timeout=2)
+        except threading.BrokenBarrierError:
+            pass
+        return out
+
+    monkeypatch.setattr(Alerter, "_recent", recent)
+
+
+def _route(hook) -> AlertConfig:
+    return AlertConfig(routes=(Route(name="ops", url=hook.url),), cooldown_seconds=3600)
+
+
+def test_two_callers_in_one_process_fire_an_alert_once(store, hook, monkeypatch):
+    """The scheduled analyzer and a forwarded analyze --alert racing in one process store and POST an alert once."""
+    _racing_recent(monkeypatch)
+    results = [_drift()]
+    threads = [threading.Thread(target=Alerter(store, _route(hook)).process, args=(results,)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(hook.bodies) == 1
+    assert len(Alerter(store, _route(hook)).alerts("fraud")) == 1
+
+
+def test_two_processes_firing_at_once_keep_one_alert(store, hook, monkeypatch):
+    """Two analyzers that cannot share a lock (two processes on one server) keep and deliver the earliest alert only."""
+    import contextlib
+
+    from modelwatch_analyzer import alerts as alerts_module
+
+    monkeypatch.setattr(alerts_module, "_FIRING", contextlib.nullcontext())
+    _racing_recent(monkeypatch)
+    results = [_drift()]
+    fired: list = []
+
+    def analyzer():
+        alerter = Alerter(store, _route(hook))
+        alerter.settle_seconds = 0.3  # as on a server store, where other processes write
+        fired.append(alerter.process(results))
+
+    threads = [threading.Thread(target=analyzer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rows = store.query(f"SELECT AlertId, SupersededBy FROM {store.table('ml_alerts')} FINAL ORDER BY AlertId")
+    assert len(rows) == 2, rows  # both recorded ...
+    assert sorted(bool(r[1]) for r in rows) == [False, True]  # ... one gave way to the other
+    winner = next(r[0] for r in rows if not r[1])
+    assert next(r[1] for r in rows if r[1]) == winner.rsplit(":", 1)[0]
+    assert len(hook.bodies) == 1 and hook.bodies[0]["alert"]["id"] == winner.rsplit(":", 1)[0]
+    assert [a.alert_id for a in Alerter(store, _route(hook)).alerts("fraud")] == [winner]
+    assert sorted(len(f) for f in fired) == [0, 1]
+
+
+def test_a_row_that_lost_after_being_recorded_is_not_delivered(store, hook):
+    """A pending row that an earlier live row of the same key outranks is superseded at delivery, not sent; a row
+    another process fired is left to it for a grace period."""
+    alerter = Alerter(store, _route(hook))
+    early = Alerter(store, _route(hook))._fire_alerts([_drift()], NOW)
+    late = Alerter(store, _route(hook))._fire_alerts([_drift()], NOW + timedelta(seconds=1))
+    alerter._record(early)
+    alerter._record(late)
+    alerter.deliver_pending(NOW + timedelta(seconds=2))
+    assert hook.bodies == []  # fired elsewhere moments ago: that analyzer delivers it
+    alerter.deliver_pending(NOW + timedelta(minutes=3))  # ... or, had it died, this one takes over
+    assert [b["alert"]["id"] for b in hook.bodies] == [early[0].group]
