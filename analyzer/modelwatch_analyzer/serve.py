@@ -1,7 +1,8 @@
 """``modelwatch serve``: the embedded collector side in one process.
 
 It opens the store (the single owner of an embedded chDB directory),
-applies the schema, and receives OTLP on gRPC (4317) and HTTP (4318), bound
+applies the schema, types the raw spans an interrupted commit left without
+their typed rows (:mod:`.consistency`), and receives OTLP on gRPC (4317) and HTTP (4318), bound
 to 127.0.0.1 unless told otherwise, optionally behind a bearer token. On
 SIGTERM or Ctrl-C it stops accepting, lets in-flight requests finish,
 commits everything pending and closes the store.
@@ -19,7 +20,7 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from . import grpc_server, remote, schema
+from . import consistency, grpc_server, remote, schema
 from .http_server import HttpServer
 from .ingest import Ingest
 from .receiver import DEFAULT_MAX_REQUEST_BYTES, Receiver
@@ -49,6 +50,9 @@ class Server:
         self.options = options
         self.store = Store(options.url, database=options.database)
         schema.apply(self.store)
+        self.repaired: list[consistency.Gap] = []
+        if self.store.embedded:  # nothing else writes here: type what a kill -9 mid-commit left untyped
+            self.repaired = consistency.repair(self.store)
         self.ingest = Ingest(self.store)
         token = options.token if options.token is not None else os.environ.get(MODELWATCH_TOKEN)
         self.receiver = Receiver(self.ingest, token=token, max_request_bytes=options.max_request_bytes)
@@ -93,6 +97,9 @@ def run(options: ServeOptions) -> int:
     print(f"modelwatch serve: OTLP gRPC on {o.host}:{server.grpc_port}, OTLP HTTP on http://{o.host}:{server.http_port} "
           f"(POST /v1/traces, /v1/metrics); store {server.store.location} (database {server.store.database})"
           + ("; bearer token required" if server.receiver.token else ""), flush=True)
+    for gap in server.repaired:
+        print(f"modelwatch serve: typed {gap.missing} {gap.table} rows of {gap.day} that an interrupted commit "
+              "had left in otel_traces only", flush=True)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
