@@ -1,6 +1,6 @@
 """The ``modelwatch`` command.
 
-    modelwatch serve [--url URL] [--host H] [--grpc-port N] [--http-port N] [--token T] [--config F]
+    modelwatch serve [--url URL] [--host H] [--grpc-port N] [--http-port N] [--token-file F] [--config F]
     modelwatch schema apply [--url URL] [--cluster NAME] [--retention-days N]
     modelwatch schema print [--cluster NAME]
     modelwatch baseline create --model M --version V (--file F | --since T --until T)
@@ -15,13 +15,28 @@ Exit codes: 0 success, 1 the store refused or could not be reached (or a
 baseline is missing), 2 bad usage or configuration, 3 drift found (with
 ``--fail-on-drift``). The store is chosen by ``--url``, else ``MODELWATCH_CLICKHOUSE_URL``,
 else the embedded default (``chdb://~/.local/share/modelwatch/store``).
+The read-only commands (``status``, ``report``, ``baseline list``,
+``analyze``) never create a store: a chDB directory that holds none is an
+error. Every failure is one line on stderr, starting ``modelwatch:``; text
+from the store is printed with control characters escaped
+(:mod:`.textsafe`). Without the server side's extras installed, every command
+but ``schema print`` says which packages are missing and exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import logging
 import sys
+from pathlib import Path
 from typing import Sequence
+
+REPORT_OUT = "modelwatch-report.html"
+_ANALYZER = ("numpy", "scipy", "pandas", "clickhouse_connect")
+_EXTRAS = {"schema": ("clickhouse_connect",), "serve": (*_ANALYZER, "uvicorn", "grpc", "google.rpc"),
+           "demo": (*_ANALYZER, "uvicorn", "grpc", "google.rpc")}
+_EXTRA_MODULES = {"numpy", "scipy", "pandas", "clickhouse_connect", "chdb", "uvicorn", "grpc", "google", "pyarrow"}
 
 EXAMPLES = """examples:
   modelwatch serve                                         # OTLP on 127.0.0.1:4317 (gRPC) and :4318 (HTTP)
@@ -53,7 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
     serve_cmd.add_argument("--grpc-port", type=int, default=4317)
     serve_cmd.add_argument("--http-port", type=int, default=4318)
-    serve_cmd.add_argument("--token", help="bearer token required on every request (default: MODELWATCH_TOKEN)")
+    serve_cmd.add_argument("--token", help="bearer token required on every request (default: MODELWATCH_TOKEN); "
+                           "visible to other users in `ps`: prefer --token-file or MODELWATCH_TOKEN")
+    serve_cmd.add_argument("--token-file", metavar="FILE", help="read the bearer token from FILE (surrounding whitespace "
+                           "stripped)")
     schema_cmd = commands.add_parser("schema", help="create or show the store's tables (versioned migrations)")
     actions = schema_cmd.add_subparsers(dest="action", required=True)
     apply_cmd = actions.add_parser("apply", help="apply the migrations the store has not recorded yet (idempotent)")
@@ -140,7 +158,7 @@ def _add_demo_report_status(commands: argparse._SubParsersAction) -> None:
     _store_url(rep)
     rep.add_argument("--database", help="database inside the store (default: modelwatch)")
     rep.add_argument("--model", help="one model (default: every model in the store)")
-    rep.add_argument("--out", default="modelwatch-report.html")
+    rep.add_argument("--out", default=REPORT_OUT)
     rep.add_argument("--since", help="range start: ISO time, or an age like 7d (default: everything)")
     rep.add_argument("--until", help="range end (default: now)")
     rep.add_argument("--last", help="the last N hours or days, e.g. 24h, 7d (instead of --since)")
@@ -177,28 +195,93 @@ def _serve_owns_store(argv: Sequence[str], args: argparse.Namespace) -> int | No
     try:
         return remote.forward(argv, directory, url)
     except RuntimeError as err:
-        print(f"modelwatch: {err}", file=sys.stderr)
-        return 1
+        return _fail(err, 1)
+
+
+def _fail(error: object, code: int) -> int:
+    """Print `error` as the one line ``modelwatch: ...`` (control characters escaped); return `code`."""
+    from .textsafe import escape
+
+    print(f"modelwatch: {escape(error)}", file=sys.stderr)
+    return code
+
+
+def _needs(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is None
+    except (ImportError, ValueError):
+        return True
+
+
+def _missing_extras(args: argparse.Namespace) -> list[str]:
+    """The server side's packages that `args`' command needs and this environment lacks."""
+    if args.command == "schema" and args.action == "print":
+        return []
+    from .store import resolve_url
+
+    wanted = list(_EXTRAS.get(args.command, _ANALYZER))
+    url = getattr(args, "url", None)
+    if ((url or "chdb:") if args.command == "demo" else resolve_url(url)).startswith("chdb:"):  # demo default: chDB
+        wanted.append("chdb")
+    return [m for m in wanted if _needs(m)]
+
+
+def _extras_message(missing: Sequence[str]) -> str:
+    return (f"the server side needs its extras: pip install 'modelwatch[analyzer]' "
+            f"(missing: {', '.join(missing)})")
 
 
 def main(argv: Sequence[str] | None = None, forwarded: bool = False) -> int:
     """The ``modelwatch`` command; `forwarded` when the serve process runs it for another CLI (no re-forwarding)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    for name in ("clickhouse_connect", "urllib3"):  # driver warnings would add lines to our one-line errors
+        if not logging.getLogger(name).handlers:
+            logging.getLogger(name).addHandler(logging.NullHandler())
     if not forwarded:
         code = _serve_owns_store(argv, args)
         if code is not None:
             return code
+    missing = _missing_extras(args)
+    if missing:
+        return _fail(_extras_message(missing), 1)
     try:
-        from . import schema
-        from .errors import BaselineError, ConfigError, StoreError
-        from .store import Store
-    except ImportError as exc:
-        print(f"modelwatch: the server side needs its extras: pip install 'modelwatch[analyzer]' ({exc})", file=sys.stderr)
-        return 1
+        return _run(args)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in _EXTRA_MODULES:
+            raise
+        return _fail(_extras_message([exc.name or "?"]), 1)
+
+
+def _serve_token(args: argparse.Namespace) -> tuple[str | None, int | None]:
+    """The token given to serve (--token or --token-file), or the exit code of a bad one."""
+    if args.token_file is None:
+        if args.token is not None:
+            print("modelwatch serve: WARNING: --token on the command line is visible to every user of this machine "
+                  "(ps); use --token-file FILE or MODELWATCH_TOKEN", file=sys.stderr, flush=True)
+        return args.token, None
+    if args.token is not None:
+        return None, _fail("give --token or --token-file, not both", 2)
+    try:
+        token = Path(args.token_file).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, _fail(f"cannot read the token file {args.token_file}: {getattr(exc, 'strerror', None) or exc}", 2)
+    if not token:
+        return None, _fail(f"the token file {args.token_file} is empty", 2)
+    return token, None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import schema
+    from .errors import BaselineError, ConfigError, StoreError
+    from .store import Store
+
     if args.command == "serve":
         from .serve import ServeOptions, run
 
+        args.token, bad = _serve_token(args)
+        if bad is not None:
+            return bad
         try:
             return run(ServeOptions(url=args.url, host=args.host, grpc_port=args.grpc_port,
                                     http_port=args.http_port, token=args.token, config=args.config,
@@ -215,11 +298,9 @@ def main(argv: Sequence[str] | None = None, forwarded: bool = False) -> int:
         try:
             return analyzer_commands.main(args)
         except ConfigError as exc:
-            print(f"modelwatch: {exc}", file=sys.stderr)
-            return 2
+            return _fail(exc, 2)
         except (BaselineError, StoreError) as exc:
-            print(f"modelwatch: {exc}", file=sys.stderr)
-            return 1
+            return _fail(exc, 1)
     if args.command in ("demo", "report", "status"):
         return _demo_report_status(args)
     if args.command == "schema" and args.action == "print":
@@ -229,16 +310,14 @@ def main(argv: Sequence[str] | None = None, forwarded: bool = False) -> int:
     retention = schema.Retention()
     if args.retention_days is not None:
         if args.retention_days < 0:
-            print("modelwatch: --retention-days must be >= 0 (0 keeps data forever)", file=sys.stderr)
-            return 2
+            return _fail("--retention-days must be >= 0 (0 keeps data forever)", 2)
         retention = schema.Retention(traces_days=args.retention_days, predictions_days=args.retention_days,
                                      logs_days=args.retention_days)
     try:
         store = Store(args.url)
         applied = schema.apply(store, cluster=args.cluster, retention=retention)
     except StoreError as exc:
-        print(f"modelwatch: {exc}", file=sys.stderr)
-        return 1
+        return _fail(exc, 1)
     where = f"{store.location} (database {store.database})"
     if applied:
         for m in applied:
@@ -250,7 +329,7 @@ def main(argv: Sequence[str] | None = None, forwarded: bool = False) -> int:
 
 
 def _demo_report_status(args: argparse.Namespace) -> int:
-    from .errors import ConfigError, StoreError
+    from .errors import ConfigError, NoStore, StoreError
 
     try:
         if args.command == "demo":
@@ -269,13 +348,13 @@ def _demo_report_status(args: argparse.Namespace) -> int:
 
         return status_main(args)
     except ConfigError as exc:
-        print(f"modelwatch: {exc}", file=sys.stderr)
-        return 2
+        return _fail(exc, 2)
+    except NoStore as exc:
+        return _fail(exc, 1)
     except (StoreError, OSError) as exc:
         hint = ("; an embedded store is open in one process at a time: is `modelwatch serve` (or another "
                 "command) using it?") if "chdb" in str(exc).lower() or "lock" in str(exc).lower() else ""
-        print(f"modelwatch: {exc}{hint}", file=sys.stderr)
-        return 1
+        return _fail(f"{exc}{hint}", 1)
 
 
 if __name__ == "__main__":

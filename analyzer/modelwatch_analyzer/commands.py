@@ -1,4 +1,10 @@
-"""``modelwatch baseline``, ``analyze`` and ``analyzer``: the analyzer's commands (parsing lives in cli.py)."""
+"""``modelwatch baseline``, ``analyze`` and ``analyzer``: the analyzer's commands (parsing lives in cli.py).
+
+``baseline list`` and ``analyze`` open the store without creating it (a
+chDB directory holding no store is an error; ``baseline create`` and the
+service create theirs). Names from the store are printed through
+:func:`.textsafe.escape`.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from .results import INSUFFICIENT, Result
 from .scan import Window
 from .service import AnalyzerService, analyse_model
 from .store import Store
+from .textsafe import escape as e
 
 DRIFT_EXIT = 3
 
@@ -54,19 +61,20 @@ def main(args: Any) -> int:
 
 
 def _baseline(args: Any) -> int:
-    store = Store(args.url)
     from . import schema
 
-    schema.ensure(store)
-    if args.action == "list":
-        rows = baseline.list_baselines(store, args.model)
+    if args.action == "list":  # read-only: no store, no schema created
+        store = Store(args.url, create=False)
+        rows = baseline.list_baselines(store, args.model) if "ml_baselines" in store.tables() else []
         if not rows:
             print("no baselines yet: modelwatch baseline create --model M --version V --file train.parquet")
             return 0
         print(f"{'model':<24} {'version':<10} {'baseline':<18} {'created (UTC)':<20} {'features':>8}  source")
         for model, version, bid, created, source, n in rows:
-            print(f"{model:<24} {version:<10} {bid:<18} {created:%Y-%m-%d %H:%M:%S} {n:>8}  {source}")
+            print(f"{e(model):<24} {e(version):<10} {e(bid):<18} {created:%Y-%m-%d %H:%M:%S} {n:>8}  {e(source)}")
         return 0
+    store = Store(args.url)
+    schema.ensure(store)
     now = datetime.now(timezone.utc)
     if bool(args.file) == bool(args.since):
         raise ConfigError("baseline create: give either --file (training data) or --since/--until (stored predictions)")
@@ -82,9 +90,9 @@ def _baseline(args: Any) -> int:
         b = baseline.from_window(store, window, args.version, categorical=categorical)
     baseline.save(store, b)
     kinds = [f.kind for f in b.features.values()]
-    print(f"baseline {b.id} for {b.model} version {b.version}: {len(kinds)} columns "
+    print(f"baseline {e(b.id)} for {e(b.model)} version {e(b.version)}: {len(kinds)} columns "
           f"({kinds.count('numeric')} numeric, {kinds.count('categorical')} categorical), "
-          f"{b.rows:,.0f} reference rows, from {b.source}")
+          f"{b.rows:,.0f} reference rows, from {e(b.source)}")
     return 0
 
 
@@ -111,9 +119,14 @@ def _analyze(args: Any) -> int:
         if args.numeric_sample_rows < 0:
             raise ConfigError("--numeric-sample-rows: a number of rows, 0 for every row")
         model.settings.numeric_sample_rows = args.numeric_sample_rows
-    store = Store(args.url)
+    store = Store(args.url, create=False)
     from . import schema
+    from .errors import BaselineError
 
+    if not schema.version(store):
+        raise BaselineError(f"no baseline for model {args.model!r}: the store {store.location} (database "
+                            f"{store.database}) holds no modelwatch tables yet; create one with `modelwatch baseline "
+                            f"create --model {args.model} --version V --file train.parquet`")
     schema.ensure(store)
     window = Window(args.model, start, end, model.version)
     alerter = None
@@ -141,16 +154,16 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 
 
 def summary(rows: Sequence[Result], window: Window, base: baseline.Baseline | None = None) -> str:
-    """The readable report of one analysis."""
+    """The readable report of one analysis (names from the store escaped for the terminal)."""
     out = []
-    version = f"version {window.version}" if window.version else "all versions"
-    out.append(f"{window.model} ({version})  {window.start:%Y-%m-%d %H:%M} → {window.end:%Y-%m-%d %H:%M} UTC")
+    version = f"version {e(window.version)}" if window.version else "all versions"
+    out.append(f"{e(window.model)} ({version})  {window.start:%Y-%m-%d %H:%M} → {window.end:%Y-%m-%d %H:%M} UTC")
     if base is not None:
-        out.append(f"baseline {base.id} ({base.source}, {base.created_at:%Y-%m-%d %H:%M}, {base.rows:,.0f} rows)")
+        out.append(f"baseline {e(base.id)} ({e(base.source)}, {base.created_at:%Y-%m-%d %H:%M}, {base.rows:,.0f} rows)")
     s = next((r for r in rows if r.method == "drift_share"), None)
     if s is None or s.status == INSUFFICIENT:
         reason = s.details.get("reason") if s else "no summary"
-        out.append(f"\nINSUFFICIENT DATA: {reason}; no verdict.")
+        out.append(f"\nINSUFFICIENT DATA: {e(reason)}; no verdict.")
     else:
         drifted = s.details["drifted_features"]
         rows_n = s.details.get("rows", 0)
@@ -177,24 +190,24 @@ def summary(rows: Sequence[Result], window: Window, base: baseline.Baseline | No
             test = methods.get("ks") or methods.get("chi_square")
             if score is None or score.status == INSUFFICIENT:
                 any_r = next(iter(methods.values()))
-                out.append(f"  {feature:<24} {'-':>8} {'':<15} {'n/a':<9} insufficient data: "
-                           f"{any_r.details.get('reason', '')}")
+                out.append(f"  {e(feature):<24} {'-':>8} {'':<15} {'n/a':<9} insufficient data: "
+                           f"{e(any_r.details.get('reason', ''))}")
                 continue
             mark = "!" if score.drifted else " "
-            out.append(f"{mark} {feature:<24} {_fmt(score.statistic):>8} {score.method:<15} {score.severity:<9} "
+            out.append(f"{mark} {e(feature):<24} {_fmt(score.statistic):>8} {score.method:<15} {score.severity:<9} "
                        f"{_fmt(test.details.get('adjusted_pvalue') if test else None):>11} "
                        f"{_fmt(methods['wasserstein'].statistic) if 'wasserstein' in methods else '-':>7} "
                        f"{_fmt(methods['jensen_shannon'].statistic) if 'jensen_shannon' in methods else '-':>6} "
                        f"{score.n_current:>10,.0f}")
             if score.drifted and score.details.get("trace_ids"):
                 where = score.details.get("evidence_category") or score.details.get("evidence_bin")
-                out.append(f"    {'':<24} e.g. traces {', '.join(score.details['trace_ids'][:3])} (in {where})")
+                out.append(f"    {'':<24} e.g. traces {e(', '.join(score.details['trace_ids'][:3]))} (in {e(where)})")
     flagged = [r for r in rows if r.kind == "data_quality" and r.drifted]
     if flagged:
         out.append("\ndata quality:")
         for r in flagged:
-            extra = f" e.g. {r.details['examples'][:3]}" if r.details.get("examples") else ""
-            out.append(f"  {r.feature}: {r.method} {r.statistic:.1%} (ceiling {r.threshold:.1%}){extra}")
+            extra = f" e.g. {e(r.details['examples'][:3])}" if r.details.get("examples") else ""
+            out.append(f"  {e(r.feature)}: {r.method} {r.statistic:.1%} (ceiling {r.threshold:.1%}){extra}")
     else:
         out.append("\ndata quality: nothing above its ceiling")
     perf = {r.method: r for r in rows if r.kind == "performance"}
@@ -206,10 +219,10 @@ def summary(rows: Sequence[Result], window: Window, base: baseline.Baseline | No
                        if cov and cov.statistic is not None else "performance: " + ", ".join(metrics))
         else:
             reason = next((r.details.get("reason") for r in perf.values() if r.status == INSUFFICIENT), "no labels")
-            out.append(f"performance: not enough labels yet ({reason})")
+            out.append(f"performance: not enough labels yet ({e(reason)})")
     detectors = [r for r in rows if r.kind == "drift" and r.details.get("detector") and r.drifted]
     for r in detectors:
-        out.append(f"change detected by {r.method} on {r.feature} (score {_fmt(r.details.get('score'))})")
+        out.append(f"change detected by {r.method} on {e(r.feature)} (score {_fmt(r.details.get('score'))})")
     return "\n".join(out)
 
 
@@ -234,7 +247,7 @@ def _service(args: Any) -> int:
             failed = 0
             for report in service.run_once():
                 status = report.error or "ok"
-                print(f"{report.model} {report.window.start:%Y-%m-%d %H:%M}..{report.window.end:%H:%M}: {status}")
+                print(f"{e(report.model)} {report.window.start:%Y-%m-%d %H:%M}..{report.window.end:%H:%M}: {e(status)}")
                 failed += report.error is not None
             return 1 if failed else 0
         print(f"modelwatch analyzer: every {cfg.schedule.every_minutes:g} min over the last "

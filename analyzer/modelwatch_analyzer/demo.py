@@ -27,6 +27,10 @@ OTLP batch exporter: it re-stamps each prediction span with the simulated
 time of its request (same duration) before export, and passes every other
 span (labels carry their own ``timestamp_ns``) through unchanged. Metrics
 keep real time: they count the same predictions whatever their timestamps.
+
+What it prints from the store (feature names, categories, alert messages,
+trace ids; ``--url`` may name a store that already holds data) passes
+through :func:`.textsafe.escape`.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from .textsafe import escape as e
 
 MODEL = "credit-risk"
 VERSION = "2024.06"
@@ -276,7 +282,7 @@ def run(options: DemoOptions) -> int:
     srv = Server(ServeOptions(url=url, database=options.database, grpc_port=0, http_port=0, analyzer=False))
     store = srv.store
     say(f"  receiver  OTLP/HTTP on http://127.0.0.1:{srv.http_port}, gRPC on 127.0.0.1:{srv.grpc_port}")
-    say(f"  store     {store.location} (database {store.database})")
+    say(f"  store     {e(store.location)} (database {store.database})")
     webhook = _Webhook()
     telemetry = None
     try:
@@ -362,7 +368,7 @@ def run(options: DemoOptions) -> int:
             acc_r = next((r for r in rep.results if r.method == "accuracy"), None)
             drifted_f = s.details.get("drifted_features", []) if s is not None else []
             say(f"  day {d}: {len(drifted_f)} feature(s) drifted"
-                + (f" ({', '.join(drifted_f)})" if drifted_f else "")
+                + (f" ({e(', '.join(drifted_f))})" if drifted_f else "")
                 + (f"; accuracy {acc_r.statistic:.1%}" if acc_r is not None and acc_r.statistic is not None
                    else "; accuracy: no labels yet")
                 + (f"; {len(fired)} alert(s)" if fired else ""))
@@ -416,14 +422,14 @@ def _summary(say: Callable[[str], None], per_day: list[tuple[int, list[Any], lis
         say("  drifted (worst day; score = PSI against day 1):")
         for f, r in sorted(worst.items(), key=lambda kv: (-severity_rank(kv[1].severity), -(kv[1].statistic or 0))):
             where = evidence_where(r.details)
-            extra = f", most over-represented: {f} {where}" if where else ""
-            say(f"    {f:<18} {r.severity:<8} psi {r.statistic:6.3f} (threshold {r.threshold:g}), from day {first[f]}{extra}")
+            extra = f", most over-represented: {e(f)} {e(where)}" if where else ""
+            say(f"    {e(f):<18} {r.severity:<8} psi {r.statistic:6.3f} (threshold {r.threshold:g}), from day {first[f]}{extra}")
     else:
         say("  no feature drifted")
     quiet = sorted({r.feature for _, rows, _ in per_day for r in rows
                     if r.kind == "drift" and r.details.get("score") and r.feature and r.feature not in worst})
     if quiet:
-        say(f"  stable: {', '.join(quiet)}")
+        say(f"  stable: {e(', '.join(quiet))}")
     accs = [(d, next((r.statistic for r in rows if r.method == "accuracy"), None)) for d, rows, _ in per_day]
     cov = [(d, next((r.statistic for r in rows if r.method == "label_coverage"), None)) for d, rows, _ in per_day]
     say("  accuracy by day (labels arrive a day late): "
@@ -436,7 +442,7 @@ def _summary(say: Callable[[str], None], per_day: list[tuple[int, list[Any], lis
             + ", ".join(f"d{d} {c:.0%}" for d, c in cov if c is not None))
     dq = sorted({(r.feature, r.method) for _, rows, _ in per_day for r in rows if r.kind == "data_quality" and r.drifted})
     if dq:
-        say("  data quality: " + ", ".join(f"{f} {m}" for f, m in dq))
+        say("  data quality: " + ", ".join(f"{e(f)} {m}" for f, m in dq))
     fired = [(d, a) for d, _, alerts in per_day for a in alerts]
     if not fired:
         say("  alerts: none fired")
@@ -447,6 +453,6 @@ def _summary(say: Callable[[str], None], per_day: list[tuple[int, list[Any], lis
         what = a.feature if a.feature else ("retrain trigger" if a.rule == "retrain" else a.rule)
         detail = a.message.split(": ", 1)[-1]
         ids = a.payload.get("trace_ids", []) if isinstance(a.payload, dict) else []
-        say(f"    day {d} [{a.severity}] {a.rule:<15} {what}: {detail[:90]}")
+        say(f"    day {d} [{a.severity}] {e(a.rule):<15} {e(what)}: {e(detail[:90])}")
         if ids and a.rule != "retrain":
-            say(f"        sampled predictions behind it: {', '.join(ids[:3])}{' …' if len(ids) > 3 else ''}")
+            say(f"        sampled predictions behind it: {e(', '.join(ids[:3]))}{' …' if len(ids) > 3 else ''}")

@@ -5,6 +5,7 @@ Hierarchy::
     ModelwatchError                 (modelwatch.errors)
     └── StoreError                  the store cannot be reached or refused a statement
         ├── StoreUnavailable        connection-level: retry later
+        ├── NoStore                 a read-only command named an embedded store that does not exist
         └── UnsafeIdentifier        a name that cannot be put into SQL text (also a ValueError)
     ConfigError                     invalid analyzer configuration (also a ValueError)
     BaselineError                   a baseline cannot be built or found
@@ -21,6 +22,10 @@ class StoreError(ModelwatchError):
 
 class StoreUnavailable(StoreError):
     """The store could not be reached (server down, embedded directory locked by another process)."""
+
+
+class NoStore(StoreError):
+    """An embedded store directory that holds no store (read-only commands do not create one)."""
 
 
 class UnsafeIdentifier(StoreError, ValueError):

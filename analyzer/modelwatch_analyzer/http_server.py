@@ -1,7 +1,7 @@
 """OTLP/HTTP receiver (port 4318): ``POST /v1/traces``, ``/v1/metrics`` and ``/v1/logs``, protobuf or JSON, gzip;
 ``GET /health`` for liveness checks (no token needed; it reveals only the pending row count);
-``POST /v1/modelwatch/cli`` for the CLI's commands while this process owns the store (loopback
-clients only; see :mod:`.remote`).
+``POST /v1/modelwatch/cli`` for the CLI's commands while this process owns the store (the local
+user only; see :mod:`.cli_endpoint`).
 
 Served by uvicorn (an ASGI server) running a bare ASGI application on its
 own thread and event loop. Bodies are read up to the size limit (413
@@ -25,7 +25,7 @@ from typing import Any
 import uvicorn
 from google.rpc import status_pb2
 
-from . import remote
+from . import cli_endpoint
 from .grpc_server import EXPORT_THREADS
 from .receiver import RETRY_AFTER_SECONDS, SIGNALS, Receiver, Rejected
 
@@ -78,8 +78,8 @@ def make_app(receiver: Receiver) -> Any:
                         "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body})
             return
-        if scope["path"] == remote.PATH and scope["method"] == "POST":
-            await _cli(scope, receive, send, receiver, headers)
+        if scope["path"] == cli_endpoint.PATH and scope["method"] == "POST":
+            await cli_endpoint.handle(scope, receive, send, receiver, headers)
             return
         signal = _PATHS.get(scope["path"])
         if signal is None:
@@ -124,48 +124,6 @@ def make_app(receiver: Receiver) -> Any:
         await respond(200, b"{}" if json_body else response.SerializeToString())
 
     return app
-
-
-_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
-
-
-async def _cli(scope: dict[str, Any], receive: Any, send: Any, receiver: Receiver, headers: dict[str, str]) -> None:
-    """Run a forwarded CLI command (see :mod:`.remote`): loopback only, token when set, small JSON body."""
-    async def answer(status: int, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
-
-    client = (scope.get("client") or ("", 0))[0]
-    if client not in _LOOPBACK:
-        await answer(403, {"error": "the CLI endpoint answers loopback clients only"})
-        return
-    try:
-        receiver.authorise(headers.get("authorization"))
-    except Rejected as exc:
-        await answer(401, {"error": exc.message})
-        return
-    chunks, size, more = [], 0, True
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-        chunks.append(message.get("body", b""))
-        size += len(chunks[-1])
-        if size > 1 << 20:
-            await answer(413, {"error": "too large"})
-            return
-        more = message.get("more_body", False)
-    try:
-        argv = json.loads(b"".join(chunks))["argv"]
-        if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
-            raise ValueError("argv must be a list of strings")
-    except (ValueError, KeyError, TypeError) as exc:
-        await answer(400, {"error": f"bad request: {exc}"})
-        return
-    result = await asyncio.get_running_loop().run_in_executor(None, remote.execute, argv)
-    await answer(200, result)
 
 
 class HttpServer:

@@ -2,15 +2,22 @@
 
 An embedded chDB directory can be opened by one process at a time. While
 ``modelwatch serve`` runs, it leaves ``modelwatch-serve.json`` in the store
-directory (its pid and HTTP address). A command (``modelwatch analyze``,
-``baseline``, ``status``, ``report``) that finds that file, with the process
-alive, asks the server to run the same command on its own open store:
-``POST /v1/modelwatch/cli`` with the arguments; the server answers with the
-exit code and the output, which the CLI prints as if it had run locally.
+directory: its pid, its HTTP address and a secret drawn for this run, in a
+file only its user can read (mode 0600, created that way, never readable by
+others even for a moment: :func:`write_lock`). A command (``modelwatch
+analyze``, ``baseline``, ``status``, ``report``) that finds that file, with
+the process alive, asks the server to run the same command on its own open
+store: ``POST /v1/modelwatch/cli`` with the arguments and the secret (header
+``X-Modelwatch-Cli-Secret``); the server answers with the exit code and the
+output, which the CLI prints as if it had run locally.
 
-Only loopback clients may ask (and the bearer token is required when one is
-set), only those commands run, relative paths are made absolute by the
-client, and commands run one at a time.
+The client trusts the file only when it belongs to the user running the
+command and nobody else can read or write it. It sends the store's URL,
+makes relative paths absolute, and names the report's default ``--out``, so
+every path is the caller's. The bearer token (``MODELWATCH_TOKEN``) is sent
+too when set; serve requires it when it has one. What the server checks
+before running anything is in :mod:`.cli_endpoint`; commands run one at a
+time.
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ import contextlib
 import io
 import json
 import os
+import stat
 import sys
+import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -28,14 +37,28 @@ from typing import Any, Sequence
 
 LOCK_NAME = "modelwatch-serve.json"
 PATH = "/v1/modelwatch/cli"
+SECRET_HEADER = "x-modelwatch-cli-secret"
 COMMANDS = frozenset({"analyze", "baseline", "status", "report"})
 _PATH_OPTIONS = ("--file", "--out", "--config")
 _run_lock = threading.Lock()
 
 
-def write_lock(directory: str, http_url: str) -> Path:
+def write_lock(directory: str, http_url: str, secret: str) -> Path:
+    """Write ``modelwatch-serve.json`` (pid, address, secret) into `directory`, readable by this user only.
+
+    The content goes to a new file made by :func:`tempfile.mkstemp` (``O_CREAT | O_EXCL``, mode 0600, in
+    the same directory), which then replaces any stale file atomically: the secret is never in a file that
+    another user can open, and a reader never sees a half-written one."""
     path = Path(directory) / LOCK_NAME
-    path.write_text(json.dumps({"pid": os.getpid(), "http": http_url}), encoding="utf-8")
+    fd, tmp = tempfile.mkstemp(prefix=f".{LOCK_NAME}.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"pid": os.getpid(), "http": http_url, "secret": secret}, f)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path
 
 
@@ -75,18 +98,34 @@ def _absolute(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def _read_lock(path: Path) -> dict[str, Any]:
+    """The lock file's content, when this user owns it and nobody else may read or change it."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, encoding="utf-8") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+            raise RuntimeError(f"{path} is not a private file of this user (owner uid {st.st_uid}, mode "
+                               f"{stat.S_IMODE(st.st_mode):o}): not sending commands to the process it names")
+        return json.loads(f.read())
+
+
 def forward(argv: Sequence[str], directory: str, url: str, timeout: float = 600.0) -> int | None:
     """Run `argv` in the serve process that holds `directory`; its exit code, or None when none is running."""
     try:
-        info = json.loads((Path(directory) / LOCK_NAME).read_text(encoding="utf-8"))
+        info = _read_lock(Path(directory) / LOCK_NAME)
     except (OSError, ValueError):
         return None
     args = _absolute(argv)
     if "--url" not in args and not any(a.startswith("--url=") for a in args):
         at = 2 if args[0] == "baseline" else 1  # after the command (and the baseline action)
         args = args[:at] + ["--url", url] + args[at:]
+    if args[0] == "report" and not any(a == "--out" or a.startswith("--out=") for a in args):
+        from .cli import REPORT_OUT
+
+        args += ["--out", str(Path(REPORT_OUT).absolute())]  # the default is relative to the caller's directory
     request = urllib.request.Request(info["http"].rstrip("/") + PATH, data=json.dumps({"argv": args}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+                                     headers={"Content-Type": "application/json",
+                                              SECRET_HEADER: str(info.get("secret", ""))}, method="POST")
     token = os.environ.get("MODELWATCH_TOKEN")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
@@ -94,8 +133,10 @@ def forward(argv: Sequence[str], directory: str, url: str, timeout: float = 600.
         with urllib.request.urlopen(request, timeout=timeout) as resp:
             answer = json.loads(resp.read())
     except urllib.error.HTTPError as exc:
+        from .textsafe import escape
+
         raise RuntimeError(f"modelwatch serve (pid {info.get('pid')}) refused the command: "
-                           f"{exc.code} {exc.read()[:200].decode(errors='replace')}") from None
+                           f"{exc.code} {escape(exc.read()[:200].decode(errors='replace'))}") from None
     except (urllib.error.URLError, OSError) as exc:
         if "refused" in str(exc).lower():  # a stale file: that server is gone
             return None

@@ -14,7 +14,11 @@ are inline SVG drawn in Python; the page has no script at all and a
 Content-Security-Policy that forbids loading anything, so it works offline
 and a hostile model or feature name cannot inject script: every string from
 the data passes through :func:`html.escape`, and element ids are generated,
-never taken from the data.
+never taken from the data. (Control characters pass through
+:func:`html.escape` unchanged; a browser shows them as nothing or as a
+replacement glyph, never acting on them.) The command itself only reads the
+store and does not create one; what it prints to the terminal from the store
+is escaped by :func:`.textsafe.escape`.
 """
 
 from __future__ import annotations
@@ -674,17 +678,18 @@ def main(args: Any) -> int:
         raise ConfigError("the range is empty: --since must be before --until")
     if args.trace_url and "{trace_id}" not in args.trace_url:
         raise ConfigError("--trace-url needs a {trace_id} placeholder, e.g. http://localhost:16686/trace/{trace_id}")
-    store = Store(args.url, database=args.database)
+    store = Store(args.url, database=args.database, create=False)
     try:
         from . import schema
+        from .textsafe import escape
 
         if not schema.version(store):
-            print(f"modelwatch: the store {store.location} (database {store.database}) holds no modelwatch tables; "
+            print(f"modelwatch: the store {escape(store.location)} (database {store.database}) holds no modelwatch tables; "
                   "nothing to report. Try `modelwatch demo`.", file=sys.stderr)
             return 1
         if args.model and args.model not in models_in(store):
-            print(f"modelwatch: no model {args.model!r} in the store; models: {', '.join(models_in(store)) or 'none'}",
-                  file=sys.stderr)
+            print(f"modelwatch: no model {escape(repr(args.model))} in the store; models: "
+                  f"{escape(', '.join(models_in(store))) or 'none'}", file=sys.stderr)
             return 1
         path = write(store, args.out, args.model, since, until, args.trace_url)
     finally:

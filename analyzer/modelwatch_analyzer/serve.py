@@ -3,9 +3,16 @@
 It opens the store (the single owner of an embedded chDB directory),
 applies the schema, types the raw spans an interrupted commit left without
 their typed rows (:mod:`.consistency`), and receives OTLP on gRPC (4317) and HTTP (4318), bound
-to 127.0.0.1 unless told otherwise, optionally behind a bearer token. On
-SIGTERM or Ctrl-C it stops accepting, lets in-flight requests finish,
-commits everything pending and closes the store.
+to 127.0.0.1 unless told otherwise, optionally behind a bearer token
+(``--token-file``, ``MODELWATCH_TOKEN``, or ``--token``, which other users
+see in ``ps``). Bound to an address other than loopback without a token, it
+says so on stderr with a WARNING line: anyone who can reach the port can then
+write into the store. On SIGTERM or Ctrl-C it stops accepting, lets
+in-flight requests finish, commits everything pending and closes the store.
+
+On an embedded store it also answers the CLI's commands for the local user
+(:mod:`.cli_endpoint`), with a secret drawn per run and kept in a file only
+that user can read (:func:`.remote.write_lock`).
 
 With ``--config`` (or by default, for every model that has a baseline) it
 also hosts the scheduled analyzer (:mod:`.service`) on the same store: an
@@ -14,13 +21,15 @@ embedded chDB directory has one owner, so the analyzer lives here.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import secrets
 import signal
 import sys
 import threading
 from dataclasses import dataclass
 
-from . import consistency, grpc_server, remote, schema
+from . import cli_endpoint, consistency, grpc_server, remote, schema
 from .http_server import HttpServer
 from .ingest import Ingest
 from .receiver import DEFAULT_MAX_REQUEST_BYTES, Receiver
@@ -54,15 +63,18 @@ class Server:
         if self.store.embedded:  # nothing else writes here: type what a kill -9 mid-commit left untyped
             self.repaired = consistency.repair(self.store)
         self.ingest = Ingest(self.store)
-        token = options.token if options.token is not None else os.environ.get(MODELWATCH_TOKEN)
+        token = token_of(options)
         self.receiver = Receiver(self.ingest, token=token, max_request_bytes=options.max_request_bytes)
+        cli_secret = secrets.token_urlsafe(32)
+        if self.store.embedded:  # the CLI's commands, for the local user (cli_endpoint.py)
+            cli_endpoint.enable(self.receiver, cli_secret, self.store.url, self.store.database)
         self.grpc, self.grpc_port = grpc_server.start(self.receiver, options.host, options.grpc_port)
         self.http = HttpServer(self.receiver, options.host, options.http_port)
         self.http_port = self.http.start()
         self._stopped = threading.Event()
         if self.store.embedded:  # the CLI finds us here while we own the directory (see remote.py)
             shown = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host
-            remote.write_lock(self.store.location, f"http://{shown}:{self.http_port}")
+            remote.write_lock(self.store.location, f"http://{shown}:{self.http_port}", cli_secret)
         self.analyzer = None
         if options.analyzer:
             from . import config as analyzer_config
@@ -88,10 +100,30 @@ class Server:
         self.ingest.close()
         if self.store.embedded:
             remote.remove_lock(self.store.location)
+            cli_endpoint.disable(self.receiver)
         self.store.close()
 
 
+def token_of(options: ServeOptions) -> str | None:
+    """The bearer token: the options' (from --token or --token-file), else ``MODELWATCH_TOKEN``; None for none."""
+    return (options.token if options.token is not None else os.environ.get(MODELWATCH_TOKEN)) or None
+
+
+def loopback(host: str) -> bool:
+    """Whether binding `host` listens on this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def run(options: ServeOptions) -> int:
+    if not loopback(options.host) and not token_of(options):
+        print(f"modelwatch serve: WARNING: listening on {options.host} without a token: anyone who can reach "
+              "this machine can write into the store. Set a token with --token-file FILE or MODELWATCH_TOKEN.",
+              file=sys.stderr, flush=True)
     server = Server(options)
     o = options
     print(f"modelwatch serve: OTLP gRPC on {o.host}:{server.grpc_port}, OTLP HTTP on http://{o.host}:{server.http_port} "

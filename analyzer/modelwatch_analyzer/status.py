@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .store import Store
+from .textsafe import escape, escape_all
 
 ALERTS_EXIT = 3
 
@@ -145,7 +146,7 @@ def gather(store: Store, model: str | None = None, runs: int = 5) -> dict[str, A
     from . import schema
 
     tables = store.tables()
-    out: dict[str, Any] = {"store": store.location, "database": store.database,
+    out: dict[str, Any] = {"store": store.location, "database": store.database, "model": model,
                            "schema_version": schema.version(store), "models": [], "spans": {}, "baselines": [],
                            "runs": [], "alerts": {"recent": [], "undelivered": 0, "failed": 0}}
     p = {"model": model} if model else {}
@@ -228,7 +229,8 @@ def _bytes(n: float) -> str:
 
 
 def text(info: dict[str, Any], c: Cost | None = None) -> str:
-    """The readable status."""
+    """The readable status (every string from the store escaped for the terminal)."""
+    info = escape_all(info)
     out = [f"store {info['store']} (database {info['database']}, schema version {info['schema_version']})"]
     if not info["schema_version"]:
         out.append("  empty: no modelwatch tables yet. Start receiving with `modelwatch serve`, or try `modelwatch demo`.")
@@ -242,7 +244,8 @@ def text(info: dict[str, Any], c: Cost | None = None) -> str:
     else:
         out.append("\nmodels: none yet (no prediction spans stored). Point the SDK at `modelwatch serve`.")
     spans = info["spans"]
-    out.append(f"spans stored: {sum(spans.values()):,}" + (" (" + ", ".join(f"{k or '-'} {v:,}" for k, v in spans.items())
+    scope = " in the whole store (every model)" if info.get("model") else ""
+    out.append(f"spans stored{scope}: {sum(spans.values()):,}" + (" (" + ", ".join(f"{k or '-'} {v:,}" for k, v in spans.items())
                                                           + ")" if spans else "")
                + f"; metric points: {info['metric_points']:,}")
     if info["baselines"]:
@@ -284,11 +287,11 @@ def cost_text(c: Cost) -> str:
         out.append("  no predictions stored yet")
     for m in c.models:
         src = "SDK counter ml.predictions" if m.seen_source == "metrics" else "estimated from sampling weights"
-        out.append(f"  {m.model}: {m.seen:,.0f} predictions made ({src}), {m.stored:,} stored as spans ({m.rate:.1%})")
+        out.append(f"  {escape(m.model)}: {m.seen:,.0f} predictions made ({src}), {m.stored:,} stored as spans ({m.rate:.1%})")
         total = m.seen or 1.0
         reasons = sorted(m.kept_by_reason.items(), key=lambda kv: -kv[1])
         if reasons:
-            out.append("    kept by reason: " + ", ".join(f"{k} {v:,.0f} ({v / total:.1%} of all)" for k, v in reasons))
+            out.append("    kept by reason: " + ", ".join(f"{escape(k)} {v:,.0f} ({v / total:.1%} of all)" for k, v in reasons))
         rnd = m.kept_by_reason.get("random", 0.0)
         if m.dropped or rnd:
             out.append(f"    dropped by sampling: {m.dropped:,.0f}; random-sampling rate among the rest: "
@@ -308,9 +311,17 @@ def cost_text(c: Cost) -> str:
 
 def main(args: Any) -> int:
     """``modelwatch status`` (arguments parsed in cli.py)."""
-    store = Store(args.url, database=getattr(args, "database", None))
+    store = Store(args.url, database=getattr(args, "database", None), create=False)
     try:
         info = gather(store, args.model)
+        if args.model and info["schema_version"]:
+            from .report import models_in
+
+            known = models_in(store)
+            if args.model not in known:
+                print(f"modelwatch: no model {escape(repr(args.model))} in the store {escape(store.location)}; "
+                      f"models: {escape(', '.join(known)) or 'none'}", file=sys.stderr)
+                return 1
         c = cost(store, args.model) if args.cost and info["schema_version"] else None
     finally:
         store.close()

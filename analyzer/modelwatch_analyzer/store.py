@@ -14,6 +14,13 @@ either. Values are always bound as typed server-side parameters
 (``{model:String}``), never formatted into SQL text. The identifiers that must
 be in the text (database, table, cluster names) pass through :func:`ident`,
 which validates and quotes them.
+
+Commands that only read (``status``, ``report``, ``baseline list``,
+``analyze``) open the store with ``create=False``: an embedded directory
+that is not a chDB store yet is the error :class:`~.errors.NoStore`, and
+nothing is created on disk (no directory, no database). A server that cannot
+be reached is one line naming the URL and the reason (``connection
+refused``, ``unknown host``, ``timed out``).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import StoreError, StoreUnavailable, UnsafeIdentifier
+from .errors import NoStore, StoreError, StoreUnavailable, UnsafeIdentifier
 
 MODELWATCH_CLICKHOUSE_URL = "MODELWATCH_CLICKHOUSE_URL"
 """Where the store is: ``chdb:///dir`` (embedded) or ``http(s)://user:pass@host:8123/db`` (server)."""
@@ -77,10 +84,12 @@ class Store:
 
     ``database`` is where modelwatch's tables live (from the URL path for a
     server, ``modelwatch`` by default). All methods raise :class:`StoreError`
-    (or :class:`StoreUnavailable`) with the URL, password redacted.
+    (or :class:`StoreUnavailable`) with the URL, password redacted. With
+    ``create=False`` an embedded store must already exist (else
+    :class:`NoStore`) and the database is not created.
     """
 
-    def __init__(self, url: str | None = None, database: str | None = None) -> None:
+    def __init__(self, url: str | None = None, database: str | None = None, create: bool = True) -> None:
         self.url = resolve_url(url)
         parts = urlsplit(self.url)
         self.embedded = parts.scheme == "chdb"
@@ -94,6 +103,9 @@ class Store:
             import clickhouse_connect
         except ImportError as exc:  # the SDK-only install
             raise StoreError("the server side needs its extras: pip install 'modelwatch[analyzer]'") from exc
+        if self.embedded and not create and not (chdb_directory(self.url) / "metadata").is_dir():
+            raise NoStore(f"no store at {chdb_directory(self.url)} (an embedded store is made by `modelwatch serve`, "
+                          "`modelwatch schema apply` or `modelwatch demo`)")
         try:
             if self.embedded:
                 directory = chdb_directory(self.url)
@@ -105,8 +117,13 @@ class Store:
                 self._client = clickhouse_connect.get_client(dsn=urlunsplit(
                     (parts.scheme, parts.netloc, "/" + self.database, parts.query, parts.fragment)))
         except Exception as exc:
+            reason = _unreachable(str(exc))
+            if reason and not self.embedded:
+                raise StoreUnavailable(f"cannot reach ClickHouse at {redact(self.url)}: {reason}") from None
             raise StoreUnavailable(f"cannot open the store at {redact(self.url)}: {exc}") from exc
-        self.command(f"CREATE DATABASE IF NOT EXISTS {ident(self.database)}")
+        self._create = create
+        if create:
+            self.command(f"CREATE DATABASE IF NOT EXISTS {ident(self.database)}")
 
     # -- the chokepoint ------------------------------------------------------------
 
@@ -155,7 +172,7 @@ class Store:
         serve`` gives each ingest writer its own, so commits use every core and
         a long analysis on the main connection does not hold them up.
         """
-        return Store(self.url, self.database)
+        return Store(self.url, self.database, create=self._create)
 
     def close(self) -> None:
         with self._lock:
@@ -165,10 +182,24 @@ class Store:
                 pass
 
 
+_UNREACHABLE = (("Connection refused", "connection refused"), ("Name or service not known", "unknown host"),
+                ("nodename nor servname", "unknown host"), ("Temporary failure in name resolution", "unknown host"),
+                ("No route to host", "no route to host"), ("timed out", "timed out"),
+                ("Failed to establish", "cannot connect"), ("Connection reset", "connection reset"))
+
+
+def _unreachable(text: str) -> str | None:
+    """The reason, in a few words, when `text` (a driver's exception chain) says the server was not reached."""
+    return next((reason for marker, reason in _UNREACHABLE if marker in text), None)
+
+
 def _wrap(exc: Exception, url: str, sql: str) -> StoreError:
     text = str(exc)
     first = " ".join(sql.split())[:200]
-    if any(s in text for s in ("Connection refused", "Failed to establish", "timed out", "Name or service not known")):
+    reason = _unreachable(text)
+    if reason and not url.startswith("chdb:"):
+        return StoreUnavailable(f"cannot reach ClickHouse at {redact(url)}: {reason}")
+    if reason:
         return StoreUnavailable(f"store {redact(url)} unreachable: {text}")
     return StoreError(f"store {redact(url)} refused `{first}`: {text}")
 

@@ -73,13 +73,14 @@ def test_cli_commands_run_in_the_serve_process(serving, tmp_path):
 def test_the_endpoint_runs_only_the_analyzer_commands(serving):
     directory, _ = serving
     info = json.loads((directory / "modelwatch-serve.json").read_text())
+    auth = {"Authorization": "Bearer s3cret", "Content-Type": "application/json",
+            "X-Modelwatch-Cli-Secret": info["secret"]}
     request = urllib.request.Request(info["http"] + "/v1/modelwatch/cli", data=json.dumps({"argv": ["serve"]}).encode(),
-                                     headers={"Authorization": "Bearer s3cret", "Content-Type": "application/json"})
+                                     headers=auth)
     with urllib.request.urlopen(request, timeout=30) as resp:
         answer = json.loads(resp.read())
     assert answer["code"] == 2 and "runs only" in answer["stderr"]
-    bad = urllib.request.Request(info["http"] + "/v1/modelwatch/cli", data=b"not json",
-                                 headers={"Authorization": "Bearer s3cret"})
+    bad = urllib.request.Request(info["http"] + "/v1/modelwatch/cli", data=b"not json", headers=auth)
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(bad, timeout=30)
     assert err.value.code == 400

@@ -94,4 +94,4 @@ def test_status_of_an_empty_store_and_an_unreachable_one(store_dir, capsys):
     assert cli.main(["status", "--url", f"chdb://{store_dir}", "--database", "empty_status"]) == 0
     assert "modelwatch demo" in capsys.readouterr().out
     assert cli.main(["status", "--url", "http://127.0.0.1:9/modelwatch"]) == 1
-    assert "cannot open the store at http://127.0.0.1:9" in capsys.readouterr().err
+    assert "cannot reach ClickHouse at http://127.0.0.1:9/modelwatch: connection refused" in capsys.readouterr().err
