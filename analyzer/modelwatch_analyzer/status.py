@@ -166,6 +166,7 @@ def gather(store: Store, model: str | None = None, runs: int = 5) -> dict[str, A
     if "otel_traces" in tables:
         out["spans"] = {name: int(n) for name, n in store.query(
             f"SELECT SpanName, count() FROM {store.table('otel_traces')} GROUP BY SpanName ORDER BY count() DESC")}
+    out["untyped"] = _untyped(store)
     metric_points = 0
     for t in ("otel_metrics_sum", "otel_metrics_gauge", "otel_metrics_exponential_histogram", "otel_metrics_histogram"):
         if t in tables:
@@ -189,9 +190,10 @@ def gather(store: Store, model: str | None = None, runs: int = 5) -> dict[str, A
                                 "window_end": _iso(we), "drifted_features": int(drifted), "worst_severity": worst,
                                 "results": int(n), "status": status or "ok"})
     if "ml_alerts" in tables:
-        from .alerts import ALERT_COLUMNS, Alert
+        from .alerts import ALERT_COLUMNS, LIVE, Alert
 
-        rows = store.query(f"SELECT {', '.join(ALERT_COLUMNS)} FROM {store.table('ml_alerts')} FINAL {where} "
+        live = f"{where} AND {LIVE}" if where else f"WHERE {LIVE}"
+        rows = store.query(f"SELECT {', '.join(ALERT_COLUMNS)} FROM {store.table('ml_alerts')} FINAL {live} "
                            "ORDER BY FiredAt DESC, AlertId LIMIT 200", p)
         alerts = [Alert.from_row(r) for r in rows]
         pending = [a for a in alerts if a.route and not a.delivered]
@@ -205,6 +207,13 @@ def gather(store: Store, model: str | None = None, runs: int = 5) -> dict[str, A
                         "trace_ids": list(a.payload.get("trace_ids", []))[:5]} for a in alerts[:10]],
         }
     return out
+
+
+def _untyped(store: Store) -> list[dict[str, Any]]:
+    """Raw spans without their typed rows (an interrupted commit; ``modelwatch serve`` types them at start)."""
+    from .consistency import gaps
+
+    return [{"table": g.table, "day": g.day.isoformat(), "missing": g.missing} for g in gaps(store)]
 
 
 def _iso(t: Any) -> str | None:
@@ -248,6 +257,9 @@ def text(info: dict[str, Any], c: Cost | None = None) -> str:
     out.append(f"spans stored{scope}: {sum(spans.values()):,}" + (" (" + ", ".join(f"{k or '-'} {v:,}" for k, v in spans.items())
                                                           + ")" if spans else "")
                + f"; metric points: {info['metric_points']:,}")
+    for g in info.get("untyped", []):
+        out.append(f"  WARNING: {g['missing']:,} spans of {g['day']} are in otel_traces but not in {g['table']} "
+                   "(an interrupted commit): `modelwatch serve` types them when it starts")
     if info["baselines"]:
         out.append(f"\nbaselines ({len(info['baselines'])}):")
         for b in info["baselines"][:10]:

@@ -86,3 +86,13 @@ def test_serve_types_what_an_interrupted_commit_left_at_start(store_dir, store):
     finally:
         server.stop()
     assert _counts(store) == (1000, 1000, 20, 20)
+
+
+def test_status_reports_spans_left_untyped(store):
+    """modelwatch status names the day and the number of raw spans that have no typed row."""
+    from modelwatch_analyzer import status
+
+    _raw_only(store, _request(40))
+    info = status.gather(store)
+    assert [(g["table"], g["missing"]) for g in info["untyped"]] == [("ml_predictions", 40)]
+    assert "40 spans of" in status.text(info) and "not in ml_predictions" in status.text(info)
