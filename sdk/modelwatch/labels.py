@@ -31,6 +31,8 @@ def record_label(
     """Record the ground truth of one prediction; True if a span was emitted.
 
     Never raises: an invalid label or a missing tracer is logged once and counted.
+    An empty ``prediction_id`` (None or ``""``, e.g. the ``id`` of
+    :func:`modelwatch.last_prediction` when nothing was recorded) records nothing.
     """
     try:
         kind, value = coerce(label)
@@ -40,6 +42,10 @@ def record_label(
             return False
         handle = spans.current()
         if handle is None:
+            return False
+        if prediction_id is None or prediction_id == "":
+            _safety.report("invalid_value", str(model), "label for model %r without a prediction id; not recorded",
+                           model, key="label_id")
             return False
         attrs: dict[str, Any] = {}
         if attributes:

@@ -98,6 +98,68 @@ class Prediction:
     __hash__ = None  # type: ignore[assignment]
 
 
+class _Blank(str):
+    """The empty string, also callable (returning itself): a batch's ``trace_id(i)`` as well as a prediction's ``trace_id``."""
+
+    __slots__ = ()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> str:
+        return self
+
+
+_BLANK = _Blank("")
+
+
+class NotRecorded:
+    """What :func:`modelwatch.last_prediction` returns when nothing was recorded in this thread or task.
+
+    Monitoring is off (``OTEL_SDK_DISABLED``, nothing configured), no
+    monitored call was made here yet, the last one was not recorded (it was
+    interrupted, or recording it failed), or a :func:`modelwatch.testing.capture`
+    block ended. It has the attributes of both a :class:`Prediction` and a
+    :class:`~modelwatch.batch.BatchPredictions`, all empty: ``id`` and
+    ``trace_id`` are ``""`` (``trace_id(i)`` also returns ``""``), ``kept`` is
+    False, ``reason`` ``"not_recorded"``, ``weight`` 0, ``ids`` and ``kept_ids``
+    empty lists; it is an empty sequence, so it is falsy. Passing its ``id`` to
+    :func:`modelwatch.record_label` records nothing.
+    """
+
+    __slots__ = ()
+
+    id = _BLANK
+    trace_id = _BLANK
+    model = ""
+    version = ""
+    kept = False
+    reason = "not_recorded"
+    weight = 0.0
+
+    @property
+    def ids(self) -> list[str]:
+        return []
+
+    @property
+    def kept_ids(self) -> list[str]:
+        return []
+
+    def __len__(self) -> int:
+        return 0
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return []
+        raise IndexError("no prediction was recorded")
+
+    def __repr__(self) -> str:
+        return "NotRecorded()"
+
+
+NOT_RECORDED = NotRecorded()
+
+
 class CallState:
     """Per-call scratch the inference code can reach (edge-case flag, custom id)."""
 
@@ -108,7 +170,13 @@ class CallState:
         self.prediction_id: Any = None
 
 
-last: contextvars.ContextVar[Any] = contextvars.ContextVar("modelwatch_last_prediction", default=None)
+last: contextvars.ContextVar[Any] = contextvars.ContextVar("modelwatch_last_prediction", default=NOT_RECORDED)
+
+
+def forget_last() -> None:
+    """The last monitored call here recorded nothing: :data:`last` must not keep an older call's record."""
+    if last.get() is not NOT_RECORDED:
+        last.set(NOT_RECORDED)
 call_state: contextvars.ContextVar[CallState | None] = contextvars.ContextVar("modelwatch_call_state", default=None)
 
 

@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from . import _safety, metrics, spans
 from .labels import LABEL_SPAN_NAME
-from .monitor import SPAN_NAME
+from .monitor import NOT_RECORDED, SPAN_NAME, last
 
 __all__ = ["Recorded", "capture"]
 
@@ -124,9 +124,12 @@ def capture(*, reset: bool = True) -> Iterator[Recorded]:
     previous = spans._configured_provider
     previous_direct = spans._configured_direct
     spans.set_configured_provider(provider, direct)
+    # last_prediction() is scoped to the block: nothing from before it inside, nothing from inside it after
+    last.set(NOT_RECORDED)
     try:
         yield Recorded(exporter, provider, bridge, sink)
     finally:
         spans.set_configured_provider(previous, previous_direct)
         metrics._delivery_installed = was_installed
+        last.set(NOT_RECORDED)
         provider.shutdown()
