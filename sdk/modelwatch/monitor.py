@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from opentelemetry.trace import Status, StatusCode
 
-from . import _safety, rows, spans
+from . import _safety, metrics, rows, spans
 from .config import RecordingOptions, SamplingPolicy
 from .inputs import Batch, InputReader
 from .metrics import MAX_FEATURES, FeatureStats, ModelMetrics, registry
@@ -55,6 +55,9 @@ ROWS_PER_FOLD = 1024
 VALUES_PER_FOLD = 32_768  # a wide model (many features) folds after fewer rows
 MAX_FEATURE_NAME = 256
 _UNKNOWN = object()
+# ml.spans.dropped reasons of kept predictions that never reach a span processor
+REASON_NO_TRACER = "no_tracer"
+REASON_HEAD_SAMPLED = "head_sampled"
 
 
 class Prediction:
@@ -445,7 +448,8 @@ class Monitor:
 
     def _emit(self, trace_id: int, attrs: dict[str, Any], start_ns: int, duration_ns: int, error: BaseException | None) -> None:
         handle = spans.current()
-        if handle is None:
+        if handle is None:  # metrics are delivered, spans have nowhere to go
+            metrics.span_drops.add(self.model, self.version, REASON_NO_TRACER, SPAN_NAME)
             return
         links = spans.caller_links()
         if error is None and handle.direct is not None:
@@ -453,6 +457,7 @@ class Monitor:
             return
         span = handle.start(trace_id, SPAN_NAME, attrs, start_ns, links)
         if not span.is_recording():
+            metrics.span_drops.add(self.model, self.version, REASON_HEAD_SAMPLED, SPAN_NAME)
             _safety.report("head_sampled_out", self.model,
                            "a kept prediction was dropped by the tracer's head sampler; use ParentBased(ALWAYS_ON) (modelwatch.configure does)")
             return

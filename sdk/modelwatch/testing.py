@@ -114,6 +114,7 @@ def capture(*, reset: bool = True) -> Iterator[Recorded]:
     """
     if reset:
         metrics.registry.reset()
+        metrics.span_drops.reset()
         _safety.reset()
     exporter = InMemorySpanExporter()
     provider, direct = spans.owned_provider()  # built like configure()'s, so tests see production behaviour
@@ -124,12 +125,12 @@ def capture(*, reset: bool = True) -> Iterator[Recorded]:
     previous = spans._configured_provider
     previous_direct = spans._configured_direct
     spans.set_configured_provider(provider, direct)
-    # last_prediction() is scoped to the block: nothing from before it inside, nothing from inside it after
+    # inside the block, last_prediction() is about the block's calls only (after it, still its last call's,
+    # until the next monitored call, recorded or not)
     last.set(NOT_RECORDED)
     try:
         yield Recorded(exporter, provider, bridge, sink)
     finally:
         spans.set_configured_provider(previous, previous_direct)
         metrics._delivery_installed = was_installed
-        last.set(NOT_RECORDED)
         provider.shutdown()

