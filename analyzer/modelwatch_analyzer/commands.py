@@ -11,7 +11,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
-from . import baseline, config as configuration, results
+from . import baseline, completeness, config as configuration, results
 from .errors import ConfigError
 from .results import INSUFFICIENT, Result
 from .scan import Window
@@ -147,6 +147,10 @@ def summary(rows: Sequence[Result], window: Window, base: baseline.Baseline | No
     out.append(f"{window.model} ({version})  {window.start:%Y-%m-%d %H:%M} → {window.end:%Y-%m-%d %H:%M} UTC")
     if base is not None:
         out.append(f"baseline {base.id} ({base.source}, {base.created_at:%Y-%m-%d %H:%M}, {base.rows:,.0f} rows)")
+    gap = next((r for r in rows if r.method == completeness.METHOD and r.feature == completeness.FEATURE), None)
+    if gap is not None and gap.drifted:
+        out.append(f"PIPELINE GAP: {completeness.describe(gap)}. The stored volume and every statistic below cover "
+                   "only the predictions that arrived: this is not low traffic, and drift may be a biased sample.")
     s = next((r for r in rows if r.method == "drift_share"), None)
     if s is None or s.status == INSUFFICIENT:
         reason = s.details.get("reason") if s else "no summary"
@@ -189,14 +193,14 @@ def summary(rows: Sequence[Result], window: Window, base: baseline.Baseline | No
             if score.drifted and score.details.get("trace_ids"):
                 where = score.details.get("evidence_category") or score.details.get("evidence_bin")
                 out.append(f"    {'':<24} e.g. traces {', '.join(score.details['trace_ids'][:3])} (in {where})")
-    flagged = [r for r in rows if r.kind == "data_quality" and r.drifted]
+    flagged = [r for r in rows if r.kind == "data_quality" and r.drifted and r.feature != completeness.FEATURE]
     if flagged:
         out.append("\ndata quality:")
         for r in flagged:
             extra = f" e.g. {r.details['examples'][:3]}" if r.details.get("examples") else ""
             out.append(f"  {r.feature}: {r.method} {r.statistic:.1%} (ceiling {r.threshold:.1%}){extra}")
     else:
-        out.append("\ndata quality: nothing above its ceiling")
+        out.append("\ndata quality: nothing " + ("else " if gap is not None and gap.drifted else "") + "above its ceiling")
     perf = {r.method: r for r in rows if r.kind == "performance"}
     if perf:
         cov = perf.get("label_coverage")
