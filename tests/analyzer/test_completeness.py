@@ -112,3 +112,41 @@ def test_a_counter_that_steps_down_counts_from_zero_and_no_counters_give_no_resu
     insert(store, "silent", START, {"x": np.zeros(50)})
     assert completeness.pipeline_gap(store, "silent", START, END) == {}
     assert completeness.results(store, scan.Window("silent", START, END), 0.01) == []
+
+
+def test_sdk_drops_travel_over_otlp_and_account_for_every_missing_span(store_dir, monkeypatch):
+    """End to end: the SDK with a tiny span queue sends a burst to `modelwatch serve`; kept - ml.spans.dropped = stored, exactly."""
+    from datetime import datetime, timezone
+
+    import modelwatch
+    from modelwatch import setup
+    from modelwatch_analyzer.serve import ServeOptions, Server
+
+    server = Server(ServeOptions(url=f"chdb://{store_dir}", database="completeness_e2e", grpc_port=0, http_port=0))
+    try:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{server.http_port}")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "20")
+        start = datetime.now(timezone.utc)
+        assert setup.current() is None
+        telemetry = modelwatch.configure(set_global=False, metric_export_interval_millis=3_600_000, max_queue_size=40)
+        try:
+            @modelwatch.monitor(model="e2e-drops", version="1", sampling_rate=1.0)
+            def predict(x):
+                return {"prediction": 1, "score": 0.5}
+
+            for i in range(1500):
+                predict({"a": float(i)})
+            assert telemetry.force_flush(30_000)
+        finally:
+            telemetry.shutdown()  # the final metric export carries the totals
+        end = datetime.now(timezone.utc) + timedelta(seconds=1)
+        g = completeness.pipeline_gap(server.store, "e2e-drops", start, end)["e2e-drops"]
+        assert g.kept == 1500
+        assert set(g.dropped) == {"queue_full"} and g.sdk_dropped > 0
+        assert g.stored == 1500 - g.sdk_dropped and g.gap == 0
+        r = completeness.finding(g, 0.01)
+        assert r.drifted and r.details["lost_after_sdk"] == 0
+    finally:
+        server.store.command(f"DROP DATABASE IF EXISTS `{server.store.database}`")
+        server.stop()
