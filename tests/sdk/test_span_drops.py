@@ -160,6 +160,34 @@ def test_a_60k_burst_of_kept_spans_fits_the_default_queue(fresh_configure):
     assert telemetry.span_processor.max_queue_size == 65_536
 
 
+def test_a_hanging_exporter_never_blocks_inference_memory_stays_bounded_and_refusals_are_counted(fresh_configure, monkeypatch):
+    """Against an exporter that never returns, predictions complete, memory stops growing once the queue is full, and every refused span is counted."""
+    import tracemalloc
+
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")
+    monkeypatch.setenv("OTEL_BSP_EXPORT_TIMEOUT", "1000")  # shutdown gives up on the hanging export after a second
+    spans, sink = _StalledExporter(), _Metrics()
+    telemetry = fresh_configure(span_exporter=spans, metric_exporter=sink, max_queue_size=500)
+
+    @modelwatch.monitor(model="hang", version="1", sampling_rate=1.0)
+    def predict(x):
+        return {"prediction": 1, "score": 0.5}
+
+    for i in range(2000):
+        predict({"a": float(i), "b": "x" * 50})
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    for i in range(5000):
+        predict({"a": float(i), "b": "x" * 50})
+    growth = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    assert growth < 1_000_000, growth
+    telemetry.meter_provider.force_flush()
+    # one batch of 500 is stuck in the exporter, 500 more wait in the queue: everything else was refused and counted
+    assert sink.total("ml.spans.dropped", **{"ml.model.name": "hang", "reason": "queue_full"}) == 7000 - 1000
+    assert telemetry.span_processor.queued() == 500
+
+
 def test_queue_settings_argument_then_environment_then_default(monkeypatch, caplog):
     """max_queue_size and the batch settings come from the argument, else OTEL_BSP_*, else the defaults; a bad variable warns and falls back."""
     from modelwatch.export import CountingBatchSpanProcessor
