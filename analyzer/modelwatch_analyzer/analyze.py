@@ -5,8 +5,9 @@ over the model's rows in the window, whatever the number of features),
 finishes every method of :mod:`.methods` with :mod:`.stats`, corrects the
 tests' p-values across the model's features (Benjamini-Hochberg), grades
 severities, and returns :class:`~.results.Result` rows. :func:`run` also
-adds performance against labels (:mod:`.performance`) and stores the rows
-(a re-run of the same window replaces them).
+adds performance against labels (:mod:`.performance`) and pipeline
+completeness (:mod:`.completeness`: kept predictions the store lacks) and
+stores the rows (a re-run of the same window replaces them).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import baseline as baselines
-from . import hourly, performance, results, scan, stats
+from . import completeness, hourly, performance, results, scan, stats
 from .baseline import Baseline, FeatureBaseline
 from .methods import CATEGORICAL_METHODS, NUMERIC_METHODS, TESTS, DriftSettings
 from .results import INSUFFICIENT, Result
@@ -42,6 +43,7 @@ class DataQualitySettings:
     type_errors: float = 0.0  # share of a numeric feature's values that arrived as text
     unseen_categories: float = 0.05
     non_finite: float = 0.0
+    pipeline_gap: float = 0.01  # share of the SDK's kept predictions missing from the store (see completeness.py)
 
 
 @dataclass
@@ -101,12 +103,13 @@ def _stamp(rows: list[Result], window: Window, baseline: Baseline) -> list[Resul
 
 def run(store: Store, window: Window, settings: Settings | None = None, baseline: Baseline | None = None,
         save: bool = True) -> list[Result]:
-    """:func:`analyze` plus performance against labels; stamped with one run id, stored when `save`."""
+    """:func:`analyze` plus performance against labels and pipeline completeness; stamped with one run id, stored when `save`."""
     settings = settings or Settings()
     if baseline is None:
         baseline = baselines.load(store, window.model, window.version)
     rows = analyze(store, window, settings, baseline)
     rows += _stamp(performance.evaluate(store, window, settings.performance), window, baseline)
+    rows += _stamp(completeness.results(store, window, settings.quality.pipeline_gap), window, baseline)
     run_id, run_at = uuid.uuid4().hex[:16], datetime.now(timezone.utc)
     for r in rows:
         r.run_id, r.run_at = run_id, run_at

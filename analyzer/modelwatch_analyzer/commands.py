@@ -17,7 +17,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
-from . import baseline, config as configuration, results
+from . import baseline, completeness, config as configuration, results
 from .errors import ConfigError
 from .results import INSUFFICIENT, Result
 from .scan import Window
@@ -160,6 +160,10 @@ def summary(rows: Sequence[Result], window: Window, base: baseline.Baseline | No
     out.append(f"{e(window.model)} ({version})  {window.start:%Y-%m-%d %H:%M} → {window.end:%Y-%m-%d %H:%M} UTC")
     if base is not None:
         out.append(f"baseline {e(base.id)} ({e(base.source)}, {base.created_at:%Y-%m-%d %H:%M}, {base.rows:,.0f} rows)")
+    gap = next((r for r in rows if r.method == completeness.METHOD and r.feature == completeness.FEATURE), None)
+    if gap is not None and gap.drifted:
+        out.append(f"PIPELINE GAP: {e(completeness.describe(gap))}. The stored volume and every statistic below cover "
+                   "only the predictions that arrived: this is not low traffic, and drift may be a biased sample.")
     s = next((r for r in rows if r.method == "drift_share"), None)
     if s is None or s.status == INSUFFICIENT:
         reason = s.details.get("reason") if s else "no summary"
@@ -202,14 +206,14 @@ def summary(rows: Sequence[Result], window: Window, base: baseline.Baseline | No
             if score.drifted and score.details.get("trace_ids"):
                 where = score.details.get("evidence_category") or score.details.get("evidence_bin")
                 out.append(f"    {'':<24} e.g. traces {e(', '.join(score.details['trace_ids'][:3]))} (in {e(where)})")
-    flagged = [r for r in rows if r.kind == "data_quality" and r.drifted]
+    flagged = [r for r in rows if r.kind == "data_quality" and r.drifted and r.feature != completeness.FEATURE]
     if flagged:
         out.append("\ndata quality:")
         for r in flagged:
             extra = f" e.g. {e(r.details['examples'][:3])}" if r.details.get("examples") else ""
             out.append(f"  {e(r.feature)}: {r.method} {r.statistic:.1%} (ceiling {r.threshold:.1%}){extra}")
     else:
-        out.append("\ndata quality: nothing above its ceiling")
+        out.append("\ndata quality: nothing " + ("else " if gap is not None and gap.drifted else "") + "above its ceiling")
     perf = {r.method: r for r in rows if r.kind == "performance"}
     if perf:
         cov = perf.get("label_coverage")

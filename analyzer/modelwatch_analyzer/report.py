@@ -3,9 +3,10 @@
 Per model: a summary; every feature's reference-vs-current distribution (the
 latest window's PSI bins or category shares, as the analyzer computed them)
 and its drift score over time against its threshold, with links from a
-drifted feature to the sampled predictions behind it; data quality;
-performance against late labels over time; prediction volume and sampling by
-reason; alerts. Then the monitoring cost (:func:`.status.cost`).
+drifted feature to the sampled predictions behind it; data quality (with
+the pipeline gap: kept predictions the store lacks, told apart from low
+volume); performance against late labels over time; prediction volume and
+sampling by reason, with kept-vs-stored per window; alerts. Then the monitoring cost (:func:`.status.cost`).
 
 Everything comes from the store's own tables — ``ml_results`` (whose rows
 carry bins, shares and trace ids in ``Details``), ``ml_baselines``,
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from . import baseline as baselines
+from . import completeness
 from . import results as results_mod
 from .results import INSUFFICIENT, Result, severity_rank, utc
 from .store import Store
@@ -374,6 +376,14 @@ def _model_section(d: ModelData, idx: int, trace_url: str | None) -> str:
                    f"{b.rows:,.0f} rows, {len(b.features)} columns</td></tr>")
     out.append(f"<tr><th>predictions</th><td>{stored:,} stored as spans, standing for ≈ {made:,.0f} made "
                f"(sum of sampling weights)</td></tr>")
+    gap = _pipeline(latest)
+    if gap is not None and gap.drifted:
+        out.append(f'<tr><th>pipeline</th><td><span class="flag">pipeline gap</span> in the latest window: '
+                   f"{esc(completeness.describe(gap))}. Stored volume and drift cover only what arrived: not low "
+                   f'traffic, and a possibly biased sample (<a href="#{p}-volume">kept vs stored</a>).</td></tr>')
+    elif gap is not None:
+        out.append(f"<tr><th>pipeline</th><td>complete in the latest window: {gap.details.get('kept', 0):,.0f} kept by "
+                   f"the SDK, {gap.details.get('stored', 0):,.0f} stored</td></tr>")
     if s is not None and s.status != INSUFFICIENT:
         drifted = s.details.get("drifted_features", [])
         out.append(f"<tr><th>latest window</th><td>{_sev(s.severity)} {len(drifted)} of {s.details.get('features', 0)} "
@@ -453,7 +463,8 @@ def _model_section(d: ModelData, idx: int, trace_url: str | None) -> str:
                 continue
             examples = r.details.get("examples") or []
             ex = f' <span class="muted">e.g. {esc(", ".join(map(str, examples[:3])))}</span>' if examples else ""
-            out.append(f"<tr><td>{esc(r.feature or '(model)')}</td><td>{esc(r.method)}</td>"
+            label = "(pipeline)" if r.feature == completeness.FEATURE else r.feature or "(model)"
+            out.append(f"<tr><td>{esc(label)}</td><td>{esc(r.method)}</td>"
                        f'<td class="n">{_pct(r.statistic)}</td><td class="n">{_pct(r.threshold)}</td>'
                        f"<td>{'<span class=flag>flagged</span>' if r.drifted else 'ok'}{ex}</td>"
                        f'<td class="n">{flagged_hist.get((r.feature or "", r.method), 0)} / {len(windows)}</td></tr>')
@@ -484,6 +495,20 @@ def _model_section(d: ModelData, idx: int, trace_url: str | None) -> str:
 
     # volume and sampling
     out.append(f'<h3 id="{p}-volume">Prediction volume and sampling</h3>')
+    gaps = sorted((r for r in d.results if r.method == completeness.METHOD and r.feature == completeness.FEATURE
+                   and r.window_end is not None), key=lambda r: r.window_end)
+    if any(r.drifted for r in gaps):
+        n_flagged = sum(1 for r in gaps if r.drifted)
+        worst_gap = max(gaps, key=lambda r: r.statistic or 0)
+        out.append(f'<p><span class="flag">pipeline gap</span> in {n_flagged} of {len(gaps)} window(s): the store holds '
+                   f"fewer predictions than the SDK kept, so the stored volume below is short of the real one. Worst "
+                   f"window ({worst_gap.window_end:%Y-%m-%d %H:%M}): {esc(completeness.describe(worst_gap))}.</p>")
+    if gaps:
+        gends = [r.window_end for r in gaps]
+        out.append('<div class="plots">' + svg_lines(gends, {
+            "kept (SDK counter)": [r.details.get("kept") for r in gaps],
+            "dropped in the SDK": [r.details.get("sdk_dropped") for r in gaps],
+            "stored": [r.details.get("stored") for r in gaps]}, "kept vs stored predictions per window") + "</div>")
     if d.volume:
         times = sorted({v[0] for v in d.volume})
         reasons = sorted({v[1] for v in d.volume}, key=lambda x: (x != "random", x))
@@ -542,6 +567,10 @@ def _model_section(d: ModelData, idx: int, trace_url: str | None) -> str:
         out.append('<p class="muted">No sampled predictions referenced by drift results or alerts in this range.</p>')
     out.append("</section>")
     return "".join(out)
+
+
+def _pipeline(rows: Iterable[Result]) -> Result | None:
+    return next((r for r in rows if r.method == completeness.METHOD and r.feature == completeness.FEATURE), None)
 
 
 def evidence_where(details: dict[str, Any]) -> str:
@@ -643,6 +672,9 @@ def render(store: Store, models: Sequence[str], since: datetime | None = None, u
         for i, d in enumerate(data):
             s = next((r for r in d.latest() if r.method == "drift_share"), None)
             verdict = _sev(s.severity) if s is not None and s.status != INSUFFICIENT else '<span class="muted">n/a</span>'
+            gap = _pipeline(d.latest())
+            if gap is not None and gap.drifted:
+                verdict += f' <span class="flag">pipeline gap {_pct(gap.statistic)}</span>'
             drifted = ", ".join(s.details.get("drifted_features", [])) if s is not None else ""
             out.append(f'<tr><td><a href="#m{i}">{esc(d.model)}</a></td><td>{verdict}</td><td>{esc(drifted) or "–"}</td>'
                        f'<td class="n">{len({a.alert_id.split(":")[0] for a in d.alerts})}</td></tr>')

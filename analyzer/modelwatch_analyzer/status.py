@@ -167,6 +167,7 @@ def gather(store: Store, model: str | None = None, runs: int = 5) -> dict[str, A
         out["spans"] = {name: int(n) for name, n in store.query(
             f"SELECT SpanName, count() FROM {store.table('otel_traces')} GROUP BY SpanName ORDER BY count() DESC")}
     out["untyped"] = _untyped(store)
+    out["pipeline"] = _pipeline(store, model)
     metric_points = 0
     for t in ("otel_metrics_sum", "otel_metrics_gauge", "otel_metrics_exponential_histogram", "otel_metrics_histogram"):
         if t in tables:
@@ -216,6 +217,17 @@ def _untyped(store: Store) -> list[dict[str, Any]]:
     return [{"table": g.table, "day": g.day.isoformat(), "missing": g.missing} for g in gaps(store)]
 
 
+def _pipeline(store: Store, model: str | None) -> list[dict[str, Any]]:
+    """Per model, the predictions its SDK kept against those stored, over everything the store retains."""
+    from .completeness import pipeline_gap
+
+    if "otel_metrics_sum" not in store.tables():
+        return []
+    return [{"model": g.model, "kept": g.kept, "stored": g.stored, "sdk_dropped": g.sdk_dropped,
+             "lost_after_sdk": max(g.gap, 0.0), "missing": max(g.missing, 0.0), "missing_share": g.missing_share,
+             "flagged": g.flagged(0.0)} for g in pipeline_gap(store, model).values()]
+
+
 def _iso(t: Any) -> str | None:
     if t is None:
         return None
@@ -257,6 +269,11 @@ def text(info: dict[str, Any], c: Cost | None = None) -> str:
     out.append(f"spans stored{scope}: {sum(spans.values()):,}" + (" (" + ", ".join(f"{k or '-'} {v:,}" for k, v in spans.items())
                                                           + ")" if spans else "")
                + f"; metric points: {info['metric_points']:,}")
+    for g in info.get("pipeline", []):
+        if g["flagged"]:
+            out.append(f"  PIPELINE GAP: {g['model']}: {g['missing']:,.0f} of {g['kept']:,.0f} kept predictions "
+                       f"({g['missing_share']:.1%}) are not stored ({g['sdk_dropped']:,.0f} dropped in the SDK, "
+                       f"{g['lost_after_sdk']:,.0f} lost after it): not low traffic")
     for g in info.get("untyped", []):
         out.append(f"  WARNING: {g['missing']:,} spans of {g['day']} are in otel_traces but not in {g['table']} "
                    "(an interrupted commit): `modelwatch serve` types them when it starts")

@@ -58,8 +58,12 @@ def last_prediction() -> Any:
     A :class:`Prediction` (``.id``, ``.kept``, ``.reason``, ``.weight``,
     ``.trace_id``) for a single prediction, a
     :class:`~modelwatch.batch.BatchPredictions` (a sequence of them, with
-    ``.ids``) for a batch call, None when nothing was recorded (no telemetry
-    configured, or ``OTEL_SDK_DISABLED``).
+    ``.ids``) for a batch call. Never None: when the last monitored call here
+    was not recorded (no telemetry configured, ``OTEL_SDK_DISABLED``, the
+    call was interrupted) or none was made, a
+    :class:`~modelwatch.monitor.NotRecorded` with the same attributes, empty
+    (``.id == ""``, ``.ids == []``, ``.kept`` False), so code written for
+    monitoring runs unchanged without it.
     """
     return last.get()
 

@@ -19,7 +19,7 @@ from . import _safety, metrics, spans
 from .config import RecordingOptions, SamplingPolicy
 from .errors import ConfigurationError
 from .inputs import InputReader
-from .monitor import CallState, Monitor, call_state
+from .monitor import CallState, Monitor, call_state, forget_last
 from .outputs import OutputReader
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -143,6 +143,7 @@ def _end(mon: Monitor, begun: tuple[CallState, Any, int, int], args: Any, kwargs
     state, token, wall0, _t0 = begun
     if error is not None and not isinstance(error, Exception):
         call_state.reset(token)
+        forget_last()
         return  # KeyboardInterrupt, SystemExit, GeneratorExit, CancelledError: not a prediction
     try:
         call_state.reset(token)
@@ -150,12 +151,14 @@ def _end(mon: Monitor, begun: tuple[CallState, Any, int, int], args: Any, kwargs
     except Exception:
         _safety.report("internal_error", mon.model, "recording a prediction of model %r failed", mon.model,
                        key="record", exc_info=True)
+        forget_last()
 
 
 def _sync_wrapper(fn: Callable[..., Any], mon: Monitor) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not _active():
+            forget_last()  # last_prediction() must not return an older, recorded call's prediction
             return fn(*args, **kwargs)
         begun = _begin()
         try:
@@ -173,6 +176,7 @@ def _async_wrapper(fn: Callable[..., Any], mon: Monitor) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not _active():
+            forget_last()
             return await fn(*args, **kwargs)
         begun = _begin()
         try:

@@ -13,7 +13,7 @@ import random
 import time
 from typing import Any, Iterable
 
-from . import _safety, spans
+from . import _safety, metrics, spans
 from .values import BOOL, CATEGORY, NONFINITE, NUMBER, coerce
 
 LABEL_SPAN_NAME = "ml.label"
@@ -31,6 +31,8 @@ def record_label(
     """Record the ground truth of one prediction; True if a span was emitted.
 
     Never raises: an invalid label or a missing tracer is logged once and counted.
+    An empty ``prediction_id`` (None or ``""``, e.g. the ``id`` of
+    :func:`modelwatch.last_prediction` when nothing was recorded) records nothing.
     """
     try:
         kind, value = coerce(label)
@@ -40,6 +42,12 @@ def record_label(
             return False
         handle = spans.current()
         if handle is None:
+            if metrics.delivery_installed():  # metrics are delivered, spans have nowhere to go
+                metrics.span_drops.add(str(model), "" if version is None else str(version), "no_tracer", LABEL_SPAN_NAME)
+            return False
+        if prediction_id is None or prediction_id == "":
+            _safety.report("invalid_value", str(model), "label for model %r without a prediction id; not recorded",
+                           model, key="label_id")
             return False
         attrs: dict[str, Any] = {}
         if attributes:
@@ -60,6 +68,7 @@ def record_label(
         recording = span.is_recording()
         span.end(end_time=now)
         if not recording:
+            metrics.span_drops.add(str(model), "" if version is None else str(version), "head_sampled", LABEL_SPAN_NAME)
             _safety.report("head_sampled_out", str(model), "a label span was dropped by the tracer's head sampler")
         return recording
     except Exception:

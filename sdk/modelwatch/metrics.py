@@ -15,6 +15,7 @@ name                           type                   attributes
 ``ml.feature.value``           ExponentialHistogram   model, version, ``ml.feature.name``
 ``ml.feature.category``        Sum (monotonic)        model, version, feature, ``ml.feature.value`` (capped)
 ``ml.feature.missing``         Sum (monotonic)        model, version, feature
+``ml.spans.dropped``           Sum (monotonic)        model, version, ``reason``, ``span`` (see below)
 ``modelwatch.sdk.issues``      Sum (monotonic)        model, ``kind`` (invalid_value, truncated, ...)
 =============================  =====================  ==================================================
 
@@ -26,6 +27,14 @@ processes and time, and maps to ClickHouse's
 ``otel_metrics_exponential_histogram`` table; drift over 100 % of traffic
 (PSI, Jensen-Shannon, approximate KS) is computed from two such histograms
 once they are brought to a common scale.
+
+``ml.spans.dropped`` counts spans the SDK decided to send and did not
+deliver (see :mod:`modelwatch.export`), by ``reason``: ``queue_full``,
+``export_failed``, ``shutdown`` (from the span queue), ``no_tracer`` (a
+kept prediction with no tracer to become a span on), ``head_sampled`` (a
+tracer's head sampler refused the span); ``span`` is ``ml.predict``,
+``ml.label`` or ``other``. Kept decisions minus these drops is what the
+store should hold.
 
 Categorical features count their values, the first ``max_categories``
 distinct values per feature by name and the rest as ``__other__``, so a
@@ -201,6 +210,71 @@ class Registry:
 
 registry = Registry()
 
+PREDICTION_SPAN = "ml.predict"
+LABEL_SPAN = "ml.label"
+MAX_DROP_SERIES = 1000
+
+
+class SpanDrops:
+    """``ml.spans.dropped``: spans that were to be exported and were not, by model, version, reason and span name."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._zero()
+
+    def _zero(self) -> None:
+        self.start_ns = time.time_ns()
+        self.counts: dict[tuple[str, str, str, str], int] = {}
+
+    def reset(self) -> None:
+        with self.lock:
+            self._zero()
+
+    def add(self, model: str, version: str, reason: str, span: str, n: int = 1) -> None:
+        key = (model, version, reason, span)
+        with self.lock:
+            counts = self.counts
+            if key in counts:
+                counts[key] += n
+            elif len(counts) < MAX_DROP_SERIES:
+                counts[key] = n
+            else:
+                other = (OTHER, OTHER, reason, span)
+                counts[other] = counts.get(other, 0) + n
+
+    def add_span(self, span: Any, reason: str) -> None:
+        """Count one finished span (its model and version from its attributes)."""
+        self.add(*_drop_key(span), reason, _span_kind(span))
+
+    def add_spans(self, spans: Sequence[Any], reason: str) -> None:
+        """Count a batch of spans at once."""
+        grouped: dict[tuple[str, str, str], int] = {}
+        for span in spans:
+            key = (*_drop_key(span), _span_kind(span))
+            grouped[key] = grouped.get(key, 0) + 1
+        for (model, version, kind), n in grouped.items():
+            self.add(model, version, reason, kind, n)
+
+    def snapshot(self) -> dict[tuple[str, str, str, str], int]:
+        with self.lock:
+            return dict(self.counts)
+
+
+def _span_kind(span: Any) -> str:
+    name = getattr(span, "name", "")
+    return name if name in (PREDICTION_SPAN, LABEL_SPAN) else "other"
+
+
+def _drop_key(span: Any) -> tuple[str, str]:
+    attrs = getattr(span, "attributes", None) or {}
+    try:
+        return str(attrs.get("ml.model.name", ""))[:256], str(attrs.get("ml.model.version", ""))[:256]
+    except Exception:
+        return "", ""
+
+
+span_drops = SpanDrops()
+
 
 def _reset_after_fork() -> None:
     """A forked child (a pre-fork server's worker) counts its own predictions from zero.
@@ -209,6 +283,8 @@ def _reset_after_fork() -> None:
     as its own: double counting across processes.
     """
     registry._lock = threading.Lock()  # locks the parent held at fork time would never be released
+    span_drops.lock = threading.Lock()
+    span_drops._zero()
     for m in registry._models.values():
         m.lock = threading.Lock()
         m._zero()
@@ -245,7 +321,7 @@ def _num_point(value: int, attrs: dict[str, Any], start: int, now: int) -> Numbe
 def produce(now_ns: int | None = None) -> list[Metric]:
     """OTel metric data for every model's aggregates, cumulative since each model's first prediction."""
     now = now_ns or time.time_ns()
-    sums: dict[str, list[NumberDataPoint]] = {n: [] for n in ("ml.predictions", "ml.prediction.class", "ml.sampling.decisions", "ml.feature.category", "ml.feature.missing")}
+    sums: dict[str, list[NumberDataPoint]] = {n: [] for n in ("ml.predictions", "ml.prediction.class", "ml.sampling.decisions", "ml.feature.category", "ml.feature.missing", "ml.spans.dropped")}
     hists: dict[str, list[ExponentialHistogramDataPoint]] = {n: [] for n in ("ml.prediction.latency", "ml.prediction.score", "ml.prediction.confidence", "ml.prediction.output", "ml.feature.value")}
     for m in registry.models():
         base = {"ml.model.name": m.model, "ml.model.version": m.version}
@@ -273,6 +349,10 @@ def produce(now_ns: int | None = None) -> list[Metric]:
                     sums["ml.feature.category"].append(_num_point(n, {**fattrs, "ml.feature.value": value}, start, now))
                 if f.missing:
                     sums["ml.feature.missing"].append(_num_point(f.missing, fattrs, start, now))
+    drops_start = span_drops.start_ns
+    for (model, version, reason, kind), n in sorted(span_drops.snapshot().items()):
+        sums["ml.spans.dropped"].append(_num_point(n, {"ml.model.name": model, "ml.model.version": version,
+                                                       "reason": reason, "span": kind}, drops_start, now))
     issues = [
         _num_point(n, {"ml.model.name": model, "kind": kind}, 0, now) for (kind, model), n in sorted(_safety.counts().items())
     ]
@@ -300,6 +380,7 @@ _DESCRIPTIONS = {
     "ml.prediction.confidence": "Model confidence",
     "ml.prediction.output": "Numeric predictions",
     "ml.feature.value": "Values of numeric features",
+    "ml.spans.dropped": "Spans the SDK was to export and did not deliver, by reason",
     "modelwatch.sdk.issues": "Problems the SDK handled (invalid values, truncations, hook errors, ...)",
 }
 

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from opentelemetry.trace import Status, StatusCode
 
-from . import _safety, rows, spans
+from . import _safety, metrics, rows, spans
 from .config import RecordingOptions, SamplingPolicy
 from .inputs import Batch, InputReader
 from .metrics import MAX_FEATURES, FeatureStats, ModelMetrics, registry
@@ -55,6 +55,9 @@ ROWS_PER_FOLD = 1024
 VALUES_PER_FOLD = 32_768  # a wide model (many features) folds after fewer rows
 MAX_FEATURE_NAME = 256
 _UNKNOWN = object()
+# ml.spans.dropped reasons of kept predictions that never reach a span processor
+REASON_NO_TRACER = "no_tracer"
+REASON_HEAD_SAMPLED = "head_sampled"
 
 
 class Prediction:
@@ -98,6 +101,68 @@ class Prediction:
     __hash__ = None  # type: ignore[assignment]
 
 
+class _Blank(str):
+    """The empty string, also callable (returning itself): a batch's ``trace_id(i)`` as well as a prediction's ``trace_id``."""
+
+    __slots__ = ()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> str:
+        return self
+
+
+_BLANK = _Blank("")
+
+
+class NotRecorded:
+    """What :func:`modelwatch.last_prediction` returns when nothing was recorded in this thread or task.
+
+    Monitoring is off (``OTEL_SDK_DISABLED``, nothing configured), no
+    monitored call was made here yet, the last one was not recorded (it was
+    interrupted, or recording it failed), or a :func:`modelwatch.testing.capture`
+    block ended. It has the attributes of both a :class:`Prediction` and a
+    :class:`~modelwatch.batch.BatchPredictions`, all empty: ``id`` and
+    ``trace_id`` are ``""`` (``trace_id(i)`` also returns ``""``), ``kept`` is
+    False, ``reason`` ``"not_recorded"``, ``weight`` 0, ``ids`` and ``kept_ids``
+    empty lists; it is an empty sequence, so it is falsy. Passing its ``id`` to
+    :func:`modelwatch.record_label` records nothing.
+    """
+
+    __slots__ = ()
+
+    id = _BLANK
+    trace_id = _BLANK
+    model = ""
+    version = ""
+    kept = False
+    reason = "not_recorded"
+    weight = 0.0
+
+    @property
+    def ids(self) -> list[str]:
+        return []
+
+    @property
+    def kept_ids(self) -> list[str]:
+        return []
+
+    def __len__(self) -> int:
+        return 0
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return []
+        raise IndexError("no prediction was recorded")
+
+    def __repr__(self) -> str:
+        return "NotRecorded()"
+
+
+NOT_RECORDED = NotRecorded()
+
+
 class CallState:
     """Per-call scratch the inference code can reach (edge-case flag, custom id)."""
 
@@ -108,7 +173,13 @@ class CallState:
         self.prediction_id: Any = None
 
 
-last: contextvars.ContextVar[Any] = contextvars.ContextVar("modelwatch_last_prediction", default=None)
+last: contextvars.ContextVar[Any] = contextvars.ContextVar("modelwatch_last_prediction", default=NOT_RECORDED)
+
+
+def forget_last() -> None:
+    """The last monitored call here recorded nothing: :data:`last` must not keep an older call's record."""
+    if last.get() is not NOT_RECORDED:
+        last.set(NOT_RECORDED)
 call_state: contextvars.ContextVar[CallState | None] = contextvars.ContextVar("modelwatch_call_state", default=None)
 
 
@@ -377,7 +448,8 @@ class Monitor:
 
     def _emit(self, trace_id: int, attrs: dict[str, Any], start_ns: int, duration_ns: int, error: BaseException | None) -> None:
         handle = spans.current()
-        if handle is None:
+        if handle is None:  # metrics are delivered, spans have nowhere to go
+            metrics.span_drops.add(self.model, self.version, REASON_NO_TRACER, SPAN_NAME)
             return
         links = spans.caller_links()
         if error is None and handle.direct is not None:
@@ -385,6 +457,7 @@ class Monitor:
             return
         span = handle.start(trace_id, SPAN_NAME, attrs, start_ns, links)
         if not span.is_recording():
+            metrics.span_drops.add(self.model, self.version, REASON_HEAD_SAMPLED, SPAN_NAME)
             _safety.report("head_sampled_out", self.model,
                            "a kept prediction was dropped by the tracer's head sampler; use ParentBased(ALWAYS_ON) (modelwatch.configure does)")
             return

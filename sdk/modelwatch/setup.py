@@ -7,11 +7,12 @@ default), ``OTEL_EXPORTER_OTLP_ENDPOINT``, ``_HEADERS``, ``_TIMEOUT``,
 ``_COMPRESSION`` (read by the exporters themselves), ``OTEL_BSP_*`` (span
 queue size and batching) and ``OTEL_METRIC_EXPORT_INTERVAL``.
 
-Memory stays bounded when the collector is unreachable: spans wait in the
-batch processor's bounded queue (``OTEL_BSP_MAX_QUEUE_SIZE``, 2048 by
-default) and the overflow is dropped and counted, never blocking the
-inference thread; metrics are aggregates whose size does not grow with
-traffic.
+Spans go through :class:`~modelwatch.export.CountingBatchSpanProcessor`: a
+bounded queue sized for bursts (``max_queue_size=``, else
+``OTEL_BSP_MAX_QUEUE_SIZE``, else 65,536 spans) whose overflow, and whatever
+the exporter fails to send, is counted in ``ml.spans.dropped``, never
+blocking the inference thread. Memory stays bounded when the collector is
+unreachable; metrics are aggregates whose size does not grow with traffic.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Telemetry:
     tracer_provider: Any = None
     meter_provider: Any = None
     disabled: bool = False
+    span_processor: Any = None  # the processor configure() added to the tracer provider
 
     def force_flush(self, timeout_millis: int = 10_000) -> bool:
         ok = True
@@ -100,12 +102,15 @@ def configure(
     span_processor: Any = None,
     resource_attributes: dict[str, Any] | None = None,
     set_global: bool = True,
+    max_queue_size: int | None = None,
 ) -> Telemetry:
     """Set up OTel tracing and metrics for modelwatch (and, with ``set_global``, for the app).
 
     Without arguments everything comes from the ``OTEL_*`` environment. Exporters
     (or a whole span processor / metric reader) can be passed in instead, e.g.
-    for tests. Returns the :class:`Telemetry`; call its ``shutdown()`` at exit
+    for tests. ``max_queue_size`` bounds the span queue (default
+    ``OTEL_BSP_MAX_QUEUE_SIZE``, else 65,536; not used with ``span_processor``).
+    Returns the :class:`Telemetry`; call its ``shutdown()`` at exit
     (also registered with ``atexit`` by the OTel SDK). Calling it again returns
     the existing setup.
     """
@@ -123,8 +128,9 @@ def configure(
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
         from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
         from opentelemetry.sdk.trace.sampling import ParentBased, ALWAYS_ON
+
+        from .export import CountingBatchSpanProcessor
 
         attrs = dict(resource_attributes or {})
         if service_name is not None:
@@ -135,7 +141,7 @@ def configure(
         tracer_provider, direct = spans.owned_provider(resource, ParentBased(ALWAYS_ON))
         if span_processor is None:
             exporter = span_exporter if span_exporter is not None else _span_exporter(_protocol("TRACES", protocol))
-            span_processor = BatchSpanProcessor(exporter)
+            span_processor = CountingBatchSpanProcessor(exporter, max_queue_size=max_queue_size)
         tracer_provider.add_span_processor(span_processor)
 
         if metric_reader is None:
@@ -155,7 +161,7 @@ def configure(
             description="Model versions monitored in this process",
         )
 
-        # The batch processor logs a warning per dropped span when the collector is down.
+        # The SDK's own BatchSpanProcessor (when passed in) logs a warning per dropped span when the collector is down.
         logging.getLogger("opentelemetry.sdk._shared_internal").addFilter(_safety.RateLimitFilter())
 
         if set_global:
@@ -166,7 +172,7 @@ def configure(
             if type(metrics_api.get_meter_provider()).__name__ == "_ProxyMeterProvider":  # no public name for "unset"
                 metrics_api.set_meter_provider(meter_provider)
         spans.set_configured_provider(tracer_provider, direct)
-        _current = Telemetry(tracer_provider, meter_provider)
+        _current = Telemetry(tracer_provider, meter_provider, span_processor=span_processor)
         return _current
 
 

@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from . import _safety, metrics, spans
 from .labels import LABEL_SPAN_NAME
-from .monitor import SPAN_NAME
+from .monitor import NOT_RECORDED, SPAN_NAME, last
 
 __all__ = ["Recorded", "capture"]
 
@@ -114,6 +114,7 @@ def capture(*, reset: bool = True) -> Iterator[Recorded]:
     """
     if reset:
         metrics.registry.reset()
+        metrics.span_drops.reset()
         _safety.reset()
     exporter = InMemorySpanExporter()
     provider, direct = spans.owned_provider()  # built like configure()'s, so tests see production behaviour
@@ -124,6 +125,9 @@ def capture(*, reset: bool = True) -> Iterator[Recorded]:
     previous = spans._configured_provider
     previous_direct = spans._configured_direct
     spans.set_configured_provider(provider, direct)
+    # inside the block, last_prediction() is about the block's calls only (after it, still its last call's,
+    # until the next monitored call, recorded or not)
+    last.set(NOT_RECORDED)
     try:
         yield Recorded(exporter, provider, bridge, sink)
     finally:

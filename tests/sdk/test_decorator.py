@@ -216,7 +216,7 @@ assert t.disabled, t
 @modelwatch.monitor(model="d", sampling_rate=1.0)
 def f(x): return 3
 assert f({"a": 1}) == 3
-assert modelwatch.last_prediction() is None
+assert modelwatch.last_prediction().id == "" and not modelwatch.last_prediction()
 assert type(trace.get_tracer_provider()).__name__ == "ProxyTracerProvider"
 print("OK")
 """
