@@ -176,5 +176,14 @@ class Receiver:
             raise Rejected("unavailable", f"busy ({exc}); retry later") from None
         try:
             future.result(timeout=self.ack_timeout)
+            return
+        except TimeoutError:
+            if self.ingest.withdraw(future):  # still queued: out of the queue, it will never be stored
+                raise Rejected("unavailable", f"not committed within {self.ack_timeout:g} s (withdrawn, nothing "
+                                              "stored); retry later") from None
+        except Exception as exc:
+            raise Rejected("unavailable", f"store unavailable: {str(exc)[:200]}") from None
+        try:  # a writer is committing it: answering now could refuse what gets stored, so its outcome is the answer
+            future.result()
         except Exception as exc:
             raise Rejected("unavailable", f"store unavailable: {str(exc)[:200]}") from None
