@@ -38,15 +38,37 @@ class _TooLarge(Exception):
     pass
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
 def _gunzip(body: bytes, limit: int) -> bytes:
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise Rejected("invalid", f"bad gzip body: {exc}") from None
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise _TooLarge()
-    return out
+    """The decompressed body, at most `limit` bytes (:class:`_TooLarge` beyond).
+
+    Every gzip member must be whole, up to its end-of-stream and checked
+    trailer, and the body must hold nothing else: several members are read
+    one after the other (as ``gzip -d`` does), anything else after a member,
+    or a body cut short (even after a full flush, whose bytes do inflate) is
+    refused as invalid.
+    """
+    out: list[bytes] = []
+    size, data = 0, body
+    while True:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            chunk = inflater.decompress(data, limit - size + 1)
+        except zlib.error as exc:
+            raise Rejected("invalid", f"bad gzip body: {exc}") from None
+        size += len(chunk)
+        if size > limit or inflater.unconsumed_tail:
+            raise _TooLarge()
+        if not inflater.eof:
+            raise Rejected("invalid", "truncated gzip body: the stream ends before its end-of-stream marker and trailer")
+        out.append(chunk)
+        data = inflater.unused_data
+        if not data:
+            return b"".join(out)
+        if not data.startswith(_GZIP_MAGIC):
+            raise Rejected("invalid", f"bad gzip body: {len(data)} bytes after the end of the gzip stream")
 
 
 def make_app(receiver: Receiver) -> Any:
