@@ -32,6 +32,7 @@ views read and write the local tables (the exporter writes the Distributed
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -615,6 +616,24 @@ def version(store: Store) -> int:
         return 0
     rows = store.query(f"SELECT max(Version) FROM {store.table('schema_migrations')}")
     return int(rows[0][0] or 0)
+
+
+_TTL = re.compile(r"\bTTL\s+toDateTime\(\s*`?\w+`?\s*\)\s*\+\s*toInterval(Second|Minute|Hour|Day|Week|Month|Year)"
+                  r"\(\s*(\d+)\s*\)")
+_UNIT_SECONDS = {"Second": 1, "Minute": 60, "Hour": 3600, "Day": 86_400, "Week": 7 * 86_400, "Month": 28 * 86_400,
+                 "Year": 365 * 86_400}
+
+
+def retention_seconds(store: Store, table: str) -> float | None:
+    """How long `table` keeps a row after its timestamp, by its TTL (``TTL toDateTime(col) + toInterval…(n)``, as
+    :class:`Retention` and the exporter write it; on a cluster, the local table's); None: no such TTL (kept
+    forever, or a TTL of another form), or no such table. A month counts as 28 days (the shortest)."""
+    rows = store.query("SELECT name, engine_full FROM system.tables WHERE database = {db:String} "
+                       "AND name IN ({t:String}, {local:String})",
+                       {"db": store.database, "t": table, "local": f"{table}_local"})
+    engines = dict(rows)
+    found = _TTL.search(engines.get(f"{table}_local") or engines.get(table) or "")
+    return None if found is None else int(found.group(2)) * _UNIT_SECONDS[found.group(1)]
 
 
 def ensure(store: Store) -> None:

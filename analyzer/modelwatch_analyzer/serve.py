@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from . import grpc_server, remote, schema
 from .http_server import HttpServer
 from .ingest import Ingest
-from .receiver import DEFAULT_MAX_REQUEST_BYTES, Receiver
+from .receiver import DEFAULT_MAX_REQUEST_BYTES, SIGNALS, Receiver
 from .store import Store
 
 MODELWATCH_TOKEN = "MODELWATCH_TOKEN"
@@ -51,7 +51,8 @@ class Server:
         schema.apply(self.store)
         self.ingest = Ingest(self.store)
         token = options.token if options.token is not None else os.environ.get(MODELWATCH_TOKEN)
-        self.receiver = Receiver(self.ingest, token=token, max_request_bytes=options.max_request_bytes)
+        self.receiver = Receiver(self.ingest, token=token, max_request_bytes=options.max_request_bytes,
+                                 retention_seconds=_retention(self.store))
         self.grpc, self.grpc_port = grpc_server.start(self.receiver, options.host, options.grpc_port)
         self.http = HttpServer(self.receiver, options.host, options.http_port)
         self.http_port = self.http.start()
@@ -85,6 +86,16 @@ class Server:
         if self.store.embedded:
             remote.remove_lock(self.store.location)
         self.store.close()
+
+
+def _retention(store: Store) -> dict[str, float]:
+    """Per signal, the shortest retention of its tables (row timestamps older than that are refused)."""
+    out = {}
+    for name, kind in SIGNALS.items():
+        kept = [r for r in (schema.retention_seconds(store, t) for t in kind.tables) if r]
+        if kept:
+            out[name] = min(kept)
+    return out
 
 
 def run(options: ServeOptions) -> int:
