@@ -30,8 +30,8 @@ from .grpc_server import EXPORT_THREADS
 from .receiver import RETRY_AFTER_SECONDS, SIGNALS, Receiver, Rejected
 
 _PATHS = {"/v1/traces": SIGNALS["traces"], "/v1/metrics": SIGNALS["metrics"], "/v1/logs": SIGNALS["logs"]}
-_HTTP = {"invalid": 400, "unauthenticated": 401, "too_large": 413, "unavailable": 503}
-_GRPC_CODE = {"invalid": 3, "unauthenticated": 16, "too_large": 8, "unavailable": 14}
+_HTTP = {"invalid": 400, "unauthenticated": 401, "too_large": 413, "unsupported": 415, "unavailable": 503}
+_GRPC_CODE = {"invalid": 3, "unauthenticated": 16, "too_large": 8, "unsupported": 12, "unavailable": 14}
 
 
 class _TooLarge(Exception):
@@ -71,26 +71,38 @@ def _gunzip(body: bytes, limit: int) -> bytes:
             raise Rejected("invalid", f"bad gzip body: {len(data)} bytes after the end of the gzip stream")
 
 
-def make_app(receiver: Receiver) -> Any:
+PROTOBUF, JSON = "application/x-protobuf", "application/json"
+_IDENTITY = ("", "identity")
+_GZIP = ("gzip", "x-gzip")
+
+MAX_CONCURRENT_REQUESTS = 256
+"""OTLP requests handled at once (reading, decoding, waiting for their commit); more are answered 503 + Retry-After."""
+
+
+def make_app(receiver: Receiver, max_concurrent_requests: int = MAX_CONCURRENT_REQUESTS) -> Any:
     """The ASGI application."""
     # export threads mostly wait for their group commit: many of them let concurrent requests share a commit
     exports = ThreadPoolExecutor(max_workers=EXPORT_THREADS, thread_name_prefix="otlp-http")
+    in_flight = 0  # OTLP requests being handled; the event loop is one thread, so no lock
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        nonlocal in_flight
         if scope["type"] != "http":
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        json_body = headers.get("content-type", "").split(";")[0].strip() == "application/json"
+        media = headers.get("content-type", "").split(";")[0].strip().lower()  # media types are case-insensitive
+        json_body = media == JSON
+        reply_json = media != PROTOBUF  # answers in the request's encoding; JSON when it is neither
 
         async def respond(status: int, body: bytes, extra: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
-            ctype = b"application/json" if json_body else b"application/x-protobuf"
+            ctype = JSON.encode() if reply_json else PROTOBUF.encode()
             await send({"type": "http.response.start", "status": status,
                         "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *extra]})
             await send({"type": "http.response.body", "body": body})
 
         async def reject(code: str, message: str) -> None:
             status = status_pb2.Status(code=_GRPC_CODE[code], message=message)
-            body = json.dumps({"code": status.code, "message": message}).encode() if json_body else status.SerializeToString()
+            body = json.dumps({"code": status.code, "message": message}).encode() if reply_json else status.SerializeToString()
             extra = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())] if code == "unavailable" else []
             await respond(_HTTP[code], body, extra)
 
@@ -110,6 +122,18 @@ def make_app(receiver: Receiver) -> Any:
         if scope["method"] != "POST":
             await respond(405, b"")
             return
+        if in_flight >= max_concurrent_requests:
+            await reject("unavailable", f"{in_flight} concurrent requests being handled; retry later")
+            return
+        in_flight += 1
+        try:
+            await otlp(signal, headers, media, json_body, receive, respond, reject)
+        finally:
+            in_flight -= 1
+
+    async def otlp(signal: Any, headers: dict[str, str], media: str, json_body: bool, receive: Any, respond: Any,
+                   reject: Any) -> None:
+        """One OTLP export request: read the body (size-limited), check it, decode, commit, answer."""
         limit = receiver.max_request_bytes
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -129,10 +153,16 @@ def make_app(receiver: Receiver) -> Any:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        encoding = headers.get("content-encoding", "").strip().lower()
         try:
             receiver.authorise(headers.get("authorization"))
-            if headers.get("content-encoding", "").lower() == "gzip":
+            if media not in (PROTOBUF, JSON):
+                shown = repr(media) if media else "none"
+                raise Rejected("unsupported", f"unsupported Content-Type {shown}: OTLP/HTTP takes {PROTOBUF} or {JSON}")
+            if encoding in _GZIP:
                 body = _gunzip(body, limit)
+            elif encoding not in _IDENTITY:
+                raise Rejected("unsupported", f"unsupported Content-Encoding {encoding!r}: send gzip, or no encoding")
             request = receiver.decode(signal, body, json_body=json_body)
             await asyncio.get_running_loop().run_in_executor(exports, receiver.export, signal, request,
                                                             None if json_body else body)
@@ -191,11 +221,19 @@ async def _cli(scope: dict[str, Any], receive: Any, send: Any, receiver: Receive
 
 
 class HttpServer:
-    """uvicorn on a thread of its own; :meth:`stop` lets in-flight requests finish."""
+    """uvicorn on a thread of its own; :meth:`stop` lets in-flight requests finish.
 
-    def __init__(self, receiver: Receiver, host: str, port: int) -> None:
-        config = uvicorn.Config(make_app(receiver), host=host, port=port, lifespan="off", log_level="warning",
-                                access_log=False, timeout_graceful_shutdown=30, limit_concurrency=256)
+    With `tls_cert` and `tls_key` (PEM files) it serves https only. The
+    concurrency limit is the application's (`max_concurrent_requests`), not
+    uvicorn's, whose 503 carries neither Retry-After nor a Status body.
+    """
+
+    def __init__(self, receiver: Receiver, host: str, port: int,
+                 max_concurrent_requests: int = MAX_CONCURRENT_REQUESTS,
+                 tls_cert: str | None = None, tls_key: str | None = None) -> None:
+        config = uvicorn.Config(make_app(receiver, max_concurrent_requests), host=host, port=port, lifespan="off",
+                                log_level="warning", access_log=False, timeout_graceful_shutdown=30,
+                                ssl_certfile=tls_cert, ssl_keyfile=tls_key)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="otlp-http", daemon=True)
 

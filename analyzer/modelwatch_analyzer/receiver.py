@@ -163,7 +163,11 @@ class Receiver:
         request = signal.request_type()
         try:
             if json_body:
-                json_format.ParseDict(_hex_ids_to_base64(json.loads(body)), request, ignore_unknown_fields=True)
+                parsed = json.loads(body)
+                if not isinstance(parsed, dict):
+                    raise Rejected("invalid", f"an OTLP/JSON {signal.name} request is a JSON object, "
+                                              f"not {type(parsed).__name__}")
+                json_format.ParseDict(_hex_ids_to_base64(parsed), request, ignore_unknown_fields=True)
             else:
                 request.ParseFromString(body)
         except Rejected:
