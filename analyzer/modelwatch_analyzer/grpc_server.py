@@ -21,6 +21,7 @@ _CODES = {
     "invalid": grpc.StatusCode.INVALID_ARGUMENT,
     "unauthenticated": grpc.StatusCode.UNAUTHENTICATED,
     "too_large": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "unsupported": grpc.StatusCode.UNIMPLEMENTED,  # raised for HTTP media types only
     "unavailable": grpc.StatusCode.UNAVAILABLE,
 }
 

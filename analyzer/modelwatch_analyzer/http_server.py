@@ -4,12 +4,19 @@
 clients only; see :mod:`.remote`).
 
 Served by uvicorn (an ASGI server) running a bare ASGI application on its
-own thread and event loop. Bodies are read up to the size limit (413
-beyond), gzip-decompressed with the same limit on the output, and handed to
-the :class:`~modelwatch_analyzer.receiver.Receiver` on a worker thread, since
+own thread and event loop, over TLS when given a certificate and key. At
+most ``max_concurrent_requests`` OTLP requests are handled at once; beyond,
+503 with ``Retry-After`` (the limit is the application's, so that answer
+carries a Status body too). Bodies are read up to the size limit (413
+beyond). ``Content-Type`` must be ``application/x-protobuf`` or
+``application/json`` (parameters allowed, any case; anything else, or none:
+415), ``Content-Encoding`` gzip (whole members up to their trailer, nothing
+after: else 400) or none / identity (anything else: 415); gzip is
+decompressed with the same limit on the output. The body is handed to the
+:class:`~modelwatch_analyzer.receiver.Receiver` on a worker thread, since
 the answer waits for the commit. Errors carry a ``google.rpc.Status`` body
-(JSON for JSON requests) as the OTLP specification asks; 503 comes with
-``Retry-After``.
+as the OTLP specification asks, in the request's encoding (JSON when the
+media type is not one of the two); 503 comes with ``Retry-After``.
 """
 
 from __future__ import annotations

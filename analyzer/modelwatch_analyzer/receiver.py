@@ -1,18 +1,27 @@
 """What every OTLP receiver does, whatever the transport: decode, authorise, convert, commit.
 
-A request is decoded whole (protobuf, or OTLP/JSON) and converted to rows
-before anything is queued, so a malformed payload is refused with nothing
-stored. The answer is sent only once the rows are committed (see
-:mod:`modelwatch_analyzer.ingest`). Failures map to OTLP's status semantics:
+A request is decoded whole (protobuf, or OTLP/JSON, which must be a JSON
+object) and converted to rows before anything is queued, so a malformed
+payload is refused with nothing stored; so is one whose row timestamps fall
+outside the accepted range (see :func:`~.otlp_rows.row_time`: from 2000-01-01,
+or from the signal's table retention before now when the store has one, to 7
+days ahead), since the TTL would drop those rows after they were
+acknowledged. The answer is sent only once the rows are committed (see
+:mod:`modelwatch_analyzer.ingest`); a request not committed within
+``ack_timeout`` is withdrawn from the queue before it is refused, and one a
+writer is already committing is answered with that commit's outcome, so a
+retryable refusal always means nothing of the request was or will be stored.
+Failures map to OTLP's status semantics:
 
-=====================  =================  ==========  =========
-:class:`Rejected` code  meaning            gRPC        HTTP
-=====================  =================  ==========  =========
-``invalid``             malformed payload  INVALID_ARGUMENT  400
-``unauthenticated``     bad/missing token  UNAUTHENTICATED   401
-``too_large``           over the limit     RESOURCE_EXHAUSTED 413
-``unavailable``         busy, or store down (retry)  UNAVAILABLE  503 + Retry-After
-=====================  =================  ==========  =========
+=====================  ============================  ==================  =================
+:class:`Rejected` code  meaning                       gRPC                HTTP
+=====================  ============================  ==================  =================
+``invalid``             malformed payload             INVALID_ARGUMENT    400
+``unauthenticated``     bad/missing token             UNAUTHENTICATED     401
+``too_large``           over the limit                RESOURCE_EXHAUSTED  413
+``unsupported``         media type or encoding (HTTP)  UNIMPLEMENTED       415
+``unavailable``         busy, or store down (retry)   UNAVAILABLE         503 + Retry-After
+=====================  ============================  ==================  =================
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ RETRY_AFTER_SECONDS = 2
 
 
 class Rejected(Exception):
-    """A request refused; ``code`` is one of invalid, unauthenticated, too_large, unavailable."""
+    """A request refused; ``code`` is one of invalid, unauthenticated, too_large, unsupported, unavailable."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
