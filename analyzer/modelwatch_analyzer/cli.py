@@ -41,6 +41,7 @@ _EXTRA_MODULES = {"numpy", "scipy", "pandas", "clickhouse_connect", "chdb", "uvi
 EXAMPLES = """examples:
   modelwatch serve                                         # OTLP on 127.0.0.1:4317 (gRPC) and :4318 (HTTP)
   OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 python my_service.py
+  modelwatch serve --host 0.0.0.0 --tls-cert cert.pem --tls-key key.pem   # https:// and secure gRPC only
   modelwatch schema apply                                  # embedded store, default location
   modelwatch schema apply --url http://default:pw@localhost:8123/modelwatch
   modelwatch schema print --cluster prod > schema.sql      # review the cluster DDL
@@ -83,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     print_cmd.add_argument("--cluster")
     serve_cmd.add_argument("--config", help="the analyzer's TOML config (scheduled runs inside serve)")
     serve_cmd.add_argument("--no-analyzer", action="store_true", help="only receive; do not run scheduled analyses")
+    serve_cmd.add_argument("--tls-cert", metavar="FILE",
+                           help="PEM certificate (chain): OTLP over TLS on both ports (https, secure gRPC); needs --tls-key")
+    serve_cmd.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
 
     base_cmd = commands.add_parser("baseline", help="build or list the reference statistics a model is compared with")
     base_actions = base_cmd.add_subparsers(dest="action", required=True)
@@ -285,7 +289,7 @@ def _run(args: argparse.Namespace) -> int:
         try:
             return run(ServeOptions(url=args.url, host=args.host, grpc_port=args.grpc_port,
                                     http_port=args.http_port, token=args.token, config=args.config,
-                                    analyzer=not args.no_analyzer))
+                                    analyzer=not args.no_analyzer, tls_cert=args.tls_cert, tls_key=args.tls_key))
         except ConfigError as exc:
             print(f"modelwatch: {exc}", file=sys.stderr)
             return 2

@@ -4,7 +4,8 @@
 Requests arrive as raw bytes and are decoded by the receiver, so that a
 malformed payload is answered INVALID_ARGUMENT (a failing grpcio
 deserializer would answer INTERNAL). gzip request compression is handled by
-grpcio itself.
+grpcio itself. With a certificate and key the port speaks TLS only
+(``grpc.ssl_server_credentials``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ _CODES = {
     "invalid": grpc.StatusCode.INVALID_ARGUMENT,
     "unauthenticated": grpc.StatusCode.UNAUTHENTICATED,
     "too_large": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "unsupported": grpc.StatusCode.UNIMPLEMENTED,  # raised for HTTP media types only
     "unavailable": grpc.StatusCode.UNAVAILABLE,
 }
 
@@ -45,8 +47,12 @@ EXPORT_THREADS = 64
 little, and they let concurrent requests join one larger (cheaper per span) commit."""
 
 
-def start(receiver: Receiver, host: str, port: int, workers: int = EXPORT_THREADS) -> tuple[grpc.Server, int]:
-    """Start serving; returns the server and the port bound (useful with port 0)."""
+def start(receiver: Receiver, host: str, port: int, workers: int = EXPORT_THREADS,
+          tls: tuple[bytes, bytes] | None = None) -> tuple[grpc.Server, int]:
+    """Start serving; returns the server and the port bound (useful with port 0).
+
+    With `tls`, a (PEM certificate chain, PEM private key) pair, the port takes TLS connections only.
+    """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otlp-grpc"),
         handlers=[_handler(receiver, s) for s in SIGNALS.values()],
@@ -56,7 +62,11 @@ def start(receiver: Receiver, host: str, port: int, workers: int = EXPORT_THREAD
         ],
         maximum_concurrent_rpcs=workers * 4,
     )
-    bound = server.add_insecure_port(f"{host}:{port}")
+    if tls is None:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    else:
+        cert, key = tls
+        bound = server.add_secure_port(f"{host}:{port}", grpc.ssl_server_credentials([(key, cert)]))
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port} (gRPC)")
     server.start()

@@ -13,6 +13,13 @@ form the next writer's batch. When more rows are
 pending than the bound allows, :meth:`submit` refuses with :class:`Busy`
 instead of growing memory: receivers answer with the OTLP retryable status
 (gRPC UNAVAILABLE, HTTP 503 with Retry-After) and the exporters retry.
+
+A request's future follows :class:`concurrent.futures.Future`'s states: pending
+while queued, running once a writer has taken it into a batch, then done. A
+receiver that stops waiting (its ack timeout) calls :meth:`Ingest.withdraw`:
+a request still queued is removed and will never be committed, so a retryable
+answer is true; one a writer has taken cannot be withdrawn, and the receiver
+answers with its commit's outcome.
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ class IngestStats:
     rows: int = 0
     batches: int = 0
     refused_busy: int = 0
+    withdrawn: int = 0  # requests taken back from the queue by a receiver that stopped waiting
     failed_batches: int = 0
     native_rows: int = 0
     python_fallbacks: int = 0
@@ -131,6 +139,28 @@ class Ingest:
             self._cond.notify_all()
         return item.future
 
+    def withdraw(self, future: Future) -> bool:
+        """Take back the request of `future` if no writer has taken it yet.
+
+        True: it is out of the queue, its future cancelled, and it will never
+        be committed. False: a writer has it (or is done with it), and its
+        future will tell the commit's outcome.
+        """
+        with self._cond:
+            for position, item in enumerate(self._queue):
+                if item.future is future:  # identity: a retried request may equal another one
+                    break
+            else:
+                return False
+            if not future.cancel():  # a queued future is pending; cancel() fails only once running or done
+                return False
+            del self._queue[position]
+            self._pending -= item.rows
+            self._queued -= item.rows
+            self.stats.withdrawn += 1
+            self._cond.notify_all()
+            return True
+
     @property
     def pending_rows(self) -> int:
         return self._pending
@@ -173,10 +203,13 @@ class Ingest:
             with self._cond:
                 while self._queue and (not batch or rows + self._queue[0].rows <= self.max_batch_rows):
                     item = self._queue.popleft()
-                    batch.append(item)
+                    self._queued -= item.rows
+                    if not item.future.set_running_or_notify_cancel():  # cancelled outside withdraw(): drop it
+                        self._pending -= item.rows
+                        continue
+                    batch.append(item)  # from now on withdraw() refuses: the receiver waits for the outcome
                     rows += item.rows
                 if batch:  # else another writer took them meanwhile: wait again
-                    self._queued -= rows
                     self._committing += 1
                     return batch
 

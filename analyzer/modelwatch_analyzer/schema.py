@@ -14,7 +14,10 @@ Tables (names are the roles of DESIGN.md):
   by the materialized view ``ml_predictions_mv`` from ``otel_traces``
   (``SpanName = 'ml.predict'``). Features that parse as numbers go to
   ``Numeric`` (Float64; the exporter's ``+Inf``/``-Inf``/``NaN`` renderings
-  included), the others to ``Categorical``. Ordered by (model, version,
+  included), the others to ``Categorical``. ``Weight`` is the span's
+  ``ml.sampling.weight`` bounded to [1, 1e6] (absent, text or non-finite:
+  1), ``WeightClamped`` set when the sent weight was not kept as is (migration
+  11). Ordered by (model, version,
   time): a drift query reads one model's window, all features at once.
 * ``ml_labels``: ground truth from ``ml.label`` spans, latest label per
   (model, prediction id) (ReplacingMergeTree).
@@ -32,6 +35,7 @@ views read and write the local tables (the exporter writes the Distributed
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -301,15 +305,41 @@ def _num(expr: str) -> str:
             f"{expr} = '{_UNSUPPORTED}-Inf', -inf, nan), if(match({expr}, '{LEADING_ZERO}'), NULL, toFloat64OrNull({expr})))")
 
 
+MAX_WEIGHT = 1e6
+"""The largest sampling weight the typed view keeps (a sampling rate of one in a million); see :func:`_weight`."""
+_BOUNDED_WEIGHTS = True  # False: ml_predictions and its view as migrations before 12 made them (for tests of 12)
+
+
+def _weight_clamped_column() -> str:
+    return "\n    WeightClamped Bool DEFAULT false," if _BOUNDED_WEIGHTS else ""
+
+
+def _weight(attr: str) -> str:
+    """SQL: the ``Weight`` (and ``WeightClamped``) select items of a prediction span's ``ml.sampling.weight``.
+
+    A weight is a count of predictions one kept span stands for, at least 1:
+    absent, text, NaN, infinite or below 1 is 1; above :data:`MAX_WEIGHT` is
+    :data:`MAX_WEIGHT`. ``WeightClamped`` says the span carried a weight that
+    was not kept as sent (the raw value stays in ``otel_traces``), so that
+    bounding one bad attribute neither refuses a batch nor passes unnoticed.
+    """
+    w = f"toFloat64OrNull({attr}['ml.sampling.weight'])"
+    if not _BOUNDED_WEIGHTS:
+        return f"if(isFinite(ifNull({w}, 1.)) AND {w} >= 1., {w}, 1.) AS Weight"
+    return (f"if(isFinite(ifNull({w}, 1.)) AND {w} >= 1., least({w}, {MAX_WEIGHT!r}), 1.) AS Weight,\n"
+            f"    mapContains({attr}, 'ml.sampling.weight') "
+            f"AND NOT ifNull(isFinite({w}) AND {w} >= 1. AND {w} <= {MAX_WEIGHT!r}, false) AS WeightClamped")
+
+
 def _predictions(ctx: Context) -> list[str]:
-    columns = """    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    columns = f"""    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
     ModelName LowCardinality(String),
     ModelVersion LowCardinality(String),
     PredictionId String CODEC(ZSTD(1)),
     TraceId String CODEC(ZSTD(1)),
     SpanId String CODEC(ZSTD(1)),
     ServiceName LowCardinality(String),
-    Weight Float64 CODEC(ZSTD(1)),
+    Weight Float64 CODEC(ZSTD(1)),{_weight_clamped_column()}
     Reason LowCardinality(String),
     LowConfidence Bool,
     HighRisk Bool,
@@ -337,7 +367,6 @@ def _predictions_select(ctx: Context) -> str:
                "arrayMap(n -> assumeNotNull(n), arrayFilter(n -> isNotNull(n), _fn)))")
     categorical = ("mapFromArrays(arrayMap(k -> substring(k, 12), arrayFilter((k, n) -> isNull(n), _fk, _fn)), "
                    "arrayFilter((v, n) -> isNull(n), _fv, _fn))")
-    weight = f"toFloat64OrNull({attr}['ml.sampling.weight'])"
     return f"""WITH
     mapFilter((k, v) -> startsWith(k, 'ml.feature.'), {attr}) AS _f,
     mapKeys(_f) AS _fk,
@@ -351,7 +380,7 @@ SELECT
     TraceId,
     SpanId,
     ServiceName,
-    if(isFinite(ifNull({weight}, 1.)) AND {weight} >= 1., {weight}, 1.) AS Weight,
+    {_weight(attr)},
     {attr}['ml.sampling.reason'] AS Reason,
     {attr}['ml.low_confidence'] = 'true' AS LowConfidence,
     {attr}['ml.high_risk'] = 'true' AS HighRisk,
@@ -542,6 +571,15 @@ def _typed_views(ctx: Context) -> list[str]:
             for view, select in (("ml_predictions_mv", _predictions_select), ("ml_labels_mv", _labels_select))]
 
 
+def _bounded_weights(ctx: Context) -> list[str]:
+    """``ml_predictions`` gains ``WeightClamped`` (after ``Weight``, as a new table has it), then the view bounds
+    weights (see :func:`_weight`); rows typed before keep their weights."""
+    tables = [ctx.name("ml_predictions")] + ([f"{ctx.database}.{ident('ml_predictions')}"] if ctx.cluster else [])
+    return [f"ALTER TABLE {table}{ctx.on_cluster} ADD COLUMN IF NOT EXISTS WeightClamped Bool DEFAULT false AFTER Weight"
+            for table in tables] + [
+        f"ALTER TABLE {ctx.database}.{ident('ml_predictions_mv')}{ctx.on_cluster} MODIFY QUERY\n{_predictions_select(ctx)}"]
+
+
 def _hourly_sample_rate(ctx: Context) -> list[str]:
     """Hourly aggregates say the share of the hour's rows their numeric aggregates were read from (numeric_sample_rows)."""
     tables = [ctx.name("ml_hourly_aggregates")] + ([f"{ctx.database}.{ident('ml_hourly_aggregates')}"] if ctx.cluster else [])
@@ -577,6 +615,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "typed views: text with a leading zero is a category, not a number", _typed_views),
     Migration(10, "hourly aggregates record their sample rate", _hourly_sample_rate),
     Migration(11, "alerts record which alert a concurrent duplicate gave way to", _alert_superseded),
+    Migration(12, "typed predictions: sampling weights bounded to [1, 1e6], out-of-range ones flagged", _bounded_weights),
 )
 
 
@@ -626,6 +665,24 @@ def version(store: Store) -> int:
         return 0
     rows = store.query(f"SELECT max(Version) FROM {store.table('schema_migrations')}")
     return int(rows[0][0] or 0)
+
+
+_TTL = re.compile(r"\bTTL\s+toDateTime\(\s*`?\w+`?\s*\)\s*\+\s*toInterval(Second|Minute|Hour|Day|Week|Month|Year)"
+                  r"\(\s*(\d+)\s*\)")
+_UNIT_SECONDS = {"Second": 1, "Minute": 60, "Hour": 3600, "Day": 86_400, "Week": 7 * 86_400, "Month": 28 * 86_400,
+                 "Year": 365 * 86_400}
+
+
+def retention_seconds(store: Store, table: str) -> float | None:
+    """How long `table` keeps a row after its timestamp, by its TTL (``TTL toDateTime(col) + toInterval…(n)``, as
+    :class:`Retention` and the exporter write it; on a cluster, the local table's); None: no such TTL (kept
+    forever, or a TTL of another form), or no such table. A month counts as 28 days (the shortest)."""
+    rows = store.query("SELECT name, engine_full FROM system.tables WHERE database = {db:String} "
+                       "AND name IN ({t:String}, {local:String})",
+                       {"db": store.database, "t": table, "local": f"{table}_local"})
+    engines = dict(rows)
+    found = _TTL.search(engines.get(f"{table}_local") or engines.get(table) or "")
+    return None if found is None else int(found.group(2)) * _UNIT_SECONDS[found.group(1)]
 
 
 def ensure(store: Store) -> None:

@@ -5,7 +5,9 @@ applies the schema, types the raw spans an interrupted commit left without
 their typed rows (:mod:`.consistency`), and receives OTLP on gRPC (4317) and HTTP (4318), bound
 to 127.0.0.1 unless told otherwise, optionally behind a bearer token
 (``--token-file``, ``MODELWATCH_TOKEN``, or ``--token``, which other users
-see in ``ps``). Bound to an address other than loopback without a token, it
+see in ``ps``), and over TLS on both ports when given a certificate and its
+key (https, secure gRPC; the two go together, checked before the store is
+opened). Bound to an address other than loopback without a token, it
 says so on stderr with a WARNING line: anyone who can reach the port can then
 write into the store. On SIGTERM or Ctrl-C it stops accepting, lets
 in-flight requests finish, commits everything pending and closes the store.
@@ -25,14 +27,16 @@ import ipaddress
 import os
 import secrets
 import signal
+import ssl
 import sys
 import threading
 from dataclasses import dataclass
 
 from . import cli_endpoint, consistency, grpc_server, remote, schema
+from .errors import ConfigError
 from .http_server import HttpServer
 from .ingest import Ingest
-from .receiver import DEFAULT_MAX_REQUEST_BYTES, Receiver
+from .receiver import DEFAULT_MAX_REQUEST_BYTES, SIGNALS, Receiver
 from .store import Store
 
 MODELWATCH_TOKEN = "MODELWATCH_TOKEN"
@@ -50,6 +54,30 @@ class ServeOptions:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     config: str | None = None  # the analyzer's TOML config
     analyzer: bool = True  # run the scheduled analyzer in this process
+    tls_cert: str | None = None  # PEM certificate (chain): OTLP over TLS on both ports, with tls_key
+    tls_key: str | None = None  # PEM private key of tls_cert
+
+
+def _tls(options: ServeOptions) -> tuple[bytes, bytes] | None:
+    """The (certificate, key) PEM bytes, checked to load as a pair; None without TLS. ConfigError when only one
+    is given, a file cannot be read, or they are not a matching certificate and key."""
+    if not options.tls_cert and not options.tls_key:
+        return None
+    if not (options.tls_cert and options.tls_key):
+        raise ConfigError("--tls-cert and --tls-key go together: give both (PEM files), or neither")
+    pems = []
+    for what, path in (("--tls-cert", options.tls_cert), ("--tls-key", options.tls_key)):
+        try:
+            with open(path, "rb") as f:
+                pems.append(f.read())
+        except OSError as exc:
+            raise ConfigError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(options.tls_cert, options.tls_key)
+    except (ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f"--tls-cert {options.tls_cert} / --tls-key {options.tls_key}: not a PEM certificate "
+                          f"and its private key ({exc})") from None
+    return pems[0], pems[1]
 
 
 class Server:
@@ -57,6 +85,7 @@ class Server:
 
     def __init__(self, options: ServeOptions) -> None:
         self.options = options
+        self.tls = _tls(options)  # before the store is opened: a bad option opens nothing
         self.store = Store(options.url, database=options.database)
         schema.apply(self.store)
         self.repaired: list[consistency.Gap] = []
@@ -64,17 +93,20 @@ class Server:
             self.repaired = consistency.repair(self.store)
         self.ingest = Ingest(self.store)
         token = token_of(options)
-        self.receiver = Receiver(self.ingest, token=token, max_request_bytes=options.max_request_bytes)
+        self.receiver = Receiver(self.ingest, token=token, max_request_bytes=options.max_request_bytes,
+                                 retention_seconds=_retention(self.store))
         cli_secret = secrets.token_urlsafe(32)
         if self.store.embedded:  # the CLI's commands, for the local user (cli_endpoint.py)
             cli_endpoint.enable(self.receiver, cli_secret, self.store.url, self.store.database)
-        self.grpc, self.grpc_port = grpc_server.start(self.receiver, options.host, options.grpc_port)
-        self.http = HttpServer(self.receiver, options.host, options.http_port)
+        self.grpc, self.grpc_port = grpc_server.start(self.receiver, options.host, options.grpc_port, tls=self.tls)
+        self.http = HttpServer(self.receiver, options.host, options.http_port,
+                               tls_cert=options.tls_cert if self.tls else None,
+                               tls_key=options.tls_key if self.tls else None)
         self.http_port = self.http.start()
         self._stopped = threading.Event()
         if self.store.embedded:  # the CLI finds us here while we own the directory (see remote.py)
             shown = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host
-            remote.write_lock(self.store.location, f"http://{shown}:{self.http_port}", cli_secret)
+            remote.write_lock(self.store.location, f"{self.scheme}://{shown}:{self.http_port}", cli_secret)
         self.analyzer = None
         if options.analyzer:
             from . import config as analyzer_config
@@ -87,6 +119,11 @@ class Server:
 
                 emitter = Emitter()
             self.analyzer = AnalyzerService(self.store, cfg, emitter).start()
+
+    @property
+    def scheme(self) -> str:
+        """The OTLP/HTTP port's URL scheme."""
+        return "https" if self.tls else "http"
 
     def stop(self, grace: float = 10.0) -> None:
         if self._stopped.is_set():
@@ -119,6 +156,16 @@ def loopback(host: str) -> bool:
         return False
 
 
+def _retention(store: Store) -> dict[str, float]:
+    """Per signal, the shortest retention of its tables (row timestamps older than that are refused)."""
+    out = {}
+    for name, kind in SIGNALS.items():
+        kept = [r for r in (schema.retention_seconds(store, t) for t in kind.tables) if r]
+        if kept:
+            out[name] = min(kept)
+    return out
+
+
 def run(options: ServeOptions) -> int:
     if not loopback(options.host) and not token_of(options):
         print(f"modelwatch serve: WARNING: listening on {options.host} without a token: anyone who can reach "
@@ -126,7 +173,9 @@ def run(options: ServeOptions) -> int:
               file=sys.stderr, flush=True)
     server = Server(options)
     o = options
-    print(f"modelwatch serve: OTLP gRPC on {o.host}:{server.grpc_port}, OTLP HTTP on http://{o.host}:{server.http_port} "
+    tls = " (TLS)" if server.tls else ""
+    print(f"modelwatch serve: OTLP gRPC on {o.host}:{server.grpc_port}{tls}, "
+          f"OTLP HTTP on {server.scheme}://{o.host}:{server.http_port} "
           f"(POST /v1/traces, /v1/metrics); store {server.store.location} (database {server.store.database})"
           + ("; bearer token required" if server.receiver.token else ""), flush=True)
     for gap in server.repaired:
