@@ -26,6 +26,7 @@ import contextlib
 import io
 import json
 import os
+import ssl
 import stat
 import sys
 import tempfile
@@ -43,7 +44,7 @@ _PATH_OPTIONS = ("--file", "--out", "--config")
 _run_lock = threading.Lock()
 
 
-def write_lock(directory: str, http_url: str, secret: str) -> Path:
+def write_lock(directory: str, http_url: str, secret: str, tls_cert: str | None = None) -> Path:
     """Write ``modelwatch-serve.json`` (pid, address, secret) into `directory`, readable by this user only.
 
     The content goes to a new file made by :func:`tempfile.mkstemp` (``O_CREAT | O_EXCL``, mode 0600, in
@@ -53,13 +54,24 @@ def write_lock(directory: str, http_url: str, secret: str) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{LOCK_NAME}.", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"pid": os.getpid(), "http": http_url, "secret": secret}, f)
+            json.dump({"pid": os.getpid(), "http": http_url, "secret": secret,
+                       "tls_cert": str(Path(tls_cert).absolute()) if tls_cert else None}, f)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     return path
+
+
+def _pinned(cert: str | None) -> ssl.SSLContext | None:
+    """With TLS on: trust exactly the certificate serve was started with (named in the lock file, which only
+    this user can write), whatever host name it was issued for; the endpoint is on loopback."""
+    if not cert:
+        return None
+    context = ssl.create_default_context(cafile=cert)
+    context.check_hostname = False
+    return context
 
 
 def remove_lock(directory: str) -> None:
@@ -130,7 +142,7 @@ def forward(argv: Sequence[str], directory: str, url: str, timeout: float = 600.
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
+        with urllib.request.urlopen(request, timeout=timeout, context=_pinned(info.get("tls_cert"))) as resp:
             answer = json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         from .textsafe import escape

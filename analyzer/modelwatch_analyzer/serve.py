@@ -106,7 +106,8 @@ class Server:
         self._stopped = threading.Event()
         if self.store.embedded:  # the CLI finds us here while we own the directory (see remote.py)
             shown = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host
-            remote.write_lock(self.store.location, f"{self.scheme}://{shown}:{self.http_port}", cli_secret)
+            remote.write_lock(self.store.location, f"{self.scheme}://{shown}:{self.http_port}", cli_secret,
+                              options.tls_cert if self.tls else None)
         self.analyzer = None
         if options.analyzer:
             from . import config as analyzer_config

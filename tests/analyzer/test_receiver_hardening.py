@@ -545,7 +545,8 @@ def test_tls_needs_both_certificate_and_key(store_dir, certificate, capsys):
 
 
 def test_serve_with_tls_flags_prints_an_https_start_line(tmp_path, certificate):
-    """`modelwatch serve --tls-cert F --tls-key F` starts with a line naming https:// and TLS, and exits 0 on SIGTERM."""
+    """`modelwatch serve --tls-cert F --tls-key F` starts with a line naming https:// and TLS, forwards the CLI's
+    commands over TLS (trusting exactly its certificate), and exits 0 on SIGTERM."""
     import signal
     import socket
     import sys
@@ -567,6 +568,10 @@ def test_serve_with_tls_flags_prints_an_https_start_line(tmp_path, certificate):
         status = _post(http_port, "/v1/traces", _spans(1).SerializeToString(), PROTO,
                        context=ssl.create_default_context(cafile=cert))[0]
         assert status == 200
+        forwarded = subprocess.run([sys.executable, "-c", "import sys; from modelwatch_analyzer.cli import main; "
+                                    "sys.exit(main())", "status", "--url", f"chdb://{tmp_path / 'store'}"],
+                                   capture_output=True, text=True, timeout=120)
+        assert forwarded.returncode == 0 and "spans stored" in forwarded.stdout, forwarded.stderr  # CLI over TLS
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
