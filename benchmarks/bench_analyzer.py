@@ -10,7 +10,7 @@ cardinality 2 to 1,000, and the model's output (a score and a class: 27
 columns analysed), ``--rows`` rows per side; 7 columns drift in the current
 side (5 numeric, 2 categorical). It is generated with numpy into two parquet
 files, then loaded into a fresh embedded store's ``ml_predictions`` (schema
-from ``modelwatch_analyzer.schema.apply``) by one ``INSERT ... SELECT FROM
+from ``modelwatch_analyzer.store.schema.apply``) by one ``INSERT ... SELECT FROM
 file()`` per side; the reference is one hour of day -3, the current one hour
 of day -2. Generation and loading are timed but not part of any contender.
 
@@ -173,8 +173,8 @@ def write_parquet(path: str, side: int, rows: int, seed: int) -> None:
 
 def load_store(url: str, files: list[str]) -> dict[str, float]:
     """Schema on a fresh store, each parquet file inserted by one INSERT ... SELECT FROM file(), then merged."""
-    from modelwatch_analyzer import schema
-    from modelwatch_analyzer.store import Store
+    from modelwatch_analyzer.store import schema
+    from modelwatch_analyzer.store.client import Store
 
     store = Store(url)
     schema.apply(store)
@@ -204,7 +204,7 @@ SETTINGS max_insert_threads = 2""")
 
 
 def windows() -> tuple:
-    from modelwatch_analyzer.scan import Window
+    from modelwatch_analyzer.analysis.scan import Window
 
     ref = Window(MODEL, T0, T0 + timedelta(hours=1), "1")
     cur = Window(MODEL, T0 + timedelta(days=1), T0 + timedelta(days=1, hours=1), "1")
@@ -229,8 +229,10 @@ SAMPLE_ROWS = 1_000_000
 def run_modelwatch(url: str, heap: bool) -> dict:
     import tracemalloc
 
-    from modelwatch_analyzer import analyze, baseline, schema
-    from modelwatch_analyzer.store import Store
+    from modelwatch_analyzer.analysis import analyze
+    from modelwatch_analyzer.analysis import baseline
+    from modelwatch_analyzer.store import schema
+    from modelwatch_analyzer.store.client import Store
 
     store = Store(url)
     schema.apply(store)  # a data set kept by an older version gets the newer migrations (not timed)

@@ -38,7 +38,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 import modelwatch
 from modelwatch.testing import capture
 
-MODELWATCH = [sys.executable, "-c", "import sys; from modelwatch_analyzer.cli import main; sys.exit(main())"]
+MODELWATCH = [sys.executable, "-c", "import sys; from modelwatch_analyzer.cli.command import main; sys.exit(main())"]
 
 
 def _free_port() -> int:
@@ -151,7 +151,7 @@ def self_cpu() -> float:
 def store_figures(url: str) -> dict:
     code = f"""
 import json
-from modelwatch_analyzer.store import Store
+from modelwatch_analyzer.store.client import Store
 s = Store({url!r})
 for t in ("otel_traces", "ml_predictions"):
     s.command(f"OPTIMIZE TABLE modelwatch.{{t}} FINAL")

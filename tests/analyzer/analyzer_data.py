@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from modelwatch_analyzer.store import Store
+from modelwatch_analyzer.store.client import Store
 
 # recent: older rows would fall to the tables' TTLs at once
 T0 = (datetime.now(timezone.utc) - timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)

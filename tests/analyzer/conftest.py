@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from modelwatch_analyzer import schema
-from modelwatch_analyzer.store import Store
+from modelwatch_analyzer.store import schema
+from modelwatch_analyzer.store.client import Store
 
 _counter = itertools.count()
 

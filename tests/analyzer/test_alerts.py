@@ -11,10 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from modelwatch_analyzer.alerts import RETRAIN, AlertConfig, Alerter, Retrain, Route, Rule
+from modelwatch_analyzer.outputs.alerts import RETRAIN, AlertConfig, Alerter, Retrain, Route, Rule
 from modelwatch_analyzer.errors import ConfigError
-from modelwatch_analyzer.results import INSUFFICIENT, Result
-from modelwatch_analyzer.store import Store
+from modelwatch_analyzer.analysis.results import INSUFFICIENT, Result
+from modelwatch_analyzer.store.client import Store
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -347,19 +347,20 @@ def test_two_processes_firing_at_once_keep_one_alert(store, hook, monkeypatch):
     """Two analyzers that cannot share a lock (two processes on one server) keep and deliver the earliest alert only."""
     import contextlib
 
-    from modelwatch_analyzer import alerts as alerts_module
+    from modelwatch_analyzer.outputs import alerts as alerts_module
 
     monkeypatch.setattr(alerts_module, "_FIRING", contextlib.nullcontext())
     _racing_recent(monkeypatch)
     results = [_drift()]
     fired: list = []
 
-    def analyzer():
+    def analyzer(now):
         alerter = Alerter(store, _route(hook))
         alerter.settle_seconds = 0.3  # as on a server store, where other processes write
-        fired.append(alerter.process(results))
+        fired.append(alerter.process(results, now=now))
 
-    threads = [threading.Thread(target=analyzer) for _ in range(2)]
+    # two clocks a few ms apart (at the very same ms both would write the same row, which the table keeps once)
+    threads = [threading.Thread(target=analyzer, args=(NOW + timedelta(milliseconds=5 * i),)) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:

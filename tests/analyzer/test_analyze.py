@@ -9,9 +9,13 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from modelwatch_analyzer import analyze, baseline, performance, results, scan
+from modelwatch_analyzer.analysis import analyze
+from modelwatch_analyzer.analysis import baseline
+from modelwatch_analyzer.analysis import performance
+from modelwatch_analyzer.analysis import results
+from modelwatch_analyzer.analysis import scan
 from modelwatch_analyzer.errors import BaselineError, StoreUnavailable
-from modelwatch_analyzer.store import Store
+from modelwatch_analyzer.store.client import Store
 
 from analyzer_data import T0, insert, insert_labels
 
@@ -248,5 +252,5 @@ def test_hostile_names_are_data_not_sql(store):
 def test_a_missing_baseline_or_store_is_a_clear_error(store):
     with pytest.raises(BaselineError, match="modelwatch baseline create"):
         analyze.analyze(store, scan.Window("nobody", T0, T0 + timedelta(hours=1)))
-    with pytest.raises(StoreUnavailable, match="cannot open the store at http://127.0.0.1:9"):
+    with pytest.raises(StoreUnavailable, match="cannot reach ClickHouse at http://127.0.0.1:9/modelwatch: connection refused"):
         Store("http://127.0.0.1:9/modelwatch")

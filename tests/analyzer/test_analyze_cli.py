@@ -9,9 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelwatch_analyzer import baseline, cli, config, scan, schema
+from modelwatch_analyzer.analysis import baseline
+from modelwatch_analyzer.cli import command as cli
+from modelwatch_analyzer.service import config
+from modelwatch_analyzer.analysis import scan
+from modelwatch_analyzer.store import schema
 from modelwatch_analyzer.errors import ConfigError
-from modelwatch_analyzer.store import Store
+from modelwatch_analyzer.store.client import Store
 
 from analyzer_data import T0, insert
 

@@ -22,12 +22,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelwatch_analyzer import baseline, cli, scan, schema
-from modelwatch_analyzer.store import Store
+from modelwatch_analyzer.analysis import baseline
+from modelwatch_analyzer.cli import command as cli
+from modelwatch_analyzer.analysis import scan
+from modelwatch_analyzer.store import schema
+from modelwatch_analyzer.store.client import Store
 
 from analyzer_data import T0, insert
 
-MODELWATCH = [sys.executable, "-c", "import sys; from modelwatch_analyzer.cli import main; sys.exit(main())"]
+MODELWATCH = [sys.executable, "-c", "import sys; from modelwatch_analyzer.cli.command import main; sys.exit(main())"]
 SECRET = "X-Modelwatch-Cli-Secret"
 
 
@@ -346,7 +349,7 @@ _BLOCKER = textwrap.dedent("""
             return None
 
     sys.meta_path.insert(0, Block())
-    from modelwatch_analyzer.cli import main
+    from modelwatch_analyzer.cli.command import main
     sys.exit(main())
 """)
 

@@ -6,7 +6,13 @@ from datetime import timedelta
 
 import numpy as np
 
-from modelwatch_analyzer import analyze, baseline, commands, completeness, report, results, scan
+from modelwatch_analyzer.analysis import analyze
+from modelwatch_analyzer.analysis import baseline
+from modelwatch_analyzer.cli import analysis_commands as commands
+from modelwatch_analyzer.analysis import completeness
+from modelwatch_analyzer.report import html as report
+from modelwatch_analyzer.analysis import results
+from modelwatch_analyzer.analysis import scan
 
 from analyzer_data import T0, insert
 
@@ -120,7 +126,7 @@ def test_sdk_drops_travel_over_otlp_and_account_for_every_missing_span(store_dir
 
     import modelwatch
     from modelwatch import setup
-    from modelwatch_analyzer.serve import ServeOptions, Server
+    from modelwatch_analyzer.service.serve import ServeOptions, Server
 
     server = Server(ServeOptions(url=f"chdb://{store_dir}", database="completeness_e2e", grpc_port=0, http_port=0))
     try:
@@ -154,7 +160,7 @@ def test_sdk_drops_travel_over_otlp_and_account_for_every_missing_span(store_dir
 
 def test_status_shows_a_pipeline_gap_per_model(store):
     """modelwatch status says how many kept predictions are not stored, where they were lost, and that it is not low traffic."""
-    from modelwatch_analyzer import status
+    from modelwatch_analyzer.report import status
 
     _gap_store(store)
     info = status.gather(store)

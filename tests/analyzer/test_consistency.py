@@ -7,10 +7,10 @@ import time
 
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from modelwatch_analyzer import consistency
-from modelwatch_analyzer.ingest import Ingest
-from modelwatch_analyzer.otlp_rows import TRACE_COLUMNS, span_rows
-from modelwatch_analyzer.serve import Server, ServeOptions
+from modelwatch_analyzer.store import consistency
+from modelwatch_analyzer.collector.ingest import Ingest
+from modelwatch_analyzer.collector.otlp_rows import TRACE_COLUMNS, span_rows
+from modelwatch_analyzer.service.serve import Server, ServeOptions
 
 
 def _request(n: int, labels: int = 0) -> trace_service_pb2.ExportTraceServiceRequest:
@@ -90,7 +90,7 @@ def test_serve_types_what_an_interrupted_commit_left_at_start(store_dir, store):
 
 def test_status_reports_spans_left_untyped(store):
     """modelwatch status names the day and the number of raw spans that have no typed row."""
-    from modelwatch_analyzer import status
+    from modelwatch_analyzer.report import status
 
     _raw_only(store, _request(40))
     info = status.gather(store)

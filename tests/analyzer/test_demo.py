@@ -7,8 +7,9 @@ import time
 from datetime import timedelta
 
 from modelwatch import setup
-from modelwatch_analyzer import cli, status
-from modelwatch_analyzer.store import Store
+from modelwatch_analyzer.cli import command as cli
+from modelwatch_analyzer.report import status
+from modelwatch_analyzer.store.client import Store
 
 _db = itertools.count()
 

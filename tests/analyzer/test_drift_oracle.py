@@ -17,8 +17,11 @@ import pytest
 from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon
 
-from modelwatch_analyzer import analyze, baseline, scan, stats
-from modelwatch_analyzer.methods import DriftSettings
+from modelwatch_analyzer.analysis import analyze
+from modelwatch_analyzer.analysis import baseline
+from modelwatch_analyzer.analysis import scan
+from modelwatch_analyzer.analysis import stats
+from modelwatch_analyzer.analysis.methods import DriftSettings
 
 from analyzer_data import T0, insert
 

@@ -12,7 +12,7 @@ import urllib.request
 
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-MODELWATCH = [sys.executable, "-c", "import sys; from modelwatch_analyzer.cli import main; sys.exit(main())"]
+MODELWATCH = [sys.executable, "-c", "import sys; from modelwatch_analyzer.cli.command import main; sys.exit(main())"]
 
 
 def _free_port() -> int:
@@ -52,7 +52,7 @@ def _post(port: int, body: bytes) -> int:
 
 
 def _count(url: str) -> tuple[int, int]:
-    code = (f"from modelwatch_analyzer.store import Store; s = Store({url!r}); "
+    code = (f"from modelwatch_analyzer.store.client import Store; s = Store({url!r}); "
             "print(s.query('SELECT count() FROM modelwatch.otel_traces')[0][0], "
             "s.query('SELECT count() FROM modelwatch.ml_predictions')[0][0])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -10,9 +10,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from modelwatch_analyzer.emit import Emitter, MetricPoint, metric_points, rounds
-from modelwatch_analyzer.results import INSUFFICIENT, Result
-from modelwatch_analyzer.serve import ServeOptions, Server
+from modelwatch_analyzer.outputs.metrics import Emitter, MetricPoint, metric_points, rounds
+from modelwatch_analyzer.analysis.results import INSUFFICIENT, Result
+from modelwatch_analyzer.service.serve import ServeOptions, Server
 
 _db = itertools.count()
 T0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)

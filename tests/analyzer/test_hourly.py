@@ -7,7 +7,10 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from modelwatch_analyzer import analyze, baseline, hourly, scan
+from modelwatch_analyzer.analysis import analyze
+from modelwatch_analyzer.analysis import baseline
+from modelwatch_analyzer.analysis import hourly
+from modelwatch_analyzer.analysis import scan
 
 from analyzer_data import T0, insert
 

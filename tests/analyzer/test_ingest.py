@@ -9,7 +9,7 @@ import time
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from modelwatch_analyzer.ingest import Ingest
+from modelwatch_analyzer.collector.ingest import Ingest
 
 
 def _request(n: int, seed: int) -> bytes:
@@ -97,7 +97,7 @@ def test_writers_keep_running_when_another_takes_the_queue(store):
 def test_a_failing_commit_fails_its_requests_and_the_writer_goes_on(store, monkeypatch):
     """An unexpected error inside a commit fails that batch's requests (clients retry); later requests are committed."""
     ingest = Ingest(store, linger_seconds=0, native_traces=True, writers=1)
-    from modelwatch_analyzer import ingest as ingest_module
+    from modelwatch_analyzer.collector import ingest as ingest_module
 
     calls = []
     real = ingest_module._Writer.commit_native
@@ -123,7 +123,7 @@ def test_batch_directories_of_dead_processes_are_removed(store, tmp_path, monkey
     import subprocess
     import sys
 
-    from modelwatch_analyzer import ingest as ingest_module
+    from modelwatch_analyzer.collector import ingest as ingest_module
 
     monkeypatch.setattr(ingest_module, "_scratch_dir", lambda: str(tmp_path))
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)

@@ -13,7 +13,7 @@ import time
 import pytest
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 
-from modelwatch_analyzer.otlp_rows import LOG_COLUMNS, log_rows
+from modelwatch_analyzer.collector.otlp_rows import LOG_COLUMNS, log_rows
 
 T0 = 1_700_000_000_123_456_789
 

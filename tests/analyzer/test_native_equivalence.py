@@ -18,12 +18,13 @@ import time
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from modelwatch_analyzer import native, schema
-from modelwatch_analyzer.ingest import Ingest
-from modelwatch_analyzer.otlp_rows import TRACE_COLUMNS, span_rows
-from modelwatch_analyzer.receiver import checked_spans
-from modelwatch_analyzer.render import format_double
-from modelwatch_analyzer.store import Store
+from modelwatch_analyzer.collector import native
+from modelwatch_analyzer.store import schema
+from modelwatch_analyzer.collector.ingest import Ingest
+from modelwatch_analyzer.collector.otlp_rows import TRACE_COLUMNS, span_rows
+from modelwatch_analyzer.collector.receiver import checked_spans
+from modelwatch_analyzer.store.attribute_text import format_double
+from modelwatch_analyzer.store.client import Store
 
 _db = itertools.count()
 

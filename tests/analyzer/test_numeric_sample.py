@@ -14,7 +14,9 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from modelwatch_analyzer import analyze, baseline, scan
+from modelwatch_analyzer.analysis import analyze
+from modelwatch_analyzer.analysis import baseline
+from modelwatch_analyzer.analysis import scan
 
 from analyzer_data import T0, insert
 

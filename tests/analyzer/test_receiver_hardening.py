@@ -23,11 +23,11 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from modelwatch_analyzer import schema
-from modelwatch_analyzer.ingest import Ingest
-from modelwatch_analyzer.receiver import SIGNALS, Receiver, Rejected
-from modelwatch_analyzer.serve import ServeOptions, Server
-from modelwatch_analyzer.store import Store
+from modelwatch_analyzer.store import schema
+from modelwatch_analyzer.collector.ingest import Ingest
+from modelwatch_analyzer.collector.receiver import SIGNALS, Receiver, Rejected
+from modelwatch_analyzer.service.serve import ServeOptions, Server
+from modelwatch_analyzer.store.client import Store
 
 _db = itertools.count()
 _ids = itertools.count(1)
@@ -415,7 +415,7 @@ def test_sampling_weights_outside_bounds_are_clamped_and_flagged_on_both_paths(s
 
 def test_migration_12_bounds_weights_in_a_store_created_before_it(store_dir, monkeypatch):
     """A store at migration 10 gains the WeightClamped column and the bounded view; rows typed before stay as they were."""
-    from modelwatch_analyzer.otlp_rows import TRACE_COLUMNS, span_rows
+    from modelwatch_analyzer.collector.otlp_rows import TRACE_COLUMNS, span_rows
 
     old = Store(f"chdb://{store_dir}", database="before_m11")
     try:
@@ -441,7 +441,7 @@ def test_migration_12_bounds_weights_in_a_store_created_before_it(store_dir, mon
 def test_requests_beyond_the_concurrency_limit_get_503_with_retry_after_and_a_status_body(store):
     """Past the in-flight request limit, OTLP requests are answered 503 + Retry-After + google.rpc.Status at once;
     /health still answers, and the requests in flight are stored."""
-    from modelwatch_analyzer.http_server import HttpServer
+    from modelwatch_analyzer.collector.http_receiver import HttpServer
 
     ingest, stalled, release = _stalled_ingest(store, native=True)
     receiver_http = HttpServer(Receiver(ingest), "127.0.0.1", 0, max_concurrent_requests=2)
@@ -533,7 +533,7 @@ def test_tls_serves_real_otlp_exports_over_https_and_secure_grpc(store_dir, cert
 
 def test_tls_needs_both_certificate_and_key(store_dir, certificate, capsys):
     """--tls-cert without --tls-key (or the reverse), or an unreadable file: exit 2 before the store is opened."""
-    from modelwatch_analyzer.cli import main
+    from modelwatch_analyzer.cli.command import main
 
     cert, key = certificate
     url = f"chdb://{store_dir}/never-opened"
@@ -558,7 +558,7 @@ def test_serve_with_tls_flags_prints_an_https_start_line(tmp_path, certificate):
 
     cert, key = certificate
     http_port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", "import sys; from modelwatch_analyzer.cli import main; sys.exit(main())",
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from modelwatch_analyzer.cli.command import main; sys.exit(main())",
                              "serve", "--url", f"chdb://{tmp_path / 'store'}", "--grpc-port", str(free_port()),
                              "--http-port", str(http_port), "--no-analyzer", "--tls-cert", cert, "--tls-key", key],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -568,7 +568,7 @@ def test_serve_with_tls_flags_prints_an_https_start_line(tmp_path, certificate):
         status = _post(http_port, "/v1/traces", _spans(1).SerializeToString(), PROTO,
                        context=ssl.create_default_context(cafile=cert))[0]
         assert status == 200
-        forwarded = subprocess.run([sys.executable, "-c", "import sys; from modelwatch_analyzer.cli import main; "
+        forwarded = subprocess.run([sys.executable, "-c", "import sys; from modelwatch_analyzer.cli.command import main; "
                                     "sys.exit(main())", "status", "--url", f"chdb://{tmp_path / 'store'}"],
                                    capture_output=True, text=True, timeout=120)
         assert forwarded.returncode == 0 and "spans stored" in forwarded.stdout, forwarded.stderr  # CLI over TLS

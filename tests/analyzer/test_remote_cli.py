@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-MODELWATCH = [sys.executable, "-c", "import sys; from modelwatch_analyzer.cli import main; sys.exit(main())"]
+MODELWATCH = [sys.executable, "-c", "import sys; from modelwatch_analyzer.cli.command import main; sys.exit(main())"]
 
 
 def _cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 import random
+import time
 
 import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 
-from modelwatch_analyzer.render import as_string, attributes_map, format_double, go_json
+from modelwatch_analyzer.store.attribute_text import as_string, attributes_map, format_double, go_json
+
+NOW_NS = time.time_ns()
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -83,7 +86,7 @@ def test_service_name_is_the_first_while_the_resource_map_keeps_the_last():
     from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-    from modelwatch_analyzer.otlp_rows import LOG_COLUMNS, METRIC_COLUMNS, TRACE_COLUMNS, log_rows, metric_rows, span_rows
+    from modelwatch_analyzer.collector.otlp_rows import LOG_COLUMNS, METRIC_COLUMNS, TRACE_COLUMNS, log_rows, metric_rows, span_rows
 
     def resource(r):  # type: ignore[no-untyped-def]
         r.attributes.add(key="service.name").value.string_value = "first"
@@ -92,15 +95,15 @@ def test_service_name_is_the_first_while_the_resource_map_keeps_the_last():
     traces = trace_service_pb2.ExportTraceServiceRequest()
     rs = traces.resource_spans.add()
     resource(rs.resource)
-    rs.scope_spans.add().spans.add(name="s", start_time_unix_nano=1, end_time_unix_nano=2)
+    rs.scope_spans.add().spans.add(name="s", start_time_unix_nano=NOW_NS, end_time_unix_nano=NOW_NS + 1)
     metrics = metrics_service_pb2.ExportMetricsServiceRequest()
     rm = metrics.resource_metrics.add()
     resource(rm.resource)
-    rm.scope_metrics.add().metrics.add(name="g").gauge.data_points.add(as_double=1.0, time_unix_nano=1)
+    rm.scope_metrics.add().metrics.add(name="g").gauge.data_points.add(as_double=1.0, time_unix_nano=NOW_NS)
     logs = logs_service_pb2.ExportLogsServiceRequest()
     rl = logs.resource_logs.add()
     resource(rl.resource)
-    rl.scope_logs.add().log_records.add(time_unix_nano=1)
+    rl.scope_logs.add().log_records.add(time_unix_nano=NOW_NS)
     rows = [(TRACE_COLUMNS, span_rows(traces)[0]), (METRIC_COLUMNS["otel_metrics_gauge"],
             metric_rows(metrics)["otel_metrics_gauge"][0]), (LOG_COLUMNS, log_rows(logs)[0])]
     for columns, row in rows:

@@ -17,8 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelwatch_analyzer import analyze, baseline, cli, report, scan
-from modelwatch_analyzer.alerts import AlertConfig, Alerter
+from modelwatch_analyzer.analysis import analyze
+from modelwatch_analyzer.analysis import baseline
+from modelwatch_analyzer.cli import command as cli
+from modelwatch_analyzer.report import html as report
+from modelwatch_analyzer.analysis import scan
+from modelwatch_analyzer.outputs.alerts import AlertConfig, Alerter
 
 from analyzer_data import T0, insert, insert_labels
 

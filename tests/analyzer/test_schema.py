@@ -10,10 +10,10 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 import modelwatch
 from modelwatch.testing import capture
-from modelwatch_analyzer import schema
+from modelwatch_analyzer.store import schema
 from modelwatch_analyzer.errors import StoreError, UnsafeIdentifier
-from modelwatch_analyzer.otlp_rows import TRACE_COLUMNS, span_rows
-from modelwatch_analyzer.store import Store, ident
+from modelwatch_analyzer.collector.otlp_rows import TRACE_COLUMNS, span_rows
+from modelwatch_analyzer.store.client import Store, ident
 
 # The exporter's column names and types (contrib exporter/clickhouseexporter sql templates).
 EXPORTER_TRACES = {
@@ -177,7 +177,7 @@ def test_sdk_metrics_land_in_the_exporter_metric_tables(store):
     """The SDK's metric data, encoded by the OTLP encoder, lands one row per point in the exporter's metric tables."""
     from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 
-    from modelwatch_analyzer.otlp_rows import METRIC_COLUMNS, metric_rows
+    from modelwatch_analyzer.collector.otlp_rows import METRIC_COLUMNS, metric_rows
 
     @modelwatch.monitor(model="m", version="1", sampling_rate=0.0)
     def predict(x):
@@ -267,7 +267,7 @@ def test_otel_logs_rows_round_trip_with_the_default_timestamp_time(store):
 
     from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 
-    from modelwatch_analyzer.otlp_rows import LOG_COLUMNS, log_rows
+    from modelwatch_analyzer.collector.otlp_rows import LOG_COLUMNS, log_rows
 
     now = time.time_ns()
     req = logs_service_pb2.ExportLogsServiceRequest()
@@ -318,8 +318,9 @@ def test_text_with_a_leading_zero_stays_a_category_from_training_csv_to_verdict(
     judged undrifted with no unseen category."""
     from datetime import datetime, timedelta, timezone
 
-    from modelwatch_analyzer import analyze, baseline
-    from modelwatch_analyzer.scan import Window
+    from modelwatch_analyzer.analysis import analyze
+    from modelwatch_analyzer.analysis import baseline
+    from modelwatch_analyzer.analysis.scan import Window
 
     @modelwatch.monitor(model="geo", version="1", sampling_rate=1.0)
     def predict(x):

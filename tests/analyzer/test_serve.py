@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 
 import modelwatch
 from modelwatch import setup
-from modelwatch_analyzer.serve import ServeOptions, Server
+from modelwatch_analyzer.service.serve import ServeOptions, Server
 
 _db = itertools.count()
 

@@ -15,11 +15,14 @@ import pytest
 
 import modelwatch
 from modelwatch import setup
-from modelwatch_analyzer import baseline, config, results, schema
-from modelwatch_analyzer.alerts import Alerter
-from modelwatch_analyzer.scan import Window
-from modelwatch_analyzer.serve import ServeOptions, Server
-from modelwatch_analyzer.service import AnalyzerService, aligned_end, analyse_model
+from modelwatch_analyzer.analysis import baseline
+from modelwatch_analyzer.service import config
+from modelwatch_analyzer.analysis import results
+from modelwatch_analyzer.store import schema
+from modelwatch_analyzer.outputs.alerts import Alerter
+from modelwatch_analyzer.analysis.scan import Window
+from modelwatch_analyzer.service.serve import ServeOptions, Server
+from modelwatch_analyzer.service.scheduler import AnalyzerService, aligned_end, analyse_model
 
 from analyzer_data import T0, insert
 

@@ -7,8 +7,12 @@ from datetime import timedelta
 
 import numpy as np
 
-from modelwatch_analyzer import analyze, baseline, cli, scan, status
-from modelwatch_analyzer.alerts import AlertConfig, Alerter, Route
+from modelwatch_analyzer.analysis import analyze
+from modelwatch_analyzer.analysis import baseline
+from modelwatch_analyzer.cli import command as cli
+from modelwatch_analyzer.analysis import scan
+from modelwatch_analyzer.report import status
+from modelwatch_analyzer.outputs.alerts import AlertConfig, Alerter, Route
 
 from analyzer_data import T0, insert, insert_labels
 

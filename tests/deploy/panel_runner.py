@@ -48,11 +48,12 @@ def fill(store_url: str):  # -> (Server, start, end)
     import numpy as np
 
     import modelwatch
-    from modelwatch_analyzer import baseline, config
-    from modelwatch_analyzer.alerts import Alerter
-    from modelwatch_analyzer.scan import Window
-    from modelwatch_analyzer.serve import ServeOptions, Server
-    from modelwatch_analyzer.service import analyse_model
+    from modelwatch_analyzer.analysis import baseline
+    from modelwatch_analyzer.service import config
+    from modelwatch_analyzer.outputs.alerts import Alerter
+    from modelwatch_analyzer.analysis.scan import Window
+    from modelwatch_analyzer.service.serve import ServeOptions, Server
+    from modelwatch_analyzer.service.scheduler import analyse_model
 
     srv = Server(ServeOptions(url=store_url, database=DATABASE, grpc_port=0, http_port=0, analyzer=False))
     os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{srv.http_port}"
@@ -142,8 +143,8 @@ def latency_intervals(store, panel_sql: str) -> list:  # type: ignore[no-untyped
     import collections
     import math
 
-    from modelwatch_analyzer import schema
-    from modelwatch_analyzer.store import Store
+    from modelwatch_analyzer.store import schema
+    from modelwatch_analyzer.store.client import Store
 
     def histogram(values, scale):  # type: ignore[no-untyped-def]
         index = collections.Counter(math.ceil(math.log2(v) * 2 ** scale) - 1 for v in values)

@@ -21,9 +21,9 @@ from modelwatch import config as sdk_config
 from modelwatch.labels import LABEL_SPAN_NAME
 from modelwatch.sampling import REASON_EDGE_CASE, TraceIdSampler, threshold
 from modelwatch.testing import capture
-from modelwatch_analyzer import cli
-from modelwatch_analyzer import config as analyzer_config
-from modelwatch_analyzer.store import DEFAULT_DATABASE
+from modelwatch_analyzer.cli import command as cli
+from modelwatch_analyzer.service import config as analyzer_config
+from modelwatch_analyzer.store.client import DEFAULT_DATABASE
 
 from conftest import DASHBOARD, ROOT
 
@@ -243,7 +243,7 @@ def test_dockerfile_copies_existing_sources_and_runs_the_modelwatch_command():
     assert ".env" in ignored
     entry = json.loads(re.search(r"^ENTRYPOINT (.+)$", text, re.M)[1])
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert f'{entry[0]} = "modelwatch_analyzer.cli:main"' in pyproject
+    assert f'{entry[0]} = "modelwatch_analyzer.cli.command:main"' in pyproject
     cmd = json.loads(re.search(r"^CMD (.+)$", text, re.M)[1])
     assert cli._parser().parse_args(cmd).command == "analyzer"
 
@@ -366,7 +366,7 @@ def test_cluster_schema_job_names_the_cluster_the_servers_define():
     import xml.etree.ElementTree as ET
 
     from conftest import load_yaml
-    from modelwatch_analyzer import schema
+    from modelwatch_analyzer.store import schema
 
     scale = load_yaml("docker-compose.scale.yml")["services"]
     args = cli._parser().parse_args(scale["schema"]["command"])

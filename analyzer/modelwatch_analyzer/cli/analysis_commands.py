@@ -1,0 +1,273 @@
+"""``modelwatch baseline``, ``analyze`` and ``analyzer``: the analyzer's commands (parsing lives in cli.py).
+
+``baseline list`` and ``analyze`` open the store without creating it (a
+chDB directory holding no store is an error; ``baseline create`` and the
+service create theirs). Names from the store are printed through
+:func:`.textsafe.escape`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import signal
+import sys
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any, Sequence
+
+from modelwatch_analyzer.analysis import baseline
+from modelwatch_analyzer.analysis import completeness
+from modelwatch_analyzer.service import config as configuration
+from modelwatch_analyzer.analysis import results
+from modelwatch_analyzer.errors import ConfigError
+from modelwatch_analyzer.analysis.results import INSUFFICIENT, Result
+from modelwatch_analyzer.analysis.scan import Window
+from modelwatch_analyzer.service.scheduler import AnalyzerService, analyse_model
+from modelwatch_analyzer.store.client import Store
+from modelwatch_analyzer.textsafe import escape as e
+
+DRIFT_EXIT = 3
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_time(text: str | None, now: datetime, what: str) -> datetime:
+    """An ISO 8601 time (UTC unless it says otherwise) or an age like ``24h``, ``7d``, ``30m`` before `now`."""
+    if text is None or text == "now":
+        return now
+    age = _AGE.match(text)
+    if age:
+        return now - timedelta(**{_UNITS[age.group(2)]: float(age.group(1))})
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{what}: {text!r} is neither an ISO time (2026-11-20T08:00) nor an age (24h, 7d)") from None
+    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+
+
+def _split(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def main(args: Any) -> int:
+    if args.command == "baseline":
+        return _baseline(args)
+    if args.command == "analyze":
+        return _analyze(args)
+    return _service(args)
+
+
+# -- baseline ----------------------------------------------------------------------------
+
+
+def _baseline(args: Any) -> int:
+    from modelwatch_analyzer.store import schema
+
+    if args.action == "list":  # read-only: no store, no schema created
+        store = Store(args.url, create=False)
+        rows = baseline.list_baselines(store, args.model) if "ml_baselines" in store.tables() else []
+        if not rows:
+            print("no baselines yet: modelwatch baseline create --model M --version V --file train.parquet")
+            return 0
+        print(f"{'model':<24} {'version':<10} {'baseline':<18} {'created (UTC)':<20} {'features':>8}  source")
+        for model, version, bid, created, source, n in rows:
+            print(f"{e(model):<24} {e(version):<10} {e(bid):<18} {created:%Y-%m-%d %H:%M:%S} {n:>8}  {e(source)}")
+        return 0
+    store = Store(args.url)
+    schema.ensure(store)
+    now = datetime.now(timezone.utc)
+    if bool(args.file) == bool(args.since):
+        raise ConfigError("baseline create: give either --file (training data) or --since/--until (stored predictions)")
+    categorical = _split(args.categorical)
+    if args.file:
+        b = baseline.from_file(args.file, args.model, args.version, categorical=categorical, weight=args.weight,
+                               prediction=args.prediction, score=args.score, exclude=_split(args.exclude))
+    else:
+        window = Window(args.model, parse_time(args.since, now, "--since"), parse_time(args.until, now, "--until"),
+                        args.window_version)
+        if window.end <= window.start:
+            raise ConfigError("--since must be before --until")
+        b = baseline.from_window(store, window, args.version, categorical=categorical)
+    baseline.save(store, b)
+    kinds = [f.kind for f in b.features.values()]
+    print(f"baseline {e(b.id)} for {e(b.model)} version {e(b.version)}: {len(kinds)} columns "
+          f"({kinds.count('numeric')} numeric, {kinds.count('categorical')} categorical), "
+          f"{b.rows:,.0f} reference rows, from {e(b.source)}")
+    return 0
+
+
+# -- analyze -----------------------------------------------------------------------------
+
+
+def _analyze(args: Any) -> int:
+    now = datetime.now(timezone.utc)
+    if args.last and args.since:
+        raise ConfigError("give --last or --since, not both")
+    if not (args.last or args.since):
+        raise ConfigError("which window? --last 24h, or --since T [--until T]")
+    start = parse_time(args.last if args.last else args.since, now, "--last" if args.last else "--since")
+    end = parse_time(args.until, now, "--until")
+    if end <= start:
+        raise ConfigError("the window is empty: --since must be before --until")
+    cfg = configuration.load(args.config)
+    model = cfg.model(args.model)
+    if args.version:
+        model.version = args.version
+    if args.baseline:
+        model.baseline = args.baseline
+    if args.numeric_sample_rows is not None:
+        if args.numeric_sample_rows < 0:
+            raise ConfigError("--numeric-sample-rows: a number of rows, 0 for every row")
+        model.settings.numeric_sample_rows = args.numeric_sample_rows
+    store = Store(args.url, create=False)
+    from modelwatch_analyzer.store import schema
+    from modelwatch_analyzer.errors import BaselineError
+
+    if not schema.version(store):
+        raise BaselineError(f"no baseline for model {args.model!r}: the store {store.location} (database "
+                            f"{store.database}) holds no modelwatch tables yet; create one with `modelwatch baseline "
+                            f"create --model {args.model} --version V --file train.parquet`")
+    schema.ensure(store)
+    window = Window(args.model, start, end, model.version)
+    alerter = None
+    if args.alert:
+        from modelwatch_analyzer.outputs.alerts import Alerter
+
+        alerter = Alerter(store, cfg.alerts)
+    report = analyse_model(store, model, window, cfg, alerter=alerter, save=not args.no_save)
+    rows = report.results
+    if args.format == "json":
+        json.dump([r.to_json() for r in rows], sys.stdout, indent=1)
+        print()
+    else:
+        print(summary(rows, window, report.baseline))
+    drifted = any(r.kind == "drift" and r.drifted and r.details.get("score") for r in rows)
+    return DRIFT_EXIT if (args.fail_on_drift and drifted) else 0
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    if x is None:
+        return "-"
+    if x != 0 and abs(x) < 10 ** -digits:
+        return f"{x:.0e}"
+    return f"{x:.{digits}f}"
+
+
+def summary(rows: Sequence[Result], window: Window, base: baseline.Baseline | None = None) -> str:
+    """The readable report of one analysis (names from the store escaped for the terminal)."""
+    out = []
+    version = f"version {e(window.version)}" if window.version else "all versions"
+    out.append(f"{e(window.model)} ({version})  {window.start:%Y-%m-%d %H:%M} → {window.end:%Y-%m-%d %H:%M} UTC")
+    if base is not None:
+        out.append(f"baseline {e(base.id)} ({e(base.source)}, {base.created_at:%Y-%m-%d %H:%M}, {base.rows:,.0f} rows)")
+    gap = next((r for r in rows if r.method == completeness.METHOD and r.feature == completeness.FEATURE), None)
+    if gap is not None and gap.drifted:
+        out.append(f"PIPELINE GAP: {e(completeness.describe(gap))}. The stored volume and every statistic below cover "
+                   "only the predictions that arrived: this is not low traffic, and drift may be a biased sample.")
+    s = next((r for r in rows if r.method == "drift_share"), None)
+    if s is None or s.status == INSUFFICIENT:
+        reason = s.details.get("reason") if s else "no summary"
+        out.append(f"\nINSUFFICIENT DATA: {e(reason)}; no verdict.")
+    else:
+        drifted = s.details["drifted_features"]
+        rows_n = s.details.get("rows", 0)
+        out.append(f"{rows_n:,} stored predictions standing for {s.n_current:,.0f} "
+                   f"(effective sample {s.details.get('effective_rows', 0):,.0f})")
+        if s.details.get("sample_rate"):
+            out.append(f"numeric features read from a uniform {s.details['sample_rate']:.1%} sample of the scanned rows "
+                       "(--numeric-sample-rows; categories and totals from every row)")
+        verdict = "DRIFT" if drifted else "no drift"
+        out.append(f"\n{verdict}: {len(drifted)} of {s.details['features']} features drifted "
+                   f"({s.statistic:.0%}); worst severity: {s.severity}")
+    by: dict[str, dict[str, Result]] = {}
+    for r in rows:
+        if r.kind == "drift" and r.feature:
+            by.setdefault(r.feature, {})[r.method] = r
+    if by:
+        out.append(f"\n  {'feature':<24} {'score':>8} {'method':<15} {'severity':<9} {'test p(adj)':>11} "
+                   f"{'W1/sd':>7} {'JS':>6} {'n current':>10}")
+        def order(item: tuple[str, dict[str, Result]]) -> tuple[int, float]:
+            score = next((r for r in item[1].values() if r.details.get("score")), None)
+            return (-results.severity_rank(score.severity) if score else 1, -(score.statistic or 0) if score else 0)
+        for feature, methods in sorted(by.items(), key=order):
+            score = next((r for r in methods.values() if r.details.get("score")), None)
+            test = methods.get("ks") or methods.get("chi_square")
+            if score is None or score.status == INSUFFICIENT:
+                any_r = next(iter(methods.values()))
+                out.append(f"  {e(feature):<24} {'-':>8} {'':<15} {'n/a':<9} insufficient data: "
+                           f"{e(any_r.details.get('reason', ''))}")
+                continue
+            mark = "!" if score.drifted else " "
+            out.append(f"{mark} {e(feature):<24} {_fmt(score.statistic):>8} {score.method:<15} {score.severity:<9} "
+                       f"{_fmt(test.details.get('adjusted_pvalue') if test else None):>11} "
+                       f"{_fmt(methods['wasserstein'].statistic) if 'wasserstein' in methods else '-':>7} "
+                       f"{_fmt(methods['jensen_shannon'].statistic) if 'jensen_shannon' in methods else '-':>6} "
+                       f"{score.n_current:>10,.0f}")
+            if score.drifted and score.details.get("trace_ids"):
+                where = score.details.get("evidence_category") or score.details.get("evidence_bin")
+                out.append(f"    {'':<24} e.g. traces {e(', '.join(score.details['trace_ids'][:3]))} (in {e(where)})")
+    flagged = [r for r in rows if r.kind == "data_quality" and r.drifted and r.feature != completeness.FEATURE]
+    if flagged:
+        out.append("\ndata quality:")
+        for r in flagged:
+            extra = f" e.g. {e(r.details['examples'][:3])}" if r.details.get("examples") else ""
+            out.append(f"  {e(r.feature)}: {r.method} {r.statistic:.1%} (ceiling {r.threshold:.1%}){extra}")
+    else:
+        out.append("\ndata quality: nothing " + ("else " if gap is not None and gap.drifted else "") + "above its ceiling")
+    perf = {r.method: r for r in rows if r.kind == "performance"}
+    if perf:
+        cov = perf.get("label_coverage")
+        metrics = [f"{m} {_fmt(r.statistic)}" for m, r in perf.items() if m != "label_coverage" and r.status == "ok"]
+        if metrics:
+            out.append(f"performance (labels for {cov.statistic:.0%} of predictions): " + ", ".join(metrics)
+                       if cov and cov.statistic is not None else "performance: " + ", ".join(metrics))
+        else:
+            reason = next((r.details.get("reason") for r in perf.values() if r.status == INSUFFICIENT), "no labels")
+            out.append(f"performance: not enough labels yet ({e(reason)})")
+    detectors = [r for r in rows if r.kind == "drift" and r.details.get("detector") and r.drifted]
+    for r in detectors:
+        out.append(f"change detected by {r.method} on {e(r.feature)} (score {_fmt(r.details.get('score'))})")
+    return "\n".join(out)
+
+
+# -- the service -------------------------------------------------------------------------
+
+
+def _service(args: Any) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = configuration.load(args.config)
+    store = Store(args.url)
+    from modelwatch_analyzer.store import schema
+
+    schema.ensure(store)
+    emitter = None
+    if cfg.emit:
+        from modelwatch_analyzer.outputs.metrics import Emitter
+
+        emitter = Emitter()
+    service = AnalyzerService(store, cfg, emitter)
+    try:
+        if args.once:
+            failed = 0
+            for report in service.run_once():
+                status = report.error or "ok"
+                print(f"{e(report.model)} {report.window.start:%Y-%m-%d %H:%M}..{report.window.end:%H:%M}: {e(status)}")
+                failed += report.error is not None
+            return 1 if failed else 0
+        print(f"modelwatch analyzer: every {cfg.schedule.every_minutes:g} min over the last "
+              f"{cfg.schedule.window_hours:g} h; store {store.location}", flush=True)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        service.start(args.poll_seconds)
+        while not stop.wait(0.5):
+            pass
+        service.stop()
+        return 0
+    finally:
+        if emitter is not None:
+            emitter.shutdown()
+        store.close()

@@ -1,0 +1,1 @@
+"""``modelwatch demo``: the whole product on generated data."""

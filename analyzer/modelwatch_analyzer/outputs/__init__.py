@@ -1,0 +1,1 @@
+"""What leaves the analyzer: results as OTel metrics, alerts and retrain triggers with their delivery."""

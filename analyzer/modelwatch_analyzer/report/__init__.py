@@ -1,0 +1,1 @@
+"""What a person reads: the self-contained HTML report and ``modelwatch status``."""
