@@ -1,4 +1,5 @@
-"""``POST /v1/modelwatch/cli``: the serve process runs a CLI command for the local user (client: :mod:`.remote`).
+"""``POST /v1/modelwatch/cli``: the serve process runs a CLI command for the local user (client and commands:
+:mod:`modelwatch_analyzer.cli.forward`).
 
 The endpoint runs commands and writes files, so it answers only the user who
 started ``modelwatch serve``, whatever else can reach the port (another user
@@ -17,13 +18,13 @@ of the machine, a web page in that user's browser, a DNS name rebound to
 * the per-run secret in ``X-Modelwatch-Cli-Secret``, compared in constant
   time (403). serve draws it with :func:`secrets.token_urlsafe` at start and
   writes it into ``modelwatch-serve.json`` in the store directory, a file
-  created with mode 0600 (see :func:`.remote.write_lock`), so only that user
+  created with mode 0600 (see :func:`modelwatch_analyzer.store.lockfile.write_lock`), so only that user
   (and root) can read it;
 * the bearer token too, when serve has one (401);
 * a body of at most 1 MiB (413) holding ``{"argv": [str, ...]}`` (400).
 
 Then the arguments are parsed with the CLI's own parser and checked
-(:func:`check`); a refused command is answered like a local usage error:
+(:func:`modelwatch_analyzer.cli.forward.check`); a refused command is answered like a local usage error:
 exit code 2 and a one-line message. Only ``analyze``, ``baseline``,
 ``status`` and ``report`` run; ``--url`` must name this server's store (the
 same directory; the client always sends it) and ``--database``, where the
@@ -50,33 +51,39 @@ import stat
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from modelwatch_analyzer.service import remote
 from modelwatch_analyzer.collector.receiver import Receiver, Rejected
-from modelwatch_analyzer.store.client import DEFAULT_DATABASE, chdb_directory
+from modelwatch_analyzer.store.client import chdb_directory
+from modelwatch_analyzer.store.lockfile import LOCK_NAME
 
-PATH = remote.PATH
-SECRET_HEADER = remote.SECRET_HEADER
+PATH = "/v1/modelwatch/cli"
+SECRET_HEADER = "x-modelwatch-cli-secret"
+Commands = Callable[[Sequence[str], Path, str], dict[str, Any]]
+"""Runs ``argv`` for the local user on the store (`directory`, `database`) the endpoint serves; answers
+``{"code": int, "stdout": str, "stderr": str}``. The CLI gives serve its own
+(:func:`modelwatch_analyzer.cli.forward.runner`)."""
 MAX_BODY = 1 << 20
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 @dataclass(frozen=True)
 class Owned:
-    """What one serve process's endpoint accepts: its secret, its store directory and database."""
+    """What one serve process's endpoint accepts (its secret), for which store, and what runs the command."""
 
     secret: str
     directory: Path
     database: str
+    commands: Commands
 
 
 _enabled: "weakref.WeakKeyDictionary[Receiver, Owned]" = weakref.WeakKeyDictionary()
 
 
-def enable(receiver: Receiver, secret: str, url: str, database: str) -> None:
-    """Answer CLI requests on `receiver`'s HTTP server, for the embedded store at `url` / `database`."""
-    _enabled[receiver] = Owned(secret, chdb_directory(url).resolve(), database)
+def enable(receiver: Receiver, secret: str, url: str, database: str, commands: Commands) -> None:
+    """Answer CLI requests on `receiver`'s HTTP server with `commands`, for the embedded store at `url` /
+    `database`."""
+    _enabled[receiver] = Owned(secret, chdb_directory(url).resolve(), database, commands)
 
 
 def disable(receiver: Receiver) -> None:
@@ -91,56 +98,6 @@ def loopback_host(host: str) -> bool:
         return name == "::1" and (rest == "" or (rest.startswith(":") and rest[1:].isdigit()))
     name, colon, port = host.partition(":")
     return name in ("127.0.0.1", "localhost") and (not colon or port.isdigit())
-
-
-def _refuse(message: str) -> dict[str, Any]:
-    return {"code": 2, "stdout": "", "stderr": f"modelwatch serve: {message}\n"}
-
-
-def check(argv: Sequence[str], owned: Owned) -> dict[str, Any] | None:
-    """None when `argv` may run in this serve process; else the answer refusing it (exit code 2)."""
-    if not argv or argv[0] not in remote.COMMANDS:
-        return _refuse(f"runs only {', '.join(sorted(remote.COMMANDS))}")
-    from modelwatch_analyzer.cli import command as cli
-
-    err = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            args = cli._parser().parse_args(list(argv))
-    except SystemExit:
-        return None  # a usage error (or --help): the run itself reports it, having done nothing
-    url = getattr(args, "url", None)
-    if not url:
-        return _refuse("a forwarded command must name the store with --url")
-    if not url.startswith("chdb://") or chdb_directory(url).resolve() != owned.directory:
-        return _refuse(f"runs commands only on its own store (chdb://{owned.directory}), not {url}")
-    database = getattr(args, "database", None) or DEFAULT_DATABASE
-    if database != owned.database:
-        return _refuse(f"runs commands only on its own database ({owned.database}), not {database}")
-    for option in ("file", "config"):
-        value = getattr(args, option, None)
-        if value is None:
-            continue
-        if not os.path.isabs(value):
-            return _refuse(f"--{option} must be an absolute path, not {value!r}")
-        if not os.path.isfile(value):
-            return _refuse(f"--{option} {value!r} is not an existing regular file")
-    out = getattr(args, "out", None)
-    if args.command == "report" and out is not None:
-        if not os.path.isabs(out):
-            return _refuse(f"--out must be an absolute path, not {out!r}")
-        if not Path(out).parent.is_dir():
-            return _refuse(f"--out {out!r}: its directory does not exist")
-        try:
-            mode = os.lstat(out).st_mode
-        except FileNotFoundError:
-            mode = None
-        except OSError as exc:
-            return _refuse(f"--out {out!r}: {exc.strerror}")
-        if mode is not None and not stat.S_ISREG(mode):
-            return _refuse(f"--out {out!r} exists and is not a regular file (a symlink, directory or device): "
-                           "not overwritten")
-    return None
 
 
 def _parse_argv(body: bytes) -> list[str]:
@@ -177,7 +134,7 @@ async def handle(scope: dict[str, Any], receive: Any, send: Any, receiver: Recei
         return
     given = headers.get(SECRET_HEADER, "").encode("latin-1")
     if not hmac.compare_digest(given, owned.secret.encode("ascii")):
-        await answer(403, {"error": f"missing or wrong {SECRET_HEADER} (the secret in {remote.LOCK_NAME}, "
+        await answer(403, {"error": f"missing or wrong {SECRET_HEADER} (the secret in {LOCK_NAME}, "
                                     "readable by the user running modelwatch serve)"})
         return
     try:
@@ -201,10 +158,7 @@ async def handle(scope: dict[str, Any], receive: Any, send: Any, receiver: Recei
     except (ValueError, KeyError, TypeError) as exc:
         await answer(400, {"error": f"bad request: {exc}"})
         return
-    refused = check(argv, owned)
-    if refused is not None:
-        await answer(200, refused)
-        return
-    result = await asyncio.get_running_loop().run_in_executor(None, remote.execute, argv)
+    result = await asyncio.get_running_loop().run_in_executor(None, owned.commands, argv, owned.directory,
+                                                              owned.database)
     await answer(200, result)
 

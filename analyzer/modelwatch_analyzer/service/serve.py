@@ -2,7 +2,7 @@
 
 It opens the store (the single owner of an embedded chDB directory),
 applies the schema, types the raw spans an interrupted commit left without
-their typed rows (:mod:`.consistency`), and receives OTLP on gRPC (4317) and HTTP (4318), bound
+their typed rows (:mod:`modelwatch_analyzer.store.consistency`), and receives OTLP on gRPC (4317) and HTTP (4318), bound
 to 127.0.0.1 unless told otherwise, optionally behind a bearer token
 (``--token-file``, ``MODELWATCH_TOKEN``, or ``--token``, which other users
 see in ``ps``), and over TLS on both ports when given a certificate and its
@@ -14,10 +14,10 @@ in-flight requests finish, commits everything pending and closes the store.
 
 On an embedded store it also answers the CLI's commands for the local user
 (:mod:`.cli_endpoint`), with a secret drawn per run and kept in a file only
-that user can read (:func:`.remote.write_lock`).
+that user can read (:func:`.lockfile.write_lock`).
 
 With ``--config`` (or by default, for every model that has a baseline) it
-also hosts the scheduled analyzer (:mod:`.service`) on the same store: an
+also hosts the scheduled analyzer (:mod:`modelwatch_analyzer.service.scheduler`) on the same store: an
 embedded chDB directory has one owner, so the analyzer lives here.
 """
 
@@ -35,12 +35,12 @@ from dataclasses import dataclass
 from modelwatch_analyzer.collector import cli_endpoint
 from modelwatch_analyzer.store import consistency
 from modelwatch_analyzer.collector import grpc_receiver as grpc_server
-from modelwatch_analyzer.service import remote
 from modelwatch_analyzer.store import schema
 from modelwatch_analyzer.errors import ConfigError
 from modelwatch_analyzer.collector.http_receiver import HttpServer
 from modelwatch_analyzer.collector.ingest import Ingest
 from modelwatch_analyzer.collector.receiver import DEFAULT_MAX_REQUEST_BYTES, SIGNALS, Receiver
+from modelwatch_analyzer.store import lockfile
 from modelwatch_analyzer.store.client import Store
 
 MODELWATCH_TOKEN = "MODELWATCH_TOKEN"
@@ -60,6 +60,7 @@ class ServeOptions:
     analyzer: bool = True  # run the scheduled analyzer in this process
     tls_cert: str | None = None  # PEM certificate (chain): OTLP over TLS on both ports, with tls_key
     tls_key: str | None = None  # PEM private key of tls_cert
+    commands: cli_endpoint.Commands | None = None  # answers the CLI's commands (embedded store); None: no endpoint
 
 
 def _tls(options: ServeOptions) -> tuple[bytes, bytes] | None:
@@ -100,17 +101,17 @@ class Server:
         self.receiver = Receiver(self.ingest, token=token, max_request_bytes=options.max_request_bytes,
                                  retention_seconds=_retention(self.store))
         cli_secret = secrets.token_urlsafe(32)
-        if self.store.embedded:  # the CLI's commands, for the local user (cli_endpoint.py)
-            cli_endpoint.enable(self.receiver, cli_secret, self.store.url, self.store.database)
+        if self.store.embedded and options.commands is not None:  # the CLI's commands, for the local user
+            cli_endpoint.enable(self.receiver, cli_secret, self.store.url, self.store.database, options.commands)
         self.grpc, self.grpc_port = grpc_server.start(self.receiver, options.host, options.grpc_port, tls=self.tls)
         self.http = HttpServer(self.receiver, options.host, options.http_port,
                                tls_cert=options.tls_cert if self.tls else None,
                                tls_key=options.tls_key if self.tls else None)
         self.http_port = self.http.start()
         self._stopped = threading.Event()
-        if self.store.embedded:  # the CLI finds us here while we own the directory (see remote.py)
+        if self.store.embedded:  # the CLI finds us here while we own the directory (store/lockfile.py)
             shown = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host
-            remote.write_lock(self.store.location, f"{self.scheme}://{shown}:{self.http_port}", cli_secret,
+            lockfile.write_lock(self.store.location, f"{self.scheme}://{shown}:{self.http_port}", cli_secret,
                               options.tls_cert if self.tls else None)
         self.analyzer = None
         if options.analyzer:
@@ -141,7 +142,7 @@ class Server:
         done.wait(grace)
         self.ingest.close()
         if self.store.embedded:
-            remote.remove_lock(self.store.location)
+            lockfile.remove_lock(self.store.location)
             cli_endpoint.disable(self.receiver)
         self.store.close()
 
@@ -203,6 +204,3 @@ def run(options: ServeOptions) -> int:
           f"{st.python_fallbacks} requests converted in Python)", flush=True)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(run(ServeOptions()))
