@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from modelwatch_analyzer.store import schema
+from modelwatch_analyzer.store import schema, typed_tables
 from modelwatch_analyzer.collector.ingest import Ingest
 from modelwatch_analyzer.collector.receiver import SIGNALS, Receiver, Rejected
 from modelwatch_analyzer.service.serve import ServeOptions, Server
@@ -420,7 +420,7 @@ def test_migration_12_bounds_weights_in_a_store_created_before_it(store_dir, mon
     old = Store(f"chdb://{store_dir}", database="before_m11")
     try:
         monkeypatch.setattr(schema, "MIGRATIONS", tuple(m for m in schema.MIGRATIONS if m.version <= 10))
-        monkeypatch.setattr(schema, "_BOUNDED_WEIGHTS", False)  # the table and view as versions before 12 made them
+        monkeypatch.setattr(typed_tables, "_BOUNDED_WEIGHTS", False)  # the table and view as versions before 12 made them
         schema.apply(old)
         monkeypatch.undo()
         assert "WeightClamped" not in dict(old.query(

@@ -10,7 +10,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 import modelwatch
 from modelwatch.testing import capture
-from modelwatch_analyzer.store import schema
+from modelwatch_analyzer.store import schema, typed_tables
 from modelwatch_analyzer.errors import StoreError, UnsafeIdentifier
 from modelwatch_analyzer.collector.otlp_rows import TRACE_COLUMNS, span_rows
 from modelwatch_analyzer.store.client import Store, ident
@@ -366,7 +366,7 @@ def test_migration_9_retypes_leading_zero_text_in_a_store_created_before_it(stor
     old = Store(f"chdb://{store_dir}", database="before_m9")
     try:
         monkeypatch.setattr(schema, "MIGRATIONS", tuple(m for m in schema.MIGRATIONS if m.version <= 8))
-        monkeypatch.setattr(schema, "LEADING_ZERO", "a^")  # matches nothing: the views as versions before 9 wrote them
+        monkeypatch.setattr(typed_tables, "LEADING_ZERO", "a^")  # matches nothing: the views as versions before 9 wrote them
         schema.apply(old)
         monkeypatch.undo()
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from modelwatch_analyzer.store import schema
+from modelwatch_analyzer.store import schema, typed_tables
 from modelwatch_analyzer.store.client import Store, ident
 
 
@@ -91,7 +91,7 @@ def repair(store: Store) -> list[Gap]:
     returns the gaps found (after it, none remain)."""
     found = gaps(store)
     ctx = schema.Context(ident(store.database))
-    select = {"ml_predictions": schema._predictions_select(ctx), "ml_labels": schema._labels_select(ctx)}
+    select = {"ml_predictions": typed_tables.predictions_select(ctx), "ml_labels": typed_tables.labels_select(ctx)}
     for gap in found:
         columns = ", ".join(ident(c) for (c,) in store.query(
             "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String} ORDER BY position",

@@ -1,0 +1,148 @@
+"""``ml_predictions`` and ``ml_labels``: prediction and label spans typed once, at insert time, by materialized
+views over ``otel_traces`` (the span contract: docs/contract.md)."""
+
+from __future__ import annotations
+
+from modelwatch_analyzer.store.client import ident
+from modelwatch_analyzer.store.ddl import Context, create_table
+
+PREDICTION_SPAN = "ml.predict"
+LABEL_SPAN = "ml.label"
+
+_UNSUPPORTED = "json: unsupported value: "  # how the exporter renders a non-finite double
+LEADING_ZERO = "^[-+]?0[0-9]"
+"""A value matching this (RE2) is text even when it parses as a number: see :func:`_num`."""
+
+
+def _num(expr: str) -> str:
+    """SQL: a rendered attribute value as Nullable(Float64).
+
+    Whatever ``toFloat64OrNull`` parses, plus the exporter's renderings of
+    non-finite doubles, which are numbers out of range, not text. Text with
+    a leading zero (``02139``, ``007``) is a code, not a number: the exporter
+    never renders a number so, and parsing it would lose the zeros (a zip
+    code would no longer match its training category).
+    """
+    return (f"if(startsWith({expr}, '{_UNSUPPORTED}'), multiIf({expr} = '{_UNSUPPORTED}+Inf', inf, "
+            f"{expr} = '{_UNSUPPORTED}-Inf', -inf, nan), if(match({expr}, '{LEADING_ZERO}'), NULL, toFloat64OrNull({expr})))")
+
+
+MAX_WEIGHT = 1e6
+"""The largest sampling weight the typed view keeps (a sampling rate of one in a million); see :func:`_weight`."""
+_BOUNDED_WEIGHTS = True  # False: ml_predictions and its view as migrations before 12 made them (for tests of 12)
+
+
+def _weight_clamped_column() -> str:
+    return "\n    WeightClamped Bool DEFAULT false," if _BOUNDED_WEIGHTS else ""
+
+
+def _weight(attr: str) -> str:
+    """SQL: the ``Weight`` (and ``WeightClamped``) select items of a prediction span's ``ml.sampling.weight``.
+
+    A weight is a count of predictions one kept span stands for, at least 1:
+    absent, text, NaN, infinite or below 1 is 1; above :data:`MAX_WEIGHT` is
+    :data:`MAX_WEIGHT`. ``WeightClamped`` says the span carried a weight that
+    was not kept as sent (the raw value stays in ``otel_traces``), so that
+    bounding one bad attribute neither refuses a batch nor passes unnoticed.
+    """
+    w = f"toFloat64OrNull({attr}['ml.sampling.weight'])"
+    if not _BOUNDED_WEIGHTS:
+        return f"if(isFinite(ifNull({w}, 1.)) AND {w} >= 1., {w}, 1.) AS Weight"
+    return (f"if(isFinite(ifNull({w}, 1.)) AND {w} >= 1., least({w}, {MAX_WEIGHT!r}), 1.) AS Weight,\n"
+            f"    mapContains({attr}, 'ml.sampling.weight') "
+            f"AND NOT ifNull(isFinite({w}) AND {w} >= 1. AND {w} <= {MAX_WEIGHT!r}, false) AS WeightClamped")
+
+
+def predictions(ctx: Context) -> list[str]:
+    columns = f"""    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    ModelName LowCardinality(String),
+    ModelVersion LowCardinality(String),
+    PredictionId String CODEC(ZSTD(1)),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String),
+    Weight Float64 CODEC(ZSTD(1)),{_weight_clamped_column()}
+    Reason LowCardinality(String),
+    LowConfidence Bool,
+    HighRisk Bool,
+    IsError Bool,
+    Prediction String CODEC(ZSTD(1)),
+    PredictionNumber Nullable(Float64) CODEC(ZSTD(1)),
+    Score Nullable(Float64) CODEC(ZSTD(1)),
+    Confidence Nullable(Float64) CODEC(ZSTD(1)),
+    Numeric Map(LowCardinality(String), Float64) CODEC(ZSTD(1)),
+    Categorical Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    DurationNs UInt64 CODEC(ZSTD(1))"""
+    tail = (f"PARTITION BY toDate(Timestamp)\nORDER BY (ModelName, ModelVersion, Timestamp)\n"
+            f"{ctx.ttl('Timestamp', ctx.retention.predictions_days)}\nSETTINGS ttl_only_drop_parts = 1")
+    return create_table(ctx, "ml_predictions", columns, ctx.engine(), tail) + [
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {ctx.database}.{ident('ml_predictions_mv')}{ctx.on_cluster} "
+        f"TO {ctx.name('ml_predictions')} AS\n{predictions_select(ctx)}"
+    ]
+
+
+def predictions_select(ctx: Context) -> str:
+    """The view's query: a prediction span's attributes, typed (see :func:`_num` for what counts as a number)."""
+    attr = "SpanAttributes"
+    # each feature value is parsed once: keys, values and parsed numbers as parallel arrays
+    numeric = ("mapFromArrays(arrayMap(k -> substring(k, 12), arrayFilter((k, n) -> isNotNull(n), _fk, _fn)), "
+               "arrayMap(n -> assumeNotNull(n), arrayFilter(n -> isNotNull(n), _fn)))")
+    categorical = ("mapFromArrays(arrayMap(k -> substring(k, 12), arrayFilter((k, n) -> isNull(n), _fk, _fn)), "
+                   "arrayFilter((v, n) -> isNull(n), _fv, _fn))")
+    return f"""WITH
+    mapFilter((k, v) -> startsWith(k, 'ml.feature.'), {attr}) AS _f,
+    mapKeys(_f) AS _fk,
+    mapValues(_f) AS _fv,
+    arrayMap(v -> {_num('v')}, _fv) AS _fn
+SELECT
+    Timestamp,
+    {attr}['ml.model.name'] AS ModelName,
+    {attr}['ml.model.version'] AS ModelVersion,
+    if({attr}['ml.prediction.id'] != '', {attr}['ml.prediction.id'], TraceId) AS PredictionId,
+    TraceId,
+    SpanId,
+    ServiceName,
+    {_weight(attr)},
+    {attr}['ml.sampling.reason'] AS Reason,
+    {attr}['ml.low_confidence'] = 'true' AS LowConfidence,
+    {attr}['ml.high_risk'] = 'true' AS HighRisk,
+    StatusCode = 'Error' AS IsError,
+    {attr}['ml.prediction.value'] AS Prediction,
+    {_num(f"{attr}['ml.prediction.value']")} AS PredictionNumber,
+    {_num(f"{attr}['ml.prediction.score']")} AS Score,
+    {_num(f"{attr}['ml.prediction.confidence']")} AS Confidence,
+    {numeric} AS Numeric,
+    {categorical} AS Categorical,
+    Duration AS DurationNs
+FROM {ctx.name('otel_traces')}
+WHERE SpanName = '{PREDICTION_SPAN}'"""
+
+
+def labels(ctx: Context) -> list[str]:
+    columns = """    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    ModelName LowCardinality(String),
+    ModelVersion LowCardinality(String),
+    PredictionId String CODEC(ZSTD(1)),
+    Label String CODEC(ZSTD(1)),
+    LabelNumber Nullable(Float64) CODEC(ZSTD(1)),
+    TraceId String CODEC(ZSTD(1))"""
+    tail = (f"PARTITION BY toYYYYMM(Timestamp)\nORDER BY (ModelName, PredictionId)\n"
+            f"{ctx.ttl('Timestamp', ctx.retention.labels_days)}")
+    return create_table(ctx, "ml_labels", columns, ctx.engine("ReplacingMergeTree", "Timestamp"), tail) + [
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {ctx.database}.{ident('ml_labels_mv')}{ctx.on_cluster} "
+        f"TO {ctx.name('ml_labels')} AS\n{labels_select(ctx)}"
+    ]
+
+
+def labels_select(ctx: Context) -> str:
+    attr = "SpanAttributes"
+    return f"""SELECT
+    Timestamp,
+    {attr}['ml.model.name'] AS ModelName,
+    {attr}['ml.model.version'] AS ModelVersion,
+    {attr}['ml.prediction.id'] AS PredictionId,
+    {attr}['ml.label.value'] AS Label,
+    {_num(f"{attr}['ml.label.value']")} AS LabelNumber,
+    TraceId
+FROM {ctx.name('otel_traces')}
+WHERE SpanName = '{LABEL_SPAN}' AND {attr}['ml.prediction.id'] != ''"""
