@@ -1,4 +1,4 @@
-"""The span contract (DESIGN.md, v1): every attribute, for every kind of prediction."""
+"""The span contract (docs/contract.md, v1): every attribute, for every kind of prediction."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@
 ``schema_migrations``; every statement is idempotent (``IF NOT EXISTS``), so
 a migration interrupted half-way is simply run again.
 
-Tables (names are the roles of DESIGN.md):
+Tables (their roles: docs/contract.md):
 
 * ``otel_traces``, ``otel_metrics_{gauge,sum,histogram,exponential_histogram,summary}``,
   ``otel_logs`` (migration 7): the OpenTelemetry Collector clickhouse
@@ -17,7 +17,7 @@ Tables (names are the roles of DESIGN.md):
   included), the others to ``Categorical``. ``Weight`` is the span's
   ``ml.sampling.weight`` bounded to [1, 1e6] (absent, text or non-finite:
   1), ``WeightClamped`` set when the sent weight was not kept as is (migration
-  11). Ordered by (model, version,
+  12). Ordered by (model, version,
   time): a drift query reads one model's window, all features at once.
 * ``ml_labels``: ground truth from ``ml.label`` spans, latest label per
   (model, prediction id) (ReplacingMergeTree).
