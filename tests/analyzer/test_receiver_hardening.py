@@ -477,6 +477,43 @@ def test_requests_beyond_the_concurrency_limit_get_503_with_retry_after_and_a_st
     assert _count(store) == 6
 
 
+def test_grpc_calls_beyond_the_concurrency_limit_get_unavailable_with_retry_info(store):
+    """Past the in-flight limit, gRPC exports are answered UNAVAILABLE (retried by every OTLP exporter) with a
+    google.rpc.RetryInfo delay, not grpcio's RESOURCE_EXHAUSTED; the calls in flight are stored."""
+    from google.rpc import error_details_pb2, status_pb2
+
+    from modelwatch_analyzer.collector import grpc_receiver
+
+    ingest, stalled, release = _stalled_ingest(store, native=True)
+    server, port = grpc_receiver.start(Receiver(ingest), "127.0.0.1", 0, max_concurrent_requests=2)
+    stub = trace_service_pb2_grpc.TraceServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+    answers: list[str] = []
+    try:
+        senders = [threading.Thread(target=lambda: (stub.Export(_spans(3), timeout=60), answers.append("ok")))
+                   for _ in range(2)]
+        for t in senders:
+            t.start()
+        deadline = time.monotonic() + 30
+        while ingest.pending_rows < 6 and time.monotonic() < deadline:  # both calls in flight
+            time.sleep(0.01)
+        assert stalled.is_set() and ingest.pending_rows == 6
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Export(_spans(1), timeout=30)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE and "concurrent" in info.value.details()
+        details = dict(info.value.trailing_metadata())["grpc-status-details-bin"]
+        retry = error_details_pb2.RetryInfo()
+        assert status_pb2.Status.FromString(details).details[0].Unpack(retry) and retry.retry_delay.seconds >= 1
+        release.set()
+        for t in senders:
+            t.join(60)
+        assert answers == ["ok", "ok"]
+    finally:
+        release.set()
+        server.stop(5).wait(10)
+        ingest.close()
+    assert _count(store) == 6
+
+
 # -- TLS ------------------------------------------------------------------------------------------------------
 
 

@@ -34,7 +34,8 @@ from google.rpc import status_pb2
 
 from modelwatch_analyzer.collector import cli_endpoint
 from modelwatch_analyzer.collector.grpc_receiver import EXPORT_THREADS
-from modelwatch_analyzer.collector.receiver import RETRY_AFTER_SECONDS, SIGNALS, Receiver, Rejected
+from modelwatch_analyzer.collector.receiver import (MAX_CONCURRENT_REQUESTS, RETRY_AFTER_SECONDS, SIGNALS, Receiver,
+                                                    Rejected)
 
 _PATHS = {"/v1/traces": SIGNALS["traces"], "/v1/metrics": SIGNALS["metrics"], "/v1/logs": SIGNALS["logs"]}
 _HTTP = {"invalid": 400, "unauthenticated": 401, "too_large": 413, "unsupported": 415, "unavailable": 503}
@@ -81,10 +82,6 @@ def _gunzip(body: bytes, limit: int) -> bytes:
 PROTOBUF, JSON = "application/x-protobuf", "application/json"
 _IDENTITY = ("", "identity")
 _GZIP = ("gzip", "x-gzip")
-
-MAX_CONCURRENT_REQUESTS = 256
-"""OTLP requests handled at once (reading, decoding, waiting for their commit); more are answered 503 + Retry-After."""
-
 
 def make_app(receiver: Receiver, max_concurrent_requests: int = MAX_CONCURRENT_REQUESTS) -> Any:
     """The ASGI application."""

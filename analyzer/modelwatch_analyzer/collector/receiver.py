@@ -45,6 +45,10 @@ from modelwatch_analyzer.collector.otlp_rows import (EARLIEST_NS, LOG_COLUMNS, M
 
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024  # after decompression
 RETRY_AFTER_SECONDS = 2
+MAX_CONCURRENT_REQUESTS = 256
+"""OTLP requests a port handles at once (queued, decoding, waiting for their commit); more are answered
+"unavailable, retry after :data:`RETRY_AFTER_SECONDS`" (HTTP 503 + Retry-After, gRPC UNAVAILABLE + RetryInfo),
+which every OTLP exporter retries."""
 
 
 class Rejected(Exception):
