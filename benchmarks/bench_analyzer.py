@@ -204,7 +204,7 @@ SETTINGS max_insert_threads = 2""")
 
 
 def windows() -> tuple:
-    from modelwatch_analyzer.analysis.scan import Window
+    from modelwatch_analyzer.analysis.window import Window
 
     ref = Window(MODEL, T0, T0 + timedelta(hours=1), "1")
     cur = Window(MODEL, T0 + timedelta(days=1), T0 + timedelta(days=1, hours=1), "1")
@@ -229,8 +229,7 @@ SAMPLE_ROWS = 1_000_000
 def run_modelwatch(url: str, heap: bool) -> dict:
     import tracemalloc
 
-    from modelwatch_analyzer.analysis import analyze
-    from modelwatch_analyzer.analysis import baseline
+    from modelwatch_analyzer.analysis import analyze, baseline
     from modelwatch_analyzer.store import schema
     from modelwatch_analyzer.store.client import Store
 

@@ -32,11 +32,10 @@ import urllib.error
 import urllib.request
 
 import grpc
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
-
 import modelwatch
 from modelwatch.testing import capture
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 MODELWATCH = [sys.executable, "-c", "import sys; from modelwatch_analyzer.cli.command import main; sys.exit(main())"]
 

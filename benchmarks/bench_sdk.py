@@ -30,13 +30,16 @@ import statistics
 import sys
 import time
 
+import modelwatch
 import numpy as np
 import pandas as pd
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-
-import modelwatch
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
 
 N_NUMERIC, N_STRING = 20, 5
 

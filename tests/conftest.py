@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from modelwatch import _safety, metrics
 
 

@@ -11,7 +11,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Mapping, Sequence
 
 import numpy as np
-
 from modelwatch_analyzer.store.client import Store
 
 # recent: older rows would fall to the tables' TTLs at once

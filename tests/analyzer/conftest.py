@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-
 from modelwatch_analyzer.store import schema
 from modelwatch_analyzer.store.client import Store
 

@@ -10,10 +10,16 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
-from modelwatch_analyzer.outputs.alerts import RETRAIN, AlertConfig, Alerter, Retrain, Route, Rule
-from modelwatch_analyzer.errors import ConfigError
 from modelwatch_analyzer.analysis.results import INSUFFICIENT, Result
+from modelwatch_analyzer.errors import ConfigError
+from modelwatch_analyzer.outputs.alerts import (
+    RETRAIN,
+    AlertConfig,
+    Alerter,
+    Retrain,
+    Route,
+    Rule,
+)
 from modelwatch_analyzer.store.client import Store
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

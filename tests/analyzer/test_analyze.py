@@ -7,20 +7,20 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats as sps
-
-from modelwatch_analyzer.analysis import analyze
-from modelwatch_analyzer.analysis import baseline
-from modelwatch_analyzer.analysis import performance
-from modelwatch_analyzer.analysis import results
-from modelwatch_analyzer.analysis import scan
+from analyzer_data import T0, insert, insert_labels
+from modelwatch_analyzer.analysis import (
+    analyze,
+    baseline,
+    performance,
+    results,
+)
+from modelwatch_analyzer.analysis.window import Window
 from modelwatch_analyzer.errors import BaselineError, StoreUnavailable
 from modelwatch_analyzer.store.client import Store
+from scipy import stats as sps
 
-from analyzer_data import T0, insert, insert_labels
-
-REF = scan.Window("m", T0, T0 + timedelta(hours=1))
-CUR = scan.Window("m", T0 + timedelta(hours=2), T0 + timedelta(hours=3))
+REF = Window("m", T0, T0 + timedelta(hours=1))
+CUR = Window("m", T0 + timedelta(hours=2), T0 + timedelta(hours=3))
 
 
 def _by(rows, kind=None):
@@ -49,7 +49,7 @@ def test_weighted_statistics_on_the_kept_sample_match_the_full_stream(store):
     b = baseline.load(store, "m", "1")
     got = {}
     for model in ("full", "kept", "naive"):
-        w = scan.Window(model, T0, T0 + timedelta(hours=1))
+        w = Window(model, T0, T0 + timedelta(hours=1))
         got[model] = _by(analyze.analyze(store, w, baseline=b), "drift")
     assert kept.mean() < 0.35  # the sample is a small share of the stream
     for method, tol in (("psi", 0.02), ("ks", 0.02), ("wasserstein", 0.03), ("jensen_shannon", 0.02)):
@@ -86,7 +86,7 @@ def test_verdicts_summary_and_significance_gate(store):
     assert ks.threshold == 0.05 and ks.details["adjusted_pvalue"] >= ks.pvalue
 
     # a tiny window: PSI's noise can exceed 0.1, but the test is not significant, so no verdict
-    small = scan.Window("m", T0 + timedelta(hours=2), T0 + timedelta(hours=2, seconds=40))
+    small = Window("m", T0 + timedelta(hours=2), T0 + timedelta(hours=2, seconds=40))
     rows = _by(analyze.analyze(store, small, analyze.Settings(drift=analyze.DriftSettings(min_samples=20))))
     gated = [r for r in rows.values() if r.method == "psi" and "gated" in r.details]
     assert all(r.drifted is False for r in gated)
@@ -96,13 +96,13 @@ def test_empty_and_small_windows_say_insufficient_data(store):
     rng = np.random.default_rng(1)
     insert(store, "m", T0, {"x": rng.normal(size=500)}, {"c": rng.choice(["a", "b"], 500)})
     baseline.save(store, baseline.from_window(store, REF, "1"))
-    empty = scan.Window("m", T0 + timedelta(days=1), T0 + timedelta(days=1, hours=1))
+    empty = Window("m", T0 + timedelta(days=1), T0 + timedelta(days=1, hours=1))
     rows = analyze.run(store, empty)
     drift = [r for r in rows if r.kind == "drift"]
     assert drift and all(r.status == results.INSUFFICIENT and r.drifted is None and r.statistic is None for r in drift)
     summary = _by(rows)[(None, "drift_share")]
     assert summary.status == results.INSUFFICIENT and "no predictions" in summary.details["reason"]
-    tiny = scan.Window("m", T0, T0 + timedelta(seconds=60))  # ~8 rows
+    tiny = Window("m", T0, T0 + timedelta(seconds=60))  # ~8 rows
     rows = analyze.analyze(store, tiny)
     assert all(r.status == results.INSUFFICIENT for r in rows if r.kind == "drift")
     assert "effective observations" in _by(rows)[("x", "ks")].details["reason"]
@@ -241,8 +241,8 @@ def test_hostile_names_are_data_not_sql(store):
     insert(store, model, T0, {feature: rng.normal(size=500)}, {"c'\\": rng.choice(["a'", "b\\"], 500)})
     insert(store, model, T0 + timedelta(hours=2), {feature: rng.normal(1, 1, 500)}, {"c'\\": rng.choice(["a'"], 500)},
            id_prefix="c")
-    baseline.save(store, baseline.from_window(store, scan.Window(model, REF.start, REF.end), "v'1"))
-    rows = analyze.run(store, scan.Window(model, CUR.start, CUR.end))
+    baseline.save(store, baseline.from_window(store, Window(model, REF.start, REF.end), "v'1"))
+    rows = analyze.run(store, Window(model, CUR.start, CUR.end))
     by = _by(rows)
     assert by[(feature, "psi")].drifted and by[("c'\\", "psi")].drifted
     assert {"ml_results", "ml_predictions"} <= store.tables()
@@ -251,6 +251,6 @@ def test_hostile_names_are_data_not_sql(store):
 
 def test_a_missing_baseline_or_store_is_a_clear_error(store):
     with pytest.raises(BaselineError, match="modelwatch baseline create"):
-        analyze.analyze(store, scan.Window("nobody", T0, T0 + timedelta(hours=1)))
+        analyze.analyze(store, Window("nobody", T0, T0 + timedelta(hours=1)))
     with pytest.raises(StoreUnavailable, match="cannot reach ClickHouse at http://127.0.0.1:9/modelwatch: connection refused"):
         Store("http://127.0.0.1:9/modelwatch")

@@ -8,16 +8,13 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
-
-from modelwatch_analyzer.analysis import baseline
-from modelwatch_analyzer.cli import command as cli
-from modelwatch_analyzer.service import config
-from modelwatch_analyzer.analysis import scan
-from modelwatch_analyzer.store import schema
-from modelwatch_analyzer.errors import ConfigError
-from modelwatch_analyzer.store.client import Store
-
 from analyzer_data import T0, insert
+from modelwatch_analyzer.analysis import baseline, scan
+from modelwatch_analyzer.cli import command as cli
+from modelwatch_analyzer.errors import ConfigError
+from modelwatch_analyzer.service import config
+from modelwatch_analyzer.store import schema
+from modelwatch_analyzer.store.client import Store
 
 ISO = "%Y-%m-%dT%H:%M:%S"
 

@@ -21,14 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
+from analyzer_data import T0, insert
 from modelwatch_analyzer.analysis import baseline
+from modelwatch_analyzer.analysis.window import Window
 from modelwatch_analyzer.cli import command as cli
-from modelwatch_analyzer.analysis import scan
 from modelwatch_analyzer.store import schema
 from modelwatch_analyzer.store.client import Store
-
-from analyzer_data import T0, insert
 
 MODELWATCH = [sys.executable, "-c", "import sys; from modelwatch_analyzer.cli.command import main; sys.exit(main())"]
 SECRET = "X-Modelwatch-Cli-Secret"
@@ -316,7 +314,7 @@ def test_analyze_baseline_list_and_errors_escape_names(default_db, store_dir, ca
     insert(default_db, model, T0, {EVIL_FEATURE: rng.normal(0, 1, 1500)}, {"plan\x1b[K": rng.choice(["a", "b"], 1500)})
     insert(default_db, model, T0 + timedelta(hours=1), {EVIL_FEATURE: rng.normal(3, 1, 1500)},
            {"plan\x1b[K": rng.choice(["a", "b\x1b[5m"], 1500)}, id_prefix="c")
-    base = baseline.from_window(default_db, scan.Window(model, T0, T0 + timedelta(hours=1)), "1\x1b[H")
+    base = baseline.from_window(default_db, Window(model, T0, T0 + timedelta(hours=1)), "1\x1b[H")
     baseline.save(default_db, base)
     url = f"chdb://{store_dir}"
     iso = "%Y-%m-%dT%H:%M:%S"

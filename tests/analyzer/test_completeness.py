@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import numpy as np
-
-from modelwatch_analyzer.analysis import analyze
-from modelwatch_analyzer.analysis import baseline
-from modelwatch_analyzer.cli import analysis_commands as commands
-from modelwatch_analyzer.analysis import completeness
-from modelwatch_analyzer.report import html as report
-from modelwatch_analyzer.analysis import results
-from modelwatch_analyzer.analysis import scan
-
 from analyzer_data import T0, insert
+from modelwatch_analyzer.analysis import (
+    analyze,
+    baseline,
+    completeness,
+    results,
+)
+from modelwatch_analyzer.analysis.window import Window
+from modelwatch_analyzer.cli import analysis_commands as commands
+from modelwatch_analyzer.report import html as report
 
 START, END = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
 COLS = ("ServiceName", "MetricName", "Attributes", "StartTimeUnix", "TimeUnix", "Value", "AggregationTemporality",
@@ -74,9 +74,9 @@ def test_a_window_with_fewer_stored_spans_than_kept_is_a_flagged_pipeline_gap(st
 def test_the_gap_is_stored_as_a_data_quality_result_and_shown_in_the_text_and_html_reports(store):
     """analyze.run stores a flagged __pipeline__/pipeline_gap data-quality result; the analyze summary and the HTML report say what is missing."""
     _gap_store(store)
-    base = baseline.from_window(store, scan.Window("leaky", T0, START), "1")
+    base = baseline.from_window(store, Window("leaky", T0, START), "1")
     baseline.save(store, base)
-    window = scan.Window("leaky", START, END)
+    window = Window("leaky", START, END)
     rows = analyze.run(store, window, baseline=base)
     (r,) = [r for r in rows if r.method == "pipeline_gap"]
     assert (r.feature, r.kind, r.drifted, r.severity) == ("__pipeline__", "data_quality", True, "warning")
@@ -100,12 +100,12 @@ def test_a_complete_pipeline_is_a_zero_unflagged_result(store):
     insert(store, "whole", T0, {"x": rng.normal(0, 1, 300)}, id_prefix="r")
     insert(store, "whole", START, {"x": rng.normal(0, 1, 299)}, id_prefix="c")
     _failed_batch(store, "whole", START + timedelta(minutes=30), 51)
-    base = baseline.from_window(store, scan.Window("whole", T0, START), "1")
-    rows = analyze.run(store, scan.Window("whole", START, END), baseline=base, save=False)
+    base = baseline.from_window(store, Window("whole", T0, START), "1")
+    rows = analyze.run(store, Window("whole", START, END), baseline=base, save=False)
     (r,) = [r for r in rows if r.method == "pipeline_gap"]
     assert r.details["kept"] == 350 and r.details["stored"] == 350 and r.details["batch_error_rows"] == 50
     assert (r.statistic, r.drifted, r.severity) == (0.0, False, "none")
-    assert "PIPELINE GAP" not in commands.summary(rows, scan.Window("whole", START, END), base)
+    assert "PIPELINE GAP" not in commands.summary(rows, Window("whole", START, END), base)
 
 
 def test_a_counter_that_steps_down_counts_from_zero_and_no_counters_give_no_result(store):
@@ -117,7 +117,7 @@ def test_a_counter_that_steps_down_counts_from_zero_and_no_counters_give_no_resu
     assert not g.flagged(0.01)
     insert(store, "silent", START, {"x": np.zeros(50)})
     assert completeness.pipeline_gap(store, "silent", START, END) == {}
-    assert completeness.results(store, scan.Window("silent", START, END), 0.01) == []
+    assert completeness.results(store, Window("silent", START, END), 0.01) == []
 
 
 def test_sdk_drops_travel_over_otlp_and_account_for_every_missing_span(store_dir, monkeypatch):

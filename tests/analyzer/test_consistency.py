@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import time
 
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-
-from modelwatch_analyzer.store import consistency
 from modelwatch_analyzer.collector.ingest import Ingest
 from modelwatch_analyzer.collector.otlp_rows import TRACE_COLUMNS, span_rows
-from modelwatch_analyzer.service.serve import Server, ServeOptions
+from modelwatch_analyzer.service.serve import ServeOptions, Server
+from modelwatch_analyzer.store import consistency
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 
 def _request(n: int, labels: int = 0) -> trace_service_pb2.ExportTraceServiceRequest:

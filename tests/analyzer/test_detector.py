@@ -6,10 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
-
 from modelwatch_analyzer.analysis.detector import DetectorConfig, SequentialDetector
-from modelwatch_analyzer.errors import ConfigError
 from modelwatch_analyzer.analysis.results import Result
+from modelwatch_analyzer.errors import ConfigError
 from modelwatch_analyzer.store.client import Store
 
 T0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=30)

@@ -14,22 +14,18 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
+from analyzer_data import T0, insert
+from modelwatch_analyzer.analysis import analyze, baseline, stats
+from modelwatch_analyzer.analysis.methods import DriftSettings
+from modelwatch_analyzer.analysis.window import Window
 from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon
-
-from modelwatch_analyzer.analysis import analyze
-from modelwatch_analyzer.analysis import baseline
-from modelwatch_analyzer.analysis import scan
-from modelwatch_analyzer.analysis import stats
-from modelwatch_analyzer.analysis.methods import DriftSettings
-
-from analyzer_data import T0, insert
 
 N = 6000
 
 
 def _windows():
-    return scan.Window("m", T0, T0 + timedelta(hours=1)), scan.Window("m", T0 + timedelta(hours=2), T0 + timedelta(hours=3))
+    return Window("m", T0, T0 + timedelta(hours=1)), Window("m", T0 + timedelta(hours=2), T0 + timedelta(hours=3))
 
 
 def _setup(store, ref_num, cur_num, ref_cat=None, cur_cat=None, ref_w=None, cur_w=None):

@@ -9,9 +9,13 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-from modelwatch_analyzer.outputs.metrics import Emitter, MetricPoint, metric_points, rounds
 from modelwatch_analyzer.analysis.results import INSUFFICIENT, Result
+from modelwatch_analyzer.outputs.metrics import (
+    Emitter,
+    MetricPoint,
+    metric_points,
+    rounds,
+)
 from modelwatch_analyzer.service.serve import ServeOptions, Server
 
 _db = itertools.count()

@@ -6,17 +6,13 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-
-from modelwatch_analyzer.analysis import analyze
-from modelwatch_analyzer.analysis import baseline
-from modelwatch_analyzer.analysis import hourly
-from modelwatch_analyzer.analysis import scan
-
 from analyzer_data import T0, insert
+from modelwatch_analyzer.analysis import analyze, baseline, hourly, scan
+from modelwatch_analyzer.analysis.window import Window
 
-REF = scan.Window("m", T0, T0 + timedelta(hours=1))
+REF = Window("m", T0, T0 + timedelta(hours=1))
 # 4:30 to 9:15: four whole hours kept (5 to 9), the part hours at both ends scanned every time
-CUR = scan.Window("m", T0 + timedelta(hours=4, minutes=30), T0 + timedelta(hours=9, minutes=15))
+CUR = Window("m", T0 + timedelta(hours=4, minutes=30), T0 + timedelta(hours=9, minutes=15))
 NO_REUSE = analyze.Settings(reuse_hours=False)
 
 
@@ -84,7 +80,7 @@ def test_hours_are_kept_per_baseline(store):
     """A new baseline does not reuse the hours kept for another one: its grids differ."""
     _fill(store)
     analyze.analyze(store, CUR)
-    other = baseline.from_window(store, scan.Window("m", T0 + timedelta(hours=4), T0 + timedelta(hours=5)), "1")
+    other = baseline.from_window(store, Window("m", T0 + timedelta(hours=4), T0 + timedelta(hours=5)), "1")
     rows = analyze.analyze(store, CUR, baseline=other)
     assert {r.kind: r for r in rows}["summary"].details["hours_reused"] == 0
     _close(_results(rows), _results(analyze.analyze(store, CUR, NO_REUSE, baseline=other)))
@@ -153,8 +149,8 @@ def test_a_categorical_features_numbers_are_counted_as_text_only_where_there_are
             out[v] = out.get(v, 0.0) + 1.0
         return out
 
-    both = scan.Window("m", T0 + timedelta(hours=4), T0 + timedelta(hours=7))
-    text_only = scan.Window("m", T0 + timedelta(hours=5), T0 + timedelta(hours=7))
+    both = Window("m", T0 + timedelta(hours=4), T0 + timedelta(hours=7))
+    text_only = Window("m", T0 + timedelta(hours=5), T0 + timedelta(hours=7))
     for window, want in ((both, counts([f"{x:g}" for x in numbers] + list(text))), (text_only, counts(text))):
         for reuse in (False, True, True):
             seen = hourly.aggregates(store, window, base.id, {"x": base.features["x"].grid}, {}, ["store", "x"],

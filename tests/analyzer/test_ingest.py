@@ -7,9 +7,8 @@ import threading
 import time
 
 import pytest
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-
 from modelwatch_analyzer.collector.ingest import Ingest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 
 def _request(n: int, seed: int) -> bytes:

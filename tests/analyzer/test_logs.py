@@ -11,9 +11,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
-
 from modelwatch_analyzer.collector.otlp_rows import LOG_COLUMNS, log_rows
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 
 T0 = 1_700_000_000_123_456_789
 

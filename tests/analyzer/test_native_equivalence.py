@@ -16,15 +16,14 @@ import struct
 import time
 
 import pytest
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-
 from modelwatch_analyzer.collector import native
-from modelwatch_analyzer.store import schema
 from modelwatch_analyzer.collector.ingest import Ingest
 from modelwatch_analyzer.collector.otlp_rows import TRACE_COLUMNS, span_rows
 from modelwatch_analyzer.collector.receiver import checked_spans
+from modelwatch_analyzer.store import schema
 from modelwatch_analyzer.store.attribute_text import format_double
 from modelwatch_analyzer.store.client import Store
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 _db = itertools.count()
 

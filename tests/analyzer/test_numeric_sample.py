@@ -13,15 +13,12 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-
-from modelwatch_analyzer.analysis import analyze
-from modelwatch_analyzer.analysis import baseline
-from modelwatch_analyzer.analysis import scan
-
 from analyzer_data import T0, insert
+from modelwatch_analyzer.analysis import analyze, baseline, scan
+from modelwatch_analyzer.analysis.window import Window
 
-REF = scan.Window("m", T0, T0 + timedelta(hours=1))
-CUR = scan.Window("m", T0 + timedelta(hours=4), T0 + timedelta(hours=6))
+REF = Window("m", T0, T0 + timedelta(hours=1))
+CUR = Window("m", T0 + timedelta(hours=4), T0 + timedelta(hours=6))
 N = 40_000
 BUDGET = 8_000
 

@@ -19,15 +19,23 @@ import grpc
 import pytest
 from google.protobuf import json_format
 from google.rpc import status_pb2
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-
-from modelwatch_analyzer.store import schema, typed_tables
 from modelwatch_analyzer.collector.ingest import Ingest
 from modelwatch_analyzer.collector.receiver import SIGNALS, Receiver, Rejected
 from modelwatch_analyzer.service.serve import ServeOptions, Server
+from modelwatch_analyzer.store import schema, typed_tables
 from modelwatch_analyzer.store.client import Store
+from opentelemetry.proto.collector.logs.v1 import (
+    logs_service_pb2,
+    logs_service_pb2_grpc,
+)
+from opentelemetry.proto.collector.metrics.v1 import (
+    metrics_service_pb2,
+    metrics_service_pb2_grpc,
+)
+from opentelemetry.proto.collector.trace.v1 import (
+    trace_service_pb2,
+    trace_service_pb2_grpc,
+)
 
 _db = itertools.count()
 _ids = itertools.count(1)
@@ -481,7 +489,6 @@ def test_grpc_calls_beyond_the_concurrency_limit_get_unavailable_with_retry_info
     """Past the in-flight limit, gRPC exports are answered UNAVAILABLE (retried by every OTLP exporter) with a
     google.rpc.RetryInfo delay, not grpcio's RESOURCE_EXHAUSTED; the calls in flight are stored."""
     from google.rpc import error_details_pb2, status_pb2
-
     from modelwatch_analyzer.collector import grpc_receiver
 
     ingest, stalled, release = _stalled_ingest(store, native=True)
@@ -532,8 +539,12 @@ def test_tls_serves_real_otlp_exports_over_https_and_secure_grpc(store_dir, cert
     """With a certificate and key, the OTLP exporters deliver over https and a secure gRPC channel; plain text is refused."""
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # requests would prefer these to the exporter's certificate
         monkeypatch.delenv(name, raising=False)
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+        OTLPSpanExporter as GrpcExporter,
+    )
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        OTLPSpanExporter as HttpExporter,
+    )
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 

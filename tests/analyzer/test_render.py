@@ -7,9 +7,18 @@ import random
 import time
 
 import pytest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
-
-from modelwatch_analyzer.store.attribute_text import as_string, attributes_map, format_double, go_json
+from modelwatch_analyzer.store.attribute_text import (
+    as_string,
+    attributes_map,
+    format_double,
+    go_json,
+)
+from opentelemetry.proto.common.v1.common_pb2 import (
+    AnyValue,
+    ArrayValue,
+    KeyValue,
+    KeyValueList,
+)
 
 NOW_NS = time.time_ns()
 
@@ -82,11 +91,17 @@ def test_go_json_escapes_line_separators_and_control_characters():
 def test_service_name_is_the_first_while_the_resource_map_keeps_the_last():
     """A resource with two service.name attributes: ServiceName is the first (the exporter's GetServiceName), the
     ResourceAttributes map holds the last, for spans, metric points and log records alike."""
+    from modelwatch_analyzer.collector.otlp_rows import (
+        LOG_COLUMNS,
+        METRIC_COLUMNS,
+        TRACE_COLUMNS,
+        log_rows,
+        metric_rows,
+        span_rows,
+    )
     from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
     from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-
-    from modelwatch_analyzer.collector.otlp_rows import LOG_COLUMNS, METRIC_COLUMNS, TRACE_COLUMNS, log_rows, metric_rows, span_rows
 
     def resource(r):  # type: ignore[no-untyped-def]
         r.attributes.add(key="service.name").value.string_value = "first"

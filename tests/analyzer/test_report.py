@@ -16,15 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from modelwatch_analyzer.analysis import analyze
-from modelwatch_analyzer.analysis import baseline
-from modelwatch_analyzer.cli import command as cli
-from modelwatch_analyzer.report import html as report
-from modelwatch_analyzer.analysis import scan
-from modelwatch_analyzer.outputs.alerts import AlertConfig, Alerter
-
 from analyzer_data import T0, insert, insert_labels
+from modelwatch_analyzer.analysis import analyze, baseline
+from modelwatch_analyzer.analysis.window import Window
+from modelwatch_analyzer.cli import command as cli
+from modelwatch_analyzer.outputs.alerts import AlertConfig, Alerter
+from modelwatch_analyzer.report import html as report
 
 HOSTILE_MODEL = "credit</title><script>alert('m')</script>"
 HOSTILE_FEATURE = "inc\"ome'><img src=x onerror=alert(1)>"
@@ -90,11 +87,11 @@ def analysed(store):
                      {"region": rng.choice(["north", "south", HOSTILE_CATEGORY] if drifted else ["north", "south"], n)},
                      score=rng.beta(2, 5, n), prediction=list(rng.choice(["true", "false"], n)), id_prefix=f"w{h}-")
         insert_labels(store, HOSTILE_MODEL, ids, list(rng.choice(["true", "false"], n)), T0 + timedelta(hours=h + 1))
-    base = baseline.from_window(store, scan.Window(HOSTILE_MODEL, T0, T0 + timedelta(hours=1)), "1")
+    base = baseline.from_window(store, Window(HOSTILE_MODEL, T0, T0 + timedelta(hours=1)), "1")
     baseline.save(store, base)
     alerter = Alerter(store, AlertConfig())
     for h in range(1, 6):
-        w = scan.Window(HOSTILE_MODEL, T0 + timedelta(hours=h), T0 + timedelta(hours=h + 1))
+        w = Window(HOSTILE_MODEL, T0 + timedelta(hours=h), T0 + timedelta(hours=h + 1))
         rows = analyze.run(store, w, baseline=base)
         alerter.process(rows, now=w.end)
     return store

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import math
 
+import modelwatch
 import numpy as np
 import pytest
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-
-import modelwatch
 from modelwatch.testing import capture
-from modelwatch_analyzer.store import schema, typed_tables
-from modelwatch_analyzer.errors import StoreError, UnsafeIdentifier
 from modelwatch_analyzer.collector.otlp_rows import TRACE_COLUMNS, span_rows
+from modelwatch_analyzer.errors import StoreError, UnsafeIdentifier
+from modelwatch_analyzer.store import schema, typed_tables
 from modelwatch_analyzer.store.client import Store, ident
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 # The exporter's column names and types (contrib exporter/clickhouseexporter sql templates).
 EXPORTER_TRACES = {
@@ -175,9 +174,8 @@ def test_cluster_schema_uses_on_cluster_replicated_engines_and_distributed_table
 
 def test_sdk_metrics_land_in_the_exporter_metric_tables(store):
     """The SDK's metric data, encoded by the OTLP encoder, lands one row per point in the exporter's metric tables."""
-    from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
-
     from modelwatch_analyzer.collector.otlp_rows import METRIC_COLUMNS, metric_rows
+    from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 
     @modelwatch.monitor(model="m", version="1", sampling_rate=0.0)
     def predict(x):
@@ -265,9 +263,8 @@ def test_otel_logs_rows_round_trip_with_the_default_timestamp_time(store):
     """Rows of log_rows insert as they are; TimestampTime is filled by the table's DEFAULT."""
     import time
 
-    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
-
     from modelwatch_analyzer.collector.otlp_rows import LOG_COLUMNS, log_rows
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 
     now = time.time_ns()
     req = logs_service_pb2.ExportLogsServiceRequest()
@@ -318,9 +315,8 @@ def test_text_with_a_leading_zero_stays_a_category_from_training_csv_to_verdict(
     judged undrifted with no unseen category."""
     from datetime import datetime, timedelta, timezone
 
-    from modelwatch_analyzer.analysis import analyze
-    from modelwatch_analyzer.analysis import baseline
-    from modelwatch_analyzer.analysis.scan import Window
+    from modelwatch_analyzer.analysis import analyze, baseline
+    from modelwatch_analyzer.analysis.window import Window
 
     @modelwatch.monitor(model="geo", version="1", sampling_rate=1.0)
     def predict(x):

@@ -12,12 +12,14 @@ import urllib.error
 import urllib.request
 
 import grpc
-import pytest
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-
 import modelwatch
+import pytest
 from modelwatch import setup
 from modelwatch_analyzer.service.serve import ServeOptions, Server
+from opentelemetry.proto.collector.trace.v1 import (
+    trace_service_pb2,
+    trace_service_pb2_grpc,
+)
 
 _db = itertools.count()
 

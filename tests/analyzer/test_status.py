@@ -6,15 +6,12 @@ import json
 from datetime import timedelta
 
 import numpy as np
-
-from modelwatch_analyzer.analysis import analyze
-from modelwatch_analyzer.analysis import baseline
-from modelwatch_analyzer.cli import command as cli
-from modelwatch_analyzer.analysis import scan
-from modelwatch_analyzer.report import status
-from modelwatch_analyzer.outputs.alerts import AlertConfig, Alerter, Route
-
 from analyzer_data import T0, insert, insert_labels
+from modelwatch_analyzer.analysis import analyze, baseline
+from modelwatch_analyzer.analysis.window import Window
+from modelwatch_analyzer.cli import command as cli
+from modelwatch_analyzer.outputs.alerts import AlertConfig, Alerter, Route
+from modelwatch_analyzer.report import status
 
 
 def _url(store) -> list[str]:
@@ -45,9 +42,9 @@ def test_status_shows_models_baselines_runs_and_undelivered_alerts_with_exit_cod
     insert_labels(store, "credit", ids[:100], ["1"] * 100, T0 + timedelta(hours=2))
     insert(store, "credit", T0 + timedelta(hours=1), {"income": rng.normal(70, 10, 800)},
            {"region": rng.choice(["n", "s"], 800)}, id_prefix="c")
-    base = baseline.from_window(store, scan.Window("credit", T0, T0 + timedelta(hours=1)), "1")
+    base = baseline.from_window(store, Window("credit", T0, T0 + timedelta(hours=1)), "1")
     baseline.save(store, base)
-    rows = analyze.run(store, scan.Window("credit", T0 + timedelta(hours=1), T0 + timedelta(hours=2)), baseline=base)
+    rows = analyze.run(store, Window("credit", T0 + timedelta(hours=1), T0 + timedelta(hours=2)), baseline=base)
     # a route nobody listens on: the alert is recorded, its delivery fails
     alerter = Alerter(store, AlertConfig(routes=(Route("oncall", "http://127.0.0.1:9/hook"),), timeout_seconds=0.5))
     fired = alerter.process(rows)

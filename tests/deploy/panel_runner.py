@@ -45,15 +45,14 @@ def substitute(sql: str, model: str, start: datetime, end: datetime, interval_s:
 
 
 def fill(store_url: str):  # -> (Server, start, end)
-    import numpy as np
-
     import modelwatch
+    import numpy as np
     from modelwatch_analyzer.analysis import baseline
-    from modelwatch_analyzer.service import config
+    from modelwatch_analyzer.analysis.window import Window
     from modelwatch_analyzer.outputs.alerts import Alerter
-    from modelwatch_analyzer.analysis.scan import Window
-    from modelwatch_analyzer.service.serve import ServeOptions, Server
+    from modelwatch_analyzer.service import config
     from modelwatch_analyzer.service.scheduler import analyse_model
+    from modelwatch_analyzer.service.serve import ServeOptions, Server
 
     srv = Server(ServeOptions(url=store_url, database=DATABASE, grpc_port=0, http_port=0, analyzer=False))
     os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{srv.http_port}"

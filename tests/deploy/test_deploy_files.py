@@ -14,9 +14,9 @@ import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
-
 import modelwatch
+import pytest
+from conftest import DASHBOARD, ROOT
 from modelwatch import config as sdk_config
 from modelwatch.labels import LABEL_SPAN_NAME
 from modelwatch.sampling import REASON_EDGE_CASE, TraceIdSampler, threshold
@@ -24,8 +24,6 @@ from modelwatch.testing import capture
 from modelwatch_analyzer.cli import command as cli
 from modelwatch_analyzer.service import config as analyzer_config
 from modelwatch_analyzer.store.client import DEFAULT_DATABASE
-
-from conftest import DASHBOARD, ROOT
 
 KINDS = ("receivers", "processors", "exporters")
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import modelwatch
 import numpy as np
 import pandas as pd
 import pytest
-
-import modelwatch
 from modelwatch.sampling import TraceIdSampler
 from modelwatch.testing import capture
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-from opentelemetry.trace import SpanKind, StatusCode
-
 import modelwatch
+import pytest
 from modelwatch.testing import capture
+from opentelemetry.trace import SpanKind, StatusCode
 
 
 def _pop_common(attrs: dict, model: str, version: str, reason: str, weight: float, low: bool, high: bool) -> str:
@@ -268,10 +267,11 @@ def test_span_limits_from_the_environment_apply_to_prediction_spans(monkeypatch)
 
 def test_processor_added_to_the_configured_provider_later_receives_prediction_spans():
     """A span processor the application adds to modelwatch's provider after configure() sees every kept prediction at on_end."""
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
     from modelwatch import setup
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+        InMemorySpanExporter,
+    )
 
     main, extra = InMemorySpanExporter(), InMemorySpanExporter()
     telemetry = modelwatch.configure(span_processor=SimpleSpanProcessor(main), metric_reader=_null_reader(), set_global=False)

@@ -7,11 +7,10 @@ import os
 import subprocess
 import sys
 
+import modelwatch
 import numpy as np
 import pandas as pd
 import pytest
-
-import modelwatch
 from modelwatch.decorator import monitor_of
 from modelwatch.testing import capture
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+import modelwatch
 import numpy as np
 import pytest
-
-import modelwatch
 from modelwatch.exphist import bucket_index
 from modelwatch.testing import capture
 
@@ -135,8 +134,11 @@ def test_feature_metrics_can_be_turned_off():
 def test_metrics_reach_an_otel_in_memory_reader_pipeline():
     """PredictionMetricsExporter adds modelwatch's metrics to an app's own OTel metric pipeline next to its instruments."""
     from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-    from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+    from opentelemetry.sdk.metrics.export import (
+        MetricExporter,
+        MetricExportResult,
+        PeriodicExportingMetricReader,
+    )
 
     class Sink(MetricExporter):
         def __init__(self):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 import math
 
-import numpy as np
-
 import modelwatch
+import numpy as np
 from modelwatch.testing import capture
 
 

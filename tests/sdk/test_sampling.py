@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import modelwatch
 import numpy as np
 import pytest
-from scipy import stats
-
-import modelwatch
 from modelwatch.sampling import TraceIdSampler
 from modelwatch.testing import capture
+from scipy import stats
 
 N = 20_000
 

@@ -14,7 +14,6 @@ from decimal import ROUND_FLOOR, Decimal, localcontext
 
 import numpy as np
 import pytest
-
 from modelwatch.config import DEFAULT_HASH_SALT, SamplingPolicy
 from modelwatch.sampling import TraceIdSampler, fnv1a64, threshold
 

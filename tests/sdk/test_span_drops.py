@@ -8,14 +8,13 @@ import sys
 import threading
 import time
 
+import modelwatch
 import pytest
+from modelwatch import setup
+from modelwatch.errors import ConfigurationError
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-import modelwatch
-from modelwatch import setup
-from modelwatch.errors import ConfigurationError
 
 
 class _Metrics(MetricExporter):

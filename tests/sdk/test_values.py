@@ -13,7 +13,6 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 import pytest
-
 from modelwatch.values import (
     BOOL,
     CATEGORY,

@@ -21,16 +21,24 @@ from typing import Any
 import numpy as np
 
 from modelwatch_analyzer.analysis import baseline as baselines
-from modelwatch_analyzer.analysis import completeness
-from modelwatch_analyzer.analysis import hourly
-from modelwatch_analyzer.analysis import performance
-from modelwatch_analyzer.analysis import results
-from modelwatch_analyzer.analysis import scan
-from modelwatch_analyzer.analysis import stats
+from modelwatch_analyzer.analysis import (
+    completeness,
+    hourly,
+    performance,
+    results,
+    scan,
+    stats,
+)
 from modelwatch_analyzer.analysis.baseline import Baseline, FeatureBaseline
-from modelwatch_analyzer.analysis.methods import CATEGORICAL_METHODS, NUMERIC_METHODS, TESTS, DriftSettings
+from modelwatch_analyzer.analysis.methods import (
+    CATEGORICAL_METHODS,
+    NUMERIC_METHODS,
+    TESTS,
+    DriftSettings,
+)
 from modelwatch_analyzer.analysis.results import INSUFFICIENT, Result
-from modelwatch_analyzer.analysis.scan import CategoricalAgg, NumericAgg, Window
+from modelwatch_analyzer.analysis.scan import CategoricalAgg, NumericAgg
+from modelwatch_analyzer.analysis.window import Window
 from modelwatch_analyzer.store.client import Store
 
 OTHER = "__other__"

@@ -33,13 +33,19 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from modelwatch_analyzer.analysis import scan
+from modelwatch_analyzer.analysis.scan import CategoricalAgg, NumericAgg
+from modelwatch_analyzer.analysis.stats import (
+    Grid,
+    decile_cuts,
+    effective_n,
+    make_grid,
+    rebin,
+)
+from modelwatch_analyzer.analysis.window import Window, utc
 from modelwatch_analyzer.errors import BaselineError
 from modelwatch_analyzer.store.attribute_text import format_double
-from modelwatch_analyzer.analysis.scan import CategoricalAgg, NumericAgg, Window
-from modelwatch_analyzer.analysis.stats import Grid, decile_cuts, effective_n, make_grid, rebin
-from modelwatch_analyzer.analysis.results import utc
-from modelwatch_analyzer.store.schema import LEADING_ZERO
 from modelwatch_analyzer.store.client import Store
+from modelwatch_analyzer.store.schema import LEADING_ZERO
 
 GRID_CELLS = 1000
 CATEGORY_CAP = 5000

@@ -42,8 +42,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from modelwatch_analyzer.analysis.results import OK, SEVERITIES, Result
+from modelwatch_analyzer.analysis.window import utc, utc_ms
 from modelwatch_analyzer.errors import ConfigError
-from modelwatch_analyzer.analysis.results import OK, SEVERITIES, Result, utc, utc_ms
 from modelwatch_analyzer.store.client import Store
 
 State = dict[str, float]

@@ -33,10 +33,10 @@ from typing import Sequence
 import numpy as np
 
 from modelwatch_analyzer.analysis import scan
-from modelwatch_analyzer.errors import StoreError
-from modelwatch_analyzer.analysis.results import utc
-from modelwatch_analyzer.analysis.scan import HOUR, CategoricalAgg, NumericAgg, Totals, Window
+from modelwatch_analyzer.analysis.scan import HOUR, CategoricalAgg, NumericAgg, Totals
 from modelwatch_analyzer.analysis.stats import Grid
+from modelwatch_analyzer.analysis.window import Window, utc
+from modelwatch_analyzer.errors import StoreError
 from modelwatch_analyzer.store.client import Store
 
 log = logging.getLogger("modelwatch.hourly")

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from modelwatch_analyzer.analysis.results import INSUFFICIENT, Result
-from modelwatch_analyzer.analysis.scan import Window
 from modelwatch_analyzer.analysis.stats import effective_n
+from modelwatch_analyzer.analysis.window import Window
 from modelwatch_analyzer.store.client import Store
 
 AUC_RESOLUTION = 4  # decimals of the score histogram

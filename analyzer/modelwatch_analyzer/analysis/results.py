@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterable, Sequence
 
+from modelwatch_analyzer.analysis.window import utc
 from modelwatch_analyzer.store.client import Store
 
 SEVERITIES = ("none", "info", "warning", "critical")
@@ -134,20 +135,6 @@ def load(store: Store, model: str, window_start: datetime | None = None, window_
                           status=status, details=json.loads(details or "{}"), window_start=utc(ws),
                           window_end=utc(we), baseline_id=bid, run_id=run_id, run_at=utc(run_at)))
     return out
-
-
-def utc(t: datetime | None) -> datetime | None:
-    """`t` as an aware UTC datetime (ClickHouse returns naive UTC values)."""
-    if t is None:
-        return None
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
-
-
-def utc_ms(t: datetime) -> datetime:
-    """`t` in UTC, truncated to milliseconds: as a DateTime64(3) column stores it."""
-    t = utc(t)
-    assert t is not None
-    return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
 def worst(results: Iterable[Result]) -> str:

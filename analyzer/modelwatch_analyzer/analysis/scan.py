@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Sequence
 
 import numpy as np
 
 from modelwatch_analyzer.analysis.stats import Grid
+from modelwatch_analyzer.analysis.window import Window
 from modelwatch_analyzer.store.client import Store
 
 _NONE = 65535  # the feature index of map keys outside the scan (UInt16: up to 65,535 features)
@@ -52,31 +52,6 @@ _NUMERIC_PAIRS = (
     "if(isNull(PredictionNumber), [], [assumeNotNull(PredictionNumber)])) AS _v"
 )
 _RENDER = "replaceRegexpOne(toString(x), 'e(\\\\d)', 'e+\\\\1')"  # a Float64 as the exporter renders it
-
-
-@dataclass(frozen=True)
-class Window:
-    """One model's predictions in [start, end), optionally one version ('' or None: every version)."""
-
-    model: str
-    start: datetime
-    end: datetime
-    version: str | None = None
-
-    def where(self) -> tuple[str, dict[str, Any]]:
-        sql = ("ModelName = {model:String} AND Timestamp >= fromUnixTimestamp64Nano({start:Int64}) "
-               "AND Timestamp < fromUnixTimestamp64Nano({end:Int64})")
-        params: dict[str, Any] = {"model": self.model, "start": _ns(self.start), "end": _ns(self.end)}
-        if self.version:
-            sql += " AND ModelVersion = {version:String}"
-            params["version"] = self.version
-        return sql, params
-
-
-def _ns(t: datetime) -> int:
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
-    return int(round(t.timestamp() * 1e6)) * 1000
 
 
 @dataclass

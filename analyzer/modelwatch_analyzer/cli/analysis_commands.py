@@ -10,43 +10,22 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import signal
 import sys
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Sequence
 
-from modelwatch_analyzer.analysis import baseline
-from modelwatch_analyzer.analysis import completeness
-from modelwatch_analyzer.service import config as configuration
-from modelwatch_analyzer.analysis import results
-from modelwatch_analyzer.errors import ConfigError
+from modelwatch_analyzer.analysis import baseline, completeness, results
 from modelwatch_analyzer.analysis.results import INSUFFICIENT, Result
-from modelwatch_analyzer.analysis.scan import Window
+from modelwatch_analyzer.analysis.window import Window, parse_time
+from modelwatch_analyzer.errors import ConfigError
+from modelwatch_analyzer.service import config as configuration
 from modelwatch_analyzer.service.scheduler import AnalyzerService, analyse_model
 from modelwatch_analyzer.store.client import Store
 from modelwatch_analyzer.textsafe import escape as e
 
 DRIFT_EXIT = 3
-
-_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_time(text: str | None, now: datetime, what: str) -> datetime:
-    """An ISO 8601 time (UTC unless it says otherwise) or an age like ``24h``, ``7d``, ``30m`` before `now`."""
-    if text is None or text == "now":
-        return now
-    age = _AGE.match(text)
-    if age:
-        return now - timedelta(**{_UNITS[age.group(2)]: float(age.group(1))})
-    try:
-        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"{what}: {text!r} is neither an ISO time (2026-11-20T08:00) nor an age (24h, 7d)") from None
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
-
 
 def _split(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
@@ -123,8 +102,8 @@ def _analyze(args: Any) -> int:
             raise ConfigError("--numeric-sample-rows: a number of rows, 0 for every row")
         model.settings.numeric_sample_rows = args.numeric_sample_rows
     store = Store(args.url, create=False)
-    from modelwatch_analyzer.store import schema
     from modelwatch_analyzer.errors import BaselineError
+    from modelwatch_analyzer.store import schema
 
     if not schema.version(store):
         raise BaselineError(f"no baseline for model {args.model!r}: the store {store.location} (database "

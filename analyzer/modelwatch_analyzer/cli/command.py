@@ -140,7 +140,12 @@ def _serve_token(args: argparse.Namespace) -> tuple[str | None, int | None]:
 def _run(args: argparse.Namespace) -> int:
     """Run the parsed command; every error the product raises becomes one line and its exit code
     (one mapping, here)."""
-    from modelwatch_analyzer.errors import BaselineError, ConfigError, NoStore, StoreError
+    from modelwatch_analyzer.errors import (
+        BaselineError,
+        ConfigError,
+        NoStore,
+        StoreError,
+    )
 
     try:
         return _dispatch(args)
@@ -163,7 +168,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return analysis_commands.main(args)
     if args.command == "demo":
-        from modelwatch_analyzer.demo.run import DemoOptions, run as run_demo
+        from modelwatch_analyzer.demo.run import DemoOptions
+        from modelwatch_analyzer.demo.run import run as run_demo
 
         opts = DemoOptions(url=args.url, database=args.database, out=args.out, days=args.days,
                            per_day=args.per_day, drift_day=args.drift_day, seed=args.seed)

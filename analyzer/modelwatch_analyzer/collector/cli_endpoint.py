@@ -42,12 +42,8 @@ user, as they would locally).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
-import io
 import json
-import os
-import stat
 import weakref
 from dataclasses import dataclass
 from pathlib import Path

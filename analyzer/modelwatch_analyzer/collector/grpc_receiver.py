@@ -26,8 +26,14 @@ import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from modelwatch_analyzer.collector.receiver import (MAX_CONCURRENT_REQUESTS, RETRY_AFTER_SECONDS, SIGNALS, Receiver,
-                                                    Rejected, Signal)
+from modelwatch_analyzer.collector.receiver import (
+    MAX_CONCURRENT_REQUESTS,
+    RETRY_AFTER_SECONDS,
+    SIGNALS,
+    Receiver,
+    Rejected,
+    Signal,
+)
 
 _CODES = {
     "invalid": grpc.StatusCode.INVALID_ARGUMENT,

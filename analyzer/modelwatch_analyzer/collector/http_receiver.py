@@ -34,8 +34,13 @@ from google.rpc import status_pb2
 
 from modelwatch_analyzer.collector import cli_endpoint
 from modelwatch_analyzer.collector.grpc_receiver import EXPORT_THREADS
-from modelwatch_analyzer.collector.receiver import (MAX_CONCURRENT_REQUESTS, RETRY_AFTER_SECONDS, SIGNALS, Receiver,
-                                                    Rejected)
+from modelwatch_analyzer.collector.receiver import (
+    MAX_CONCURRENT_REQUESTS,
+    RETRY_AFTER_SECONDS,
+    SIGNALS,
+    Receiver,
+    Rejected,
+)
 
 _PATHS = {"/v1/traces": SIGNALS["traces"], "/v1/metrics": SIGNALS["metrics"], "/v1/logs": SIGNALS["logs"]}
 _HTTP = {"invalid": 400, "unauthenticated": 401, "too_large": 413, "unsupported": 415, "unavailable": 503}

@@ -40,8 +40,18 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from modelwatch_analyzer.collector.ingest import Busy, Ingest, Tables
-from modelwatch_analyzer.collector.otlp_rows import (EARLIEST_NS, LOG_COLUMNS, METRIC_COLUMNS, TRACE_COLUMNS, latest_ns, log_rows, metric_rows, ns,
-                        row_time, span_rows)
+from modelwatch_analyzer.collector.otlp_rows import (
+    EARLIEST_NS,
+    LOG_COLUMNS,
+    METRIC_COLUMNS,
+    TRACE_COLUMNS,
+    latest_ns,
+    log_rows,
+    metric_rows,
+    ns,
+    row_time,
+    span_rows,
+)
 
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024  # after decompression
 RETRY_AFTER_SECONDS = 2

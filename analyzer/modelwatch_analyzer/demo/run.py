@@ -257,17 +257,19 @@ def run(options: DemoOptions) -> int:
     """Run the demo; returns the exit code (0 when everything happened as described)."""
     import modelwatch
     from modelwatch import setup as sdk_setup
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+        OTLPMetricExporter,
+    )
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     from modelwatch_analyzer.analysis import baseline
-    from modelwatch_analyzer.report import html as report
     from modelwatch_analyzer.analysis import results as results_mod
+    from modelwatch_analyzer.analysis.window import Window
     from modelwatch_analyzer.outputs.alerts import Alerter
-    from modelwatch_analyzer.analysis.scan import Window
-    from modelwatch_analyzer.service.serve import ServeOptions, Server
+    from modelwatch_analyzer.report import html as report
     from modelwatch_analyzer.service.scheduler import analyse_model
+    from modelwatch_analyzer.service.serve import ServeOptions, Server
 
     say = options.print
     started = time.monotonic()
@@ -407,8 +409,8 @@ def _shell_url(url: str) -> str:
 
 def _summary(say: Callable[[str], None], per_day: list[tuple[int, list[Any], list[Any]]], options: DemoOptions) -> None:
     """Which features drifted and how badly, what happened to accuracy, which alerts fired, with their traces."""
-    from modelwatch_analyzer.report.html import evidence_where
     from modelwatch_analyzer.analysis.results import severity_rank
+    from modelwatch_analyzer.report.html import evidence_where
 
     say("\nsummary")
     worst: dict[str, Any] = {}

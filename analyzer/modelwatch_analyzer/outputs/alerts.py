@@ -81,8 +81,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
+from modelwatch_analyzer.analysis.results import OK, SEVERITIES, Result, severity_rank
+from modelwatch_analyzer.analysis.window import utc, utc_ms
 from modelwatch_analyzer.errors import ConfigError
-from modelwatch_analyzer.analysis.results import OK, SEVERITIES, Result, severity_rank, utc, utc_ms
 from modelwatch_analyzer.store.client import Store
 
 logger = logging.getLogger("modelwatch.analyzer.alerts")

@@ -169,16 +169,24 @@ def _protocol(arg: str | None) -> str:
 
 def _otlp_exporter(protocol: str, timeout: float | None) -> Any:
     if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+            OTLPMetricExporter,
+        )
     else:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter  # type: ignore[assignment]
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+            OTLPMetricExporter,  # type: ignore[assignment]
+        )
     return OTLPMetricExporter(timeout=timeout)
 
 
 def _watching_exporter(inner: Any, on_result: Any) -> Any:
     """A MetricExporter that delegates to `inner`, with gauge deltas, reporting each export's outcome."""
     from opentelemetry.sdk.metrics import _Gauge
-    from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricExporter, MetricExportResult
+    from opentelemetry.sdk.metrics.export import (
+        AggregationTemporality,
+        MetricExporter,
+        MetricExportResult,
+    )
 
     class _Watching(MetricExporter):
         def __init__(self) -> None:

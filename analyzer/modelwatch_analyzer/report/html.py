@@ -36,7 +36,8 @@ from typing import Any, Iterable, Sequence
 from modelwatch_analyzer.analysis import baseline as baselines
 from modelwatch_analyzer.analysis import completeness
 from modelwatch_analyzer.analysis import results as results_mod
-from modelwatch_analyzer.analysis.results import INSUFFICIENT, Result, severity_rank, utc
+from modelwatch_analyzer.analysis.results import INSUFFICIENT, Result, severity_rank
+from modelwatch_analyzer.analysis.window import utc
 from modelwatch_analyzer.store.client import Store
 
 OTHER = "__other__"  # the analyzer's catch-all category bucket (analyze.OTHER)
@@ -698,7 +699,7 @@ def write(store: Store, path: str | Path, model: str | None = None, since: datet
 
 def main(args: Any) -> int:
     """``modelwatch report`` (arguments parsed in cli.py)."""
-    from modelwatch_analyzer.cli.analysis_commands import parse_time
+    from modelwatch_analyzer.analysis.window import parse_time
     from modelwatch_analyzer.errors import ConfigError
 
     now = datetime.now(timezone.utc)

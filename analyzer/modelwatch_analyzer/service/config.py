@@ -42,17 +42,18 @@
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from modelwatch_analyzer.outputs.alerts import AlertConfig
+import tomllib
+
 from modelwatch_analyzer.analysis.analyze import DataQualitySettings, Settings
 from modelwatch_analyzer.analysis.detector import DetectorConfig
-from modelwatch_analyzer.errors import ConfigError
 from modelwatch_analyzer.analysis.methods import ALL_METHODS, DISTANCES, DriftSettings
 from modelwatch_analyzer.analysis.performance import PerformanceSettings
+from modelwatch_analyzer.errors import ConfigError
+from modelwatch_analyzer.outputs.alerts import AlertConfig
 
 
 def _table(d: Any, where: str, known: set[str]) -> Mapping[str, Any]:

@@ -24,16 +24,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from modelwatch_analyzer.analysis import analyze
-from modelwatch_analyzer.analysis import baseline
-from modelwatch_analyzer.analysis import results
-from modelwatch_analyzer.outputs.alerts import Alert, Alerter
+from modelwatch_analyzer.analysis import analyze, baseline, results
 from modelwatch_analyzer.analysis.baseline import Baseline
-from modelwatch_analyzer.service.config import Config, ModelConfig
 from modelwatch_analyzer.analysis.detector import SequentialDetector
-from modelwatch_analyzer.errors import BaselineError, StoreError, StoreUnavailable
 from modelwatch_analyzer.analysis.results import Result
-from modelwatch_analyzer.analysis.scan import Window
+from modelwatch_analyzer.analysis.window import Window
+from modelwatch_analyzer.errors import BaselineError, StoreError, StoreUnavailable
+from modelwatch_analyzer.outputs.alerts import Alert, Alerter
+from modelwatch_analyzer.service.config import Config, ModelConfig
 from modelwatch_analyzer.store.client import Store
 
 log = logging.getLogger("modelwatch.analyzer")

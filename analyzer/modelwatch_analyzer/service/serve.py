@@ -33,14 +33,16 @@ import threading
 from dataclasses import dataclass
 
 from modelwatch_analyzer.collector import cli_endpoint
-from modelwatch_analyzer.store import consistency
 from modelwatch_analyzer.collector import grpc_receiver as grpc_server
-from modelwatch_analyzer.store import schema
-from modelwatch_analyzer.errors import ConfigError
 from modelwatch_analyzer.collector.http_receiver import HttpServer
 from modelwatch_analyzer.collector.ingest import Ingest
-from modelwatch_analyzer.collector.receiver import DEFAULT_MAX_REQUEST_BYTES, SIGNALS, Receiver
-from modelwatch_analyzer.store import lockfile
+from modelwatch_analyzer.collector.receiver import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    SIGNALS,
+    Receiver,
+)
+from modelwatch_analyzer.errors import ConfigError
+from modelwatch_analyzer.store import consistency, lockfile, schema
 from modelwatch_analyzer.store.client import Store
 
 MODELWATCH_TOKEN = "MODELWATCH_TOKEN"

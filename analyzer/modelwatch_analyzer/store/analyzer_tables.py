@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from modelwatch_analyzer.store.ddl import Context, physical_and_distributed, create_table
-
+from modelwatch_analyzer.store.ddl import (
+    Context,
+    create_table,
+    physical_and_distributed,
+)
 
 _BASELINE_COLUMNS = """    ModelName LowCardinality(String),
     ModelVersion LowCardinality(String),

@@ -32,7 +32,12 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
-from modelwatch_analyzer.errors import NoStore, StoreError, StoreUnavailable, UnsafeIdentifier
+from modelwatch_analyzer.errors import (
+    NoStore,
+    StoreError,
+    StoreUnavailable,
+    UnsafeIdentifier,
+)
 
 MODELWATCH_CLICKHOUSE_URL = "MODELWATCH_CLICKHOUSE_URL"
 """Where the store is: ``chdb:///dir`` (embedded) or ``http(s)://user:pass@host:8123/db`` (server)."""

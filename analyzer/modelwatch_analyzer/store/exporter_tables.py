@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from modelwatch_analyzer.store.ddl import Context, create_table
 
-
 _ATTRS = "Map(LowCardinality(String), String) CODEC(ZSTD(1))"
 
 _METRIC_COMMON = f"""    ResourceAttributes {_ATTRS},

@@ -41,8 +41,19 @@ from typing import Callable
 
 from modelwatch_analyzer.store import analyzer_tables, exporter_tables, typed_tables
 from modelwatch_analyzer.store.client import Store, ident
-from modelwatch_analyzer.store.ddl import SHARD_KEYS, Context, Retention, distributed, physical_and_distributed, create_table
-from modelwatch_analyzer.store.typed_tables import LABEL_SPAN, LEADING_ZERO, PREDICTION_SPAN
+from modelwatch_analyzer.store.ddl import (
+    SHARD_KEYS,
+    Context,
+    Retention,
+    create_table,
+    distributed,
+    physical_and_distributed,
+)
+from modelwatch_analyzer.store.typed_tables import (
+    LABEL_SPAN,
+    LEADING_ZERO,
+    PREDICTION_SPAN,
+)
 
 __all__ = ["LABEL_SPAN", "LEADING_ZERO", "MIGRATIONS", "PREDICTION_SPAN", "Context", "Migration", "Retention", "apply",
            "ensure", "retention_seconds", "statements", "version"]
