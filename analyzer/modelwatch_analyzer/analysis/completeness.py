@@ -142,6 +142,15 @@ def pipeline_gap(store: Store, model: str | None = None, start: datetime | None 
         where += " AND Attributes['ml.model.version'] = {version:String}"
         params["version"] = version
     t0, t1 = "fromUnixTimestamp64Nano({start:Int64})", "fromUnixTimestamp64Nano({end:Int64})"
+    out = _kept_and_dropped(store, where, params, t0, t1)
+    if out:
+        _add_stored(store, tables, out, model, version, params, f"Timestamp >= {t0} AND Timestamp < {t1}")
+    return out
+
+
+def _kept_and_dropped(store: Store, where: str, params: dict[str, Any], t0: str, t1: str) -> dict[str, PipelineGap]:
+    """Per model, the increase inside [t0, t1) of the SDK's kept-decision and dropped-span counters (cumulative
+    sums: a value below the previous one is a reset, and counts from zero)."""
     rows = store.query(
         f"SELECT Attributes['ml.model.name'], MetricName, Attributes['reason'], StartTimeUnix < {t0}, "
         f"countIf(TimeUnix <= {t0}), argMaxIf(Value, TimeUnix, TimeUnix <= {t0}), "
@@ -173,12 +182,13 @@ def pipeline_gap(store: Store, model: str | None = None, start: datetime | None 
                 g.edge += first or 0.0
         else:
             g.dropped[reason or "(none)"] = g.dropped.get(reason or "(none)", 0.0) + increase
-    for m in [m for m, g in out.items() if g.kept <= 0 and not g.dropped]:
-        del out[m]
-    if not out:
-        return out
+    return {m: g for m, g in out.items() if g.kept > 0 or g.dropped}
 
-    span_where = "Timestamp >= " + t0 + " AND Timestamp < " + t1
+
+def _add_stored(store: Store, tables: set[str], out: dict[str, PipelineGap], model: str | None, version: str | None,
+                params: dict[str, Any], span_where: str) -> None:
+    """Add to `out` the predictions stored in the window: typed rows, plus the rows of failed batch calls
+    (one error span stands for ``ml.batch.size`` predictions)."""
     pw = span_where + (" AND ModelName = {model:String}" if model is not None else "") + (
         " AND ModelVersion = {version:String}" if version else "")
     if "ml_predictions" in tables:
@@ -196,7 +206,6 @@ def pipeline_gap(store: Store, model: str | None = None, start: datetime | None 
             if m in out and extra:
                 out[m].batch_rows += float(extra)
                 out[m].stored += float(extra)
-    return out
 
 
 def finding(gap: PipelineGap, ceiling: float) -> Result:

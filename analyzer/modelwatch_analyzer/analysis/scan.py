@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -171,7 +171,6 @@ def numeric_by_hour(store: Store, window: Window, grids: dict[str, Grid],
     # log grids first, so that "is this value's grid a log grid" is one comparison of its feature index;
     # the keys only counted last, on a placeholder grid
     keys = sorted(grids, key=lambda k: not grids[k].log) + extra
-    n_log = sum(1 for k in grids if grids[k].log)
     placeholder = Grid(0.0, 1.0, k_cells)
     grid_of = [grids.get(k, placeholder) for k in keys]
     where, params = window.where()
@@ -183,60 +182,29 @@ def numeric_by_hour(store: Store, window: Window, grids: dict[str, Grid],
         "t0": [float(g.low) for g in grid_of],
         "width": [float(g.width) for g in grid_of],
     })
-    # Map pairs and the two output columns become (w, i, v) rows, i the feature's index (a UInt16, so the
-    # GROUP BY and the per-feature parameter lookups are array lookups, not string hashing); the outputs
-    # are plain columns, read by their own branch instead of being concatenated to every row's map.
-    table = store.table('ml_predictions')
-    hour = _hour(hourly)
-    weight = "Weight"
-    if sample < 1.0:
-        buckets = max(1, min(SAMPLE_BUCKETS, round(sample * SAMPLE_BUCKETS)))
-        params.update(sample_buckets=buckets, sample_scale=SAMPLE_BUCKETS / buckets)
-        where += f" AND cityHash64(SpanId) % {SAMPLE_BUCKETS} < {{sample_buckets:UInt16}}"
-        weight = "Weight * {sample_scale:Float64}"
-    branches = [f"SELECT {hour} AS h, {weight} AS w, transform(_key, {{keys:Array(String)}}, {{idx:Array(UInt16)}}, {_NONE}) AS i, v "
-                f"FROM {table} ARRAY JOIN mapKeys(Numeric) AS _key, mapValues(Numeric) AS v WHERE {where}"]
-    for name, column, param in ((SCORE, "Score", "score_i"), (PREDICTION, "PredictionNumber", "prediction_i")):
-        if name in keys:
-            params[param] = keys.index(name)
-            branches.append(f"SELECT {hour} AS h, {weight} AS w, {{{param}:UInt16}} AS i, assumeNotNull({column}) AS v "
-                            f"FROM {table} WHERE {where} AND isNotNull({column})")
-
-    def per_feature(name: str, default: str) -> str:
-        return f"transform(i, {{idx:Array(UInt16)}}, {{{name}:Array(Float64)}}, {default})"
-
-    # The value's cell, as Grid.index: 0 below lo, 1..K inside [lo, hi], K+1 above hi; K+2 a non-finite
-    # value. Every per-value aggregate but the few below is a sum over cells, so it comes from one
-    # sumResample: each operation here is a pass over every (feature, value) pair of the window.
-    inner = (f"least(greatest(floor((if(i < {n_log}, log(greatest(v, lo)), v) - {per_feature('t0', '0.')}) / "
-             f"{per_feature('width', '1.')}) + 1, 1), {k_cells})")
-    aggregates = [f"sumResample(0, {k_cells + 3}, 1)(w, cell)", "sumIf(w * w, fin)", "minIf(v, fin)", "maxIf(v, fin)",
-                  "sumIf(w * (lo - v), cell = 0)", f"sumIf(w * (v - hi), cell = {k_cells + 1})"]
-    if moments:  # about the grid's centre: for a feature far from zero (1e9 + noise), s2/n - mean² cancels to noise
-        params["centre"] = [g.centre for g in grid_of]
-        centred = f"(v - {per_feature('centre', '0.')})"
-        aggregates += [f"sumIf(w * {centred}, fin)", f"sumIf(w * {centred} * {centred}, fin)"]
-    else:
-        aggregates += ["nan", "nan"]
-    if ranges:
-        params["rmin"] = [float(ranges.get(k, (-np.inf, np.inf))[0]) for k in keys]
-        params["rmax"] = [float(ranges.get(k, (-np.inf, np.inf))[1]) for k in keys]
-        aggregates.append(f"sumIf(w, fin AND (v < {per_feature('rmin', '0.')} OR v > {per_feature('rmax', '0.')}))")
-    else:
-        aggregates.append("0.")
+    where, weight = _sampled(where, params, sample)
+    branches = _numeric_branches(store.table("ml_predictions"), _hour(hourly), weight, where, keys, params)
+    aggregates = _numeric_aggregates(k_cells, sum(1 for k in grids if grids[k].log), keys, grid_of, params,
+                                     moments, ranges)
     sql = f"""WITH
     isFinite(v) AS fin,
-    {per_feature('lo', '0.')} AS lo,
-    {per_feature('hi', '0.')} AS hi,
-    toUInt16(if(fin, (v >= lo) * {inner} + (v > hi), {k_cells + 2})) AS cell
+    {_per_feature('lo', '0.')} AS lo,
+    {_per_feature('hi', '0.')} AS hi,
+    toUInt16(if(fin, (v >= lo) * {aggregates.pop(0)} + (v > hi), {k_cells + 2})) AS cell
 SELECT h, i, {", ".join(aggregates)}
 FROM ({" UNION ALL ".join(branches)})
 WHERE i != {_NONE}
 GROUP BY h, i
 SETTINGS short_circuit_function_evaluation = 'force_enable'
 """
+    return _numeric_aggs(store.query(sql, params), keys, grids, grid_of, k_cells)
+
+
+def _numeric_aggs(rows: Iterable[Sequence[Any]], keys: list[str], grids: dict[str, Grid], grid_of: list[Grid],
+                  k_cells: int) -> dict[tuple[int, str], NumericAgg]:
+    """The rows of a numeric scan as aggregates per (hour, feature); counts only for a key without a grid."""
     out: dict[tuple[int, str], NumericAgg] = {}
-    for h, i, grid, n2, lo_v, hi_v, below, above, s1, s2, oor in store.query(sql, params):
+    for h, i, grid, n2, lo_v, hi_v, below, above, s1, s2, oor in rows:
         counts = np.asarray(grid, dtype=float)
         n = float(counts[:k_cells + 2].sum())
         if keys[i] not in grids:
@@ -246,6 +214,66 @@ SETTINGS short_circuit_function_evaluation = 'force_enable'
                                   as_float(hi_v) if n else float("nan"), float(s1), float(s2), counts[:k_cells + 2],
                                   float(below), float(above), float(oor), grid_of[i].centre)
     return out
+
+
+def _sampled(where: str, params: dict[str, Any], sample: float) -> tuple[str, str]:
+    """The filter and the weight expression of a scan reading a `sample` share of the rows (see
+    :func:`numeric_by_hour`); all rows at weight ``Weight`` when `sample` is 1."""
+    if sample >= 1.0:
+        return where, "Weight"
+    buckets = max(1, min(SAMPLE_BUCKETS, round(sample * SAMPLE_BUCKETS)))
+    params.update(sample_buckets=buckets, sample_scale=SAMPLE_BUCKETS / buckets)
+    return (where + f" AND cityHash64(SpanId) % {SAMPLE_BUCKETS} < {{sample_buckets:UInt16}}",
+            "Weight * {sample_scale:Float64}")
+
+
+def _numeric_branches(table: str, hour: str, weight: str, where: str, keys: list[str],
+                      params: dict[str, Any]) -> list[str]:
+    """The ``(h, w, i, v)`` rows of a numeric scan, i the feature's index.
+
+    Map pairs and the two output columns become (w, i, v) rows, i a UInt16 (so the GROUP BY and the
+    per-feature parameter lookups are array lookups, not string hashing); the outputs are plain columns,
+    read by their own branch instead of being concatenated to every row's map."""
+    branches = [f"SELECT {hour} AS h, {weight} AS w, transform(_key, {{keys:Array(String)}}, {{idx:Array(UInt16)}}, {_NONE}) AS i, v "
+                f"FROM {table} ARRAY JOIN mapKeys(Numeric) AS _key, mapValues(Numeric) AS v WHERE {where}"]
+    for name, column, param in ((SCORE, "Score", "score_i"), (PREDICTION, "PredictionNumber", "prediction_i")):
+        if name in keys:
+            params[param] = keys.index(name)
+            branches.append(f"SELECT {hour} AS h, {weight} AS w, {{{param}:UInt16}} AS i, assumeNotNull({column}) AS v "
+                            f"FROM {table} WHERE {where} AND isNotNull({column})")
+    return branches
+
+
+def _per_feature(name: str, default: str) -> str:
+    """SQL: the per-feature parameter array `name` at the row's feature index ``i``."""
+    return f"transform(i, {{idx:Array(UInt16)}}, {{{name}:Array(Float64)}}, {default})"
+
+
+def _numeric_aggregates(k_cells: int, n_log: int, keys: list[str], grid_of: list[Grid], params: dict[str, Any],
+                        moments: bool, ranges: dict[str, tuple[float, float]] | None) -> list[str]:
+    """The cell expression inside the grid (first), then the aggregates of a numeric scan, in the order
+    :func:`numeric_by_hour` reads them.
+
+    The value's cell, as Grid.index: 0 below lo, 1..K inside [lo, hi], K+1 above hi; K+2 a non-finite
+    value. Every per-value aggregate but the few below is a sum over cells, so it comes from one
+    sumResample: each operation here is a pass over every (feature, value) pair of the window."""
+    inner = (f"least(greatest(floor((if(i < {n_log}, log(greatest(v, lo)), v) - {_per_feature('t0', '0.')}) / "
+             f"{_per_feature('width', '1.')}) + 1, 1), {k_cells})")
+    aggregates = [f"sumResample(0, {k_cells + 3}, 1)(w, cell)", "sumIf(w * w, fin)", "minIf(v, fin)", "maxIf(v, fin)",
+                  "sumIf(w * (lo - v), cell = 0)", f"sumIf(w * (v - hi), cell = {k_cells + 1})"]
+    if moments:  # about the grid's centre: for a feature far from zero (1e9 + noise), s2/n - mean² cancels to noise
+        params["centre"] = [g.centre for g in grid_of]
+        centred = f"(v - {_per_feature('centre', '0.')})"
+        aggregates += [f"sumIf(w * {centred}, fin)", f"sumIf(w * {centred} * {centred}, fin)"]
+    else:
+        aggregates += ["nan", "nan"]
+    if ranges:
+        params["rmin"] = [float(ranges.get(k, (-np.inf, np.inf))[0]) for k in keys]
+        params["rmax"] = [float(ranges.get(k, (-np.inf, np.inf))[1]) for k in keys]
+        aggregates.append(f"sumIf(w, fin AND (v < {_per_feature('rmin', '0.')} OR v > {_per_feature('rmax', '0.')}))")
+    else:
+        aggregates.append("0.")
+    return [inner, *aggregates]
 
 
 def as_float(x: Any) -> float:

@@ -137,12 +137,24 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 
 def summary(rows: Sequence[Result], window: Window, base: baseline.Baseline | None = None) -> str:
     """The readable report of one analysis (names from the store escaped for the terminal)."""
+    gap = next((r for r in rows if r.method == completeness.METHOD and r.feature == completeness.FEATURE), None)
+    gap_flagged = gap is not None and bool(gap.drifted)
+    out = _verdict(rows, window, base, gap)
+    out += _feature_table(rows)
+    out += _data_quality(rows, gap_flagged)
+    out += _performance(rows)
+    out += [f"change detected by {r.method} on {e(r.feature)} (score {_fmt(r.details.get('score'))})"
+            for r in rows if r.kind == "drift" and r.details.get("detector") and r.drifted]
+    return "\n".join(out)
+
+
+def _verdict(rows: Sequence[Result], window: Window, base: baseline.Baseline | None, gap: Result | None) -> list[str]:
+    """The window, the baseline, a pipeline gap, and the drift verdict."""
     out = []
     version = f"version {e(window.version)}" if window.version else "all versions"
     out.append(f"{e(window.model)} ({version})  {window.start:%Y-%m-%d %H:%M} → {window.end:%Y-%m-%d %H:%M} UTC")
     if base is not None:
         out.append(f"baseline {e(base.id)} ({e(base.source)}, {base.created_at:%Y-%m-%d %H:%M}, {base.rows:,.0f} rows)")
-    gap = next((r for r in rows if r.method == completeness.METHOD and r.feature == completeness.FEATURE), None)
     if gap is not None and gap.drifted:
         out.append(f"PIPELINE GAP: {e(completeness.describe(gap))}. The stored volume and every statistic below cover "
                    "only the predictions that arrived: this is not low traffic, and drift may be a biased sample.")
@@ -150,66 +162,82 @@ def summary(rows: Sequence[Result], window: Window, base: baseline.Baseline | No
     if s is None or s.status == INSUFFICIENT:
         reason = s.details.get("reason") if s else "no summary"
         out.append(f"\nINSUFFICIENT DATA: {e(reason)}; no verdict.")
-    else:
-        drifted = s.details["drifted_features"]
-        rows_n = s.details.get("rows", 0)
-        out.append(f"{rows_n:,} stored predictions standing for {s.n_current:,.0f} "
-                   f"(effective sample {s.details.get('effective_rows', 0):,.0f})")
-        if s.details.get("sample_rate"):
-            out.append(f"numeric features read from a uniform {s.details['sample_rate']:.1%} sample of the scanned rows "
-                       "(--numeric-sample-rows; categories and totals from every row)")
-        verdict = "DRIFT" if drifted else "no drift"
-        out.append(f"\n{verdict}: {len(drifted)} of {s.details['features']} features drifted "
-                   f"({s.statistic:.0%}); worst severity: {s.severity}")
+        return out
+    drifted = s.details["drifted_features"]
+    rows_n = s.details.get("rows", 0)
+    out.append(f"{rows_n:,} stored predictions standing for {s.n_current:,.0f} "
+               f"(effective sample {s.details.get('effective_rows', 0):,.0f})")
+    if s.details.get("sample_rate"):
+        out.append(f"numeric features read from a uniform {s.details['sample_rate']:.1%} sample of the scanned rows "
+                   "(--numeric-sample-rows; categories and totals from every row)")
+    verdict = "DRIFT" if drifted else "no drift"
+    out.append(f"\n{verdict}: {len(drifted)} of {s.details['features']} features drifted "
+               f"({s.statistic:.0%}); worst severity: {s.severity}")
+    return out
+
+
+def _score(methods: dict[str, Result]) -> Result | None:
+    """A feature's headline drift result (the one its details mark as the score)."""
+    return next((r for r in methods.values() if r.details.get("score")), None)
+
+
+def _feature_table(rows: Sequence[Result]) -> list[str]:
+    """One line per feature, worst first: score, method, severity, test p-value, W1, JS, n; example traces."""
     by: dict[str, dict[str, Result]] = {}
     for r in rows:
         if r.kind == "drift" and r.feature:
             by.setdefault(r.feature, {})[r.method] = r
-    if by:
-        out.append(f"\n  {'feature':<24} {'score':>8} {'method':<15} {'severity':<9} {'test p(adj)':>11} "
-                   f"{'W1/sd':>7} {'JS':>6} {'n current':>10}")
-        def order(item: tuple[str, dict[str, Result]]) -> tuple[int, float]:
-            score = next((r for r in item[1].values() if r.details.get("score")), None)
-            return (-results.severity_rank(score.severity) if score else 1, -(score.statistic or 0) if score else 0)
-        for feature, methods in sorted(by.items(), key=order):
-            score = next((r for r in methods.values() if r.details.get("score")), None)
-            test = methods.get("ks") or methods.get("chi_square")
-            if score is None or score.status == INSUFFICIENT:
-                any_r = next(iter(methods.values()))
-                out.append(f"  {e(feature):<24} {'-':>8} {'':<15} {'n/a':<9} insufficient data: "
-                           f"{e(any_r.details.get('reason', ''))}")
-                continue
-            mark = "!" if score.drifted else " "
-            out.append(f"{mark} {e(feature):<24} {_fmt(score.statistic):>8} {score.method:<15} {score.severity:<9} "
-                       f"{_fmt(test.details.get('adjusted_pvalue') if test else None):>11} "
-                       f"{_fmt(methods['wasserstein'].statistic) if 'wasserstein' in methods else '-':>7} "
-                       f"{_fmt(methods['jensen_shannon'].statistic) if 'jensen_shannon' in methods else '-':>6} "
-                       f"{score.n_current:>10,.0f}")
-            if score.drifted and score.details.get("trace_ids"):
-                where = score.details.get("evidence_category") or score.details.get("evidence_bin")
-                out.append(f"    {'':<24} e.g. traces {e(', '.join(score.details['trace_ids'][:3]))} (in {e(where)})")
+    if not by:
+        return []
+    out = [f"\n  {'feature':<24} {'score':>8} {'method':<15} {'severity':<9} {'test p(adj)':>11} "
+           f"{'W1/sd':>7} {'JS':>6} {'n current':>10}"]
+
+    def order(item: tuple[str, dict[str, Result]]) -> tuple[int, float]:
+        score = _score(item[1])
+        return (-results.severity_rank(score.severity) if score else 1, -(score.statistic or 0) if score else 0)
+
+    for feature, methods in sorted(by.items(), key=order):
+        score = _score(methods)
+        test = methods.get("ks") or methods.get("chi_square")
+        if score is None or score.status == INSUFFICIENT:
+            any_r = next(iter(methods.values()))
+            out.append(f"  {e(feature):<24} {'-':>8} {'':<15} {'n/a':<9} insufficient data: "
+                       f"{e(any_r.details.get('reason', ''))}")
+            continue
+        mark = "!" if score.drifted else " "
+        out.append(f"{mark} {e(feature):<24} {_fmt(score.statistic):>8} {score.method:<15} {score.severity:<9} "
+                   f"{_fmt(test.details.get('adjusted_pvalue') if test else None):>11} "
+                   f"{_fmt(methods['wasserstein'].statistic) if 'wasserstein' in methods else '-':>7} "
+                   f"{_fmt(methods['jensen_shannon'].statistic) if 'jensen_shannon' in methods else '-':>6} "
+                   f"{score.n_current:>10,.0f}")
+        if score.drifted and score.details.get("trace_ids"):
+            where = score.details.get("evidence_category") or score.details.get("evidence_bin")
+            out.append(f"    {'':<24} e.g. traces {e(', '.join(score.details['trace_ids'][:3]))} (in {e(where)})")
+    return out
+
+
+def _data_quality(rows: Sequence[Result], gap_flagged: bool) -> list[str]:
     flagged = [r for r in rows if r.kind == "data_quality" and r.drifted and r.feature != completeness.FEATURE]
-    if flagged:
-        out.append("\ndata quality:")
-        for r in flagged:
-            extra = f" e.g. {e(r.details['examples'][:3])}" if r.details.get("examples") else ""
-            out.append(f"  {e(r.feature)}: {r.method} {r.statistic:.1%} (ceiling {r.threshold:.1%}){extra}")
-    else:
-        out.append("\ndata quality: nothing " + ("else " if gap is not None and gap.drifted else "") + "above its ceiling")
+    if not flagged:
+        return ["\ndata quality: nothing " + ("else " if gap_flagged else "") + "above its ceiling"]
+    out = ["\ndata quality:"]
+    for r in flagged:
+        extra = f" e.g. {e(r.details['examples'][:3])}" if r.details.get("examples") else ""
+        out.append(f"  {e(r.feature)}: {r.method} {r.statistic:.1%} (ceiling {r.threshold:.1%}){extra}")
+    return out
+
+
+def _performance(rows: Sequence[Result]) -> list[str]:
     perf = {r.method: r for r in rows if r.kind == "performance"}
-    if perf:
-        cov = perf.get("label_coverage")
-        metrics = [f"{m} {_fmt(r.statistic)}" for m, r in perf.items() if m != "label_coverage" and r.status == "ok"]
-        if metrics:
-            out.append(f"performance (labels for {cov.statistic:.0%} of predictions): " + ", ".join(metrics)
-                       if cov and cov.statistic is not None else "performance: " + ", ".join(metrics))
-        else:
-            reason = next((r.details.get("reason") for r in perf.values() if r.status == INSUFFICIENT), "no labels")
-            out.append(f"performance: not enough labels yet ({e(reason)})")
-    detectors = [r for r in rows if r.kind == "drift" and r.details.get("detector") and r.drifted]
-    for r in detectors:
-        out.append(f"change detected by {r.method} on {e(r.feature)} (score {_fmt(r.details.get('score'))})")
-    return "\n".join(out)
+    if not perf:
+        return []
+    cov = perf.get("label_coverage")
+    metrics = [f"{m} {_fmt(r.statistic)}" for m, r in perf.items() if m != "label_coverage" and r.status == "ok"]
+    if metrics:
+        return [f"performance (labels for {cov.statistic:.0%} of predictions): " + ", ".join(metrics)
+                if cov and cov.statistic is not None else "performance: " + ", ".join(metrics)]
+    reason = next((r.details.get("reason") for r in perf.values() if r.status == INSUFFICIENT), "no labels")
+    return [f"performance: not enough labels yet ({e(reason)})"]
 
 
 # -- the service -------------------------------------------------------------------------

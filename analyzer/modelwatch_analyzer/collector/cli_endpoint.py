@@ -73,7 +73,7 @@ class Owned:
     commands: Commands
 
 
-_enabled: "weakref.WeakKeyDictionary[Receiver, Owned]" = weakref.WeakKeyDictionary()
+_enabled: weakref.WeakKeyDictionary[Receiver, Owned] = weakref.WeakKeyDictionary()
 
 
 def enable(receiver: Receiver, secret: str, url: str, database: str, commands: Commands) -> None:

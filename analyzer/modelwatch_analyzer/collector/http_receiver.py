@@ -27,7 +27,7 @@ import threading
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Sequence
 
 import uvicorn
 from google.rpc import status_pb2
@@ -88,103 +88,123 @@ PROTOBUF, JSON = "application/x-protobuf", "application/json"
 _IDENTITY = ("", "identity")
 _GZIP = ("gzip", "x-gzip")
 
-def make_app(receiver: Receiver, max_concurrent_requests: int = MAX_CONCURRENT_REQUESTS) -> Any:
-    """The ASGI application."""
-    # export threads mostly wait for their group commit: many of them let concurrent requests share a commit
-    exports = ThreadPoolExecutor(max_workers=EXPORT_THREADS, thread_name_prefix="otlp-http")
-    in_flight = 0  # OTLP requests being handled; the event loop is one thread, so no lock
+class _Reply:
+    """Answers to one request, in the request's encoding (protobuf, else JSON)."""
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        nonlocal in_flight
+    def __init__(self, send: Any, reply_json: bool) -> None:
+        self.send, self.json = send, reply_json
+
+    async def respond(self, status: int, body: bytes, extra: Sequence[tuple[bytes, bytes]] = ()) -> None:
+        ctype = JSON.encode() if self.json else PROTOBUF.encode()
+        await self.send({"type": "http.response.start", "status": status,
+                         "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *extra]})
+        await self.send({"type": "http.response.body", "body": body})
+
+    async def reject(self, code: str, message: str) -> None:
+        """An OTLP error: its HTTP status, a ``google.rpc.Status`` body, and Retry-After when retryable."""
+        status = status_pb2.Status(code=_GRPC_CODE[code], message=message)
+        body = json.dumps({"code": status.code, "message": message}).encode() if self.json else status.SerializeToString()
+        extra = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())] if code == "unavailable" else []
+        await self.respond(_HTTP[code], body, extra)
+
+
+class OtlpApp:
+    """The ASGI application: ``POST /v1/{traces,metrics,logs}``, ``GET /health`` and the CLI endpoint."""
+
+    def __init__(self, receiver: Receiver, max_concurrent_requests: int = MAX_CONCURRENT_REQUESTS) -> None:
+        self.receiver = receiver
+        self.max_concurrent_requests = max_concurrent_requests
+        # export threads mostly wait for their group commit: many of them let concurrent requests share a commit
+        self.exports = ThreadPoolExecutor(max_workers=EXPORT_THREADS, thread_name_prefix="otlp-http")
+        self.in_flight = 0  # OTLP requests being handled; the event loop is one thread, so no lock
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         media = headers.get("content-type", "").split(";")[0].strip().lower()  # media types are case-insensitive
-        json_body = media == JSON
-        reply_json = media != PROTOBUF  # answers in the request's encoding; JSON when it is neither
-
-        async def respond(status: int, body: bytes, extra: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
-            ctype = JSON.encode() if reply_json else PROTOBUF.encode()
-            await send({"type": "http.response.start", "status": status,
-                        "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *extra]})
-            await send({"type": "http.response.body", "body": body})
-
-        async def reject(code: str, message: str) -> None:
-            status = status_pb2.Status(code=_GRPC_CODE[code], message=message)
-            body = json.dumps({"code": status.code, "message": message}).encode() if reply_json else status.SerializeToString()
-            extra = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())] if code == "unavailable" else []
-            await respond(_HTTP[code], body, extra)
-
+        reply = _Reply(send, reply_json=media != PROTOBUF)  # the request's encoding; JSON when it is neither
         if scope["path"] == "/health" and scope["method"] == "GET":
-            body = json.dumps({"status": "ok", "pending_rows": receiver.ingest.pending_rows}).encode()
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
+            body = json.dumps({"status": "ok", "pending_rows": self.receiver.ingest.pending_rows}).encode()
+            await _Reply(send, reply_json=True).respond(200, body)
             return
         if scope["path"] == cli_endpoint.PATH and scope["method"] == "POST":
-            await cli_endpoint.handle(scope, receive, send, receiver, headers)
+            await cli_endpoint.handle(scope, receive, send, self.receiver, headers)
             return
         signal = _PATHS.get(scope["path"])
         if signal is None:
-            await respond(404, b"")
+            await reply.respond(404, b"")
             return
         if scope["method"] != "POST":
-            await respond(405, b"")
+            await reply.respond(405, b"")
             return
-        if in_flight >= max_concurrent_requests:
-            await reject("unavailable", f"{in_flight} concurrent requests being handled; retry later")
+        if self.in_flight >= self.max_concurrent_requests:
+            await reply.reject("unavailable", f"{self.in_flight} concurrent requests being handled; retry later")
             return
-        in_flight += 1
+        self.in_flight += 1
         try:
-            await otlp(signal, headers, media, json_body, receive, respond, reject)
+            await self._otlp(signal, headers, media, receive, reply)
         finally:
-            in_flight -= 1
+            self.in_flight -= 1
 
-    async def otlp(signal: Any, headers: dict[str, str], media: str, json_body: bool, receive: Any, respond: Any,
-                   reject: Any) -> None:
+    async def _otlp(self, signal: Any, headers: dict[str, str], media: str, receive: Any, reply: _Reply) -> None:
         """One OTLP export request: read the body (size-limited), check it, decode, commit, answer."""
-        limit = receiver.max_request_bytes
-        declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await reject("too_large", f"body of {declared} bytes exceeds {limit}")
-            return
-        chunks, size = [], 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                await reject("too_large", f"body exceeds {limit} bytes")
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        encoding = headers.get("content-encoding", "").strip().lower()
+        limit = self.receiver.max_request_bytes
+        json_body = media == JSON
         try:
-            receiver.authorise(headers.get("authorization"))
-            if media not in (PROTOBUF, JSON):
-                shown = repr(media) if media else "none"
-                raise Rejected("unsupported", f"unsupported Content-Type {shown}: OTLP/HTTP takes {PROTOBUF} or {JSON}")
-            if encoding in _GZIP:
-                body = _gunzip(body, limit)
-            elif encoding not in _IDENTITY:
-                raise Rejected("unsupported", f"unsupported Content-Encoding {encoding!r}: send gzip, or no encoding")
-            request = receiver.decode(signal, body, json_body=json_body)
-            await asyncio.get_running_loop().run_in_executor(exports, receiver.export, signal, request,
+            body = await _read_body(headers, receive, limit)
+            if body is None:  # the client went away
+                return
+            self.receiver.authorise(headers.get("authorization"))
+            request = self.receiver.decode(signal, _decoded(body, media, headers, limit), json_body=json_body)
+            await asyncio.get_running_loop().run_in_executor(self.exports, self.receiver.export, signal, request,
                                                             None if json_body else body)
         except _TooLarge:
-            await reject("too_large", f"decompressed body exceeds {limit} bytes")
+            await reply.reject("too_large", f"decompressed body exceeds {limit} bytes")
             return
         except Rejected as exc:
-            await reject(exc.code, exc.message)
+            await reply.reject(exc.code, exc.message)
             return
         response = signal.response_type()
-        await respond(200, b"{}" if json_body else response.SerializeToString())
+        await reply.respond(200, b"{}" if json_body else response.SerializeToString())
 
-    return app
+
+def make_app(receiver: Receiver, max_concurrent_requests: int = MAX_CONCURRENT_REQUESTS) -> OtlpApp:
+    """The ASGI application."""
+    return OtlpApp(receiver, max_concurrent_requests)
+
+
+async def _read_body(headers: dict[str, str], receive: Any, limit: int) -> bytes | None:
+    """The request body, at most `limit` bytes (:class:`Rejected` "too_large" beyond); None when the client left."""
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise Rejected("too_large", f"body of {declared} bytes exceeds {limit}")
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise Rejected("too_large", f"body exceeds {limit} bytes")
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def _decoded(body: bytes, media: str, headers: dict[str, str], limit: int) -> bytes:
+    """The body as OTLP bytes: its media type checked, gzip undone (at most `limit` bytes, checked to its end);
+    :class:`Rejected` "unsupported" for other media types and encodings."""
+    if media not in (PROTOBUF, JSON):
+        shown = repr(media) if media else "none"
+        raise Rejected("unsupported", f"unsupported Content-Type {shown}: OTLP/HTTP takes {PROTOBUF} or {JSON}")
+    encoding = headers.get("content-encoding", "").strip().lower()
+    if encoding in _GZIP:
+        return _gunzip(body, limit)
+    if encoding not in _IDENTITY:
+        raise Rejected("unsupported", f"unsupported Content-Encoding {encoding!r}: send gzip, or no encoding")
+    return body
 
 
 class HttpServer:

@@ -36,11 +36,11 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from modelwatch_analyzer.collector import native
+from modelwatch_analyzer.collector.otlp_rows import Tables, trace_tables
 from modelwatch_analyzer.store.client import Store
 
 log = logging.getLogger("modelwatch.ingest")
 
-Tables = dict[str, tuple[Sequence[str], list[tuple[Any, ...]]]]
 
 
 class Busy(Exception):
@@ -315,13 +315,11 @@ class _Writer:
         """Trace requests of the native queue converted to rows in Python, then committed as such."""
         from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-        from modelwatch_analyzer.collector.otlp_rows import TRACE_COLUMNS, span_rows
-
         ok, refused = [], []
         for item in group:
             try:
                 request = trace_service_pb2.ExportTraceServiceRequest.FromString(item.body)
-                item.tables = {"otel_traces": (TRACE_COLUMNS, span_rows(request))}
+                item.tables = trace_tables(request)
                 ok.append(item)
             except Exception as exc:  # noqa: BLE001 - the receiver checked it; this is that request's outcome
                 refused.append((item, exc))

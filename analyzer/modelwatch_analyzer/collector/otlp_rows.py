@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Sequence
 
 from modelwatch_analyzer.store.attribute_text import as_string, attributes_map
 
@@ -290,3 +290,22 @@ def log_rows(request: Any, earliest: int = EARLIEST_NS) -> list[tuple[Any, ...]]
                     resource,
                 ) + head + (attributes_map(record.attributes), record.event_name))
     return rows
+
+
+Tables = dict[str, tuple[Sequence[str], list[tuple[Any, ...]]]]
+"""Rows to insert: table name -> (its columns, its rows)."""
+
+
+def trace_tables(request: Any, earliest: int = EARLIEST_NS) -> Tables:
+    """A trace export request as ``otel_traces`` rows."""
+    return {"otel_traces": (TRACE_COLUMNS, span_rows(request, earliest))}
+
+
+def metric_tables(request: Any, earliest: int = EARLIEST_NS) -> Tables:
+    """A metrics export request as rows of the ``otel_metrics_*`` tables it has points for."""
+    return {table: (METRIC_COLUMNS[table], rows) for table, rows in metric_rows(request, earliest).items() if rows}
+
+
+def log_tables(request: Any, earliest: int = EARLIEST_NS) -> Tables:
+    """A logs export request as ``otel_logs`` rows."""
+    return {"otel_logs": (LOG_COLUMNS, log_rows(request, earliest))}

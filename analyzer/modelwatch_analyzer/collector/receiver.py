@@ -42,15 +42,13 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from modelwatch_analyzer.collector.ingest import Busy, Ingest, Tables
 from modelwatch_analyzer.collector.otlp_rows import (
     EARLIEST_NS,
-    LOG_COLUMNS,
     METRIC_COLUMNS,
-    TRACE_COLUMNS,
     latest_ns,
-    log_rows,
-    metric_rows,
+    log_tables,
+    metric_tables,
     ns,
     row_time,
-    span_rows,
+    trace_tables,
 )
 
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024  # after decompression
@@ -78,10 +76,6 @@ class Signal:
     service: str  # the gRPC service's full name, from the official proto descriptor
     to_rows: Callable[[Any, int], Tables]  # (request, earliest row timestamp accepted)
     tables: tuple[str, ...]  # the exporter tables its rows go to (their retention bounds the row timestamps)
-
-
-def _trace_tables(request: Any, earliest: int) -> Tables:
-    return {"otel_traces": (TRACE_COLUMNS, span_rows(request, earliest))}
 
 
 def checked_spans(request: Any, earliest: int = EARLIEST_NS) -> tuple[int, bool]:
@@ -112,23 +106,15 @@ def checked_spans(request: Any, earliest: int = EARLIEST_NS) -> tuple[int, bool]
     return n, nested
 
 
-def _metric_tables(request: Any, earliest: int) -> Tables:
-    return {table: (METRIC_COLUMNS[table], rows) for table, rows in metric_rows(request, earliest).items() if rows}
-
-
-def _log_tables(request: Any, earliest: int) -> Tables:
-    return {"otel_logs": (LOG_COLUMNS, log_rows(request, earliest))}
-
-
 SIGNALS: dict[str, Signal] = {
     "traces": Signal("traces", trace_service_pb2.ExportTraceServiceRequest, trace_service_pb2.ExportTraceServiceResponse,
-                     trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name, _trace_tables, ("otel_traces",)),
+                     trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name, trace_tables, ("otel_traces",)),
     "metrics": Signal("metrics", metrics_service_pb2.ExportMetricsServiceRequest, metrics_service_pb2.ExportMetricsServiceResponse,
-                      metrics_service_pb2.DESCRIPTOR.services_by_name["MetricsService"].full_name, _metric_tables,
+                      metrics_service_pb2.DESCRIPTOR.services_by_name["MetricsService"].full_name, metric_tables,
                       tuple(METRIC_COLUMNS)),
     # logs always take the Python conversion path (the native path of export() is for traces only)
     "logs": Signal("logs", logs_service_pb2.ExportLogsServiceRequest, logs_service_pb2.ExportLogsServiceResponse,
-                   logs_service_pb2.DESCRIPTOR.services_by_name["LogsService"].full_name, _log_tables, ("otel_logs",)),
+                   logs_service_pb2.DESCRIPTOR.services_by_name["LogsService"].full_name, log_tables, ("otel_logs",)),
 }
 
 _HEX_ID_FIELDS = {"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"}
