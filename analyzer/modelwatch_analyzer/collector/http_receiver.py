@@ -156,7 +156,8 @@ class OtlpApp:
             if body is None:  # the client went away
                 return
             self.receiver.authorise(headers.get("authorization"))
-            request = self.receiver.decode(signal, _decoded(body, media, headers, limit), json_body=json_body)
+            body = _decoded(body, media, headers, limit)
+            request = self.receiver.decode(signal, body, json_body=json_body)
             await asyncio.get_running_loop().run_in_executor(self.exports, self.receiver.export, signal, request,
                                                             None if json_body else body)
         except _TooLarge:
