@@ -19,7 +19,7 @@ from modelwatch_analyzer.analysis import baseline
 from modelwatch_analyzer.service import config
 from modelwatch_analyzer.analysis import results
 from modelwatch_analyzer.store import schema
-from modelwatch_analyzer.outputs.alerts import Alerter
+from modelwatch_analyzer.outputs.alerts.firing import Alerter
 from modelwatch_analyzer.analysis.scan import Window
 from modelwatch_analyzer.service.serve import ServeOptions, Server
 from modelwatch_analyzer.service.scheduler import AnalyzerService, aligned_end, analyse_model

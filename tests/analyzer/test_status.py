@@ -12,7 +12,8 @@ from modelwatch_analyzer.analysis import baseline
 from modelwatch_analyzer.cli import command as cli
 from modelwatch_analyzer.analysis import scan
 from modelwatch_analyzer.report import status
-from modelwatch_analyzer.outputs.alerts import AlertConfig, Alerter, Route
+from modelwatch_analyzer.outputs.alerts.firing import Alerter
+from modelwatch_analyzer.outputs.alerts.rules import AlertConfig, Route
 
 from analyzer_data import T0, insert, insert_labels
 

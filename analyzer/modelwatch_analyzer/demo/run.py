@@ -264,7 +264,7 @@ def run(options: DemoOptions) -> int:
     from modelwatch_analyzer.analysis import baseline
     from modelwatch_analyzer.report import html as report
     from modelwatch_analyzer.analysis import results as results_mod
-    from modelwatch_analyzer.outputs.alerts import Alerter
+    from modelwatch_analyzer.outputs.alerts.firing import Alerter
     from modelwatch_analyzer.analysis.scan import Window
     from modelwatch_analyzer.service.serve import ServeOptions, Server
     from modelwatch_analyzer.service.scheduler import analyse_model

@@ -121,7 +121,7 @@ def gather(store: Store, model: str, since: datetime | None = None, until: datet
         dict(params, b=int(bucket.total_seconds())))] if first else []
     alerts = []
     if "ml_alerts" in store.tables():
-        from modelwatch_analyzer.outputs.alerts import ALERT_COLUMNS, LIVE, Alert
+        from modelwatch_analyzer.outputs.alerts.rows import ALERT_COLUMNS, LIVE, Alert
 
         aw = [LIVE, "ModelName = {model:String}"] + [w.replace("Timestamp", "FiredAt") for w in where[1:]]
         alerts = [Alert.from_row(r) for r in store.query(

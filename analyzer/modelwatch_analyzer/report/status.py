@@ -191,7 +191,7 @@ def gather(store: Store, model: str | None = None, runs: int = 5) -> dict[str, A
                                 "window_end": _iso(we), "drifted_features": int(drifted), "worst_severity": worst,
                                 "results": int(n), "status": status or "ok"})
     if "ml_alerts" in tables:
-        from modelwatch_analyzer.outputs.alerts import ALERT_COLUMNS, LIVE, Alert
+        from modelwatch_analyzer.outputs.alerts.rows import ALERT_COLUMNS, LIVE, Alert
 
         live = f"{where} AND {LIVE}" if where else f"WHERE {LIVE}"
         rows = store.query(f"SELECT {', '.join(ALERT_COLUMNS)} FROM {store.table('ml_alerts')} FINAL {live} "

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from modelwatch_analyzer.outputs.alerts import AlertConfig
+from modelwatch_analyzer.outputs.alerts.rules import AlertConfig
 from modelwatch_analyzer.analysis.analyze import DataQualitySettings, Settings
 from modelwatch_analyzer.analysis.detector import DetectorConfig
 from modelwatch_analyzer.errors import ConfigError

@@ -27,7 +27,8 @@ from typing import Any, Callable
 from modelwatch_analyzer.analysis import analyze
 from modelwatch_analyzer.analysis import baseline
 from modelwatch_analyzer.analysis import results
-from modelwatch_analyzer.outputs.alerts import Alert, Alerter
+from modelwatch_analyzer.outputs.alerts.firing import Alerter
+from modelwatch_analyzer.outputs.alerts.rows import Alert
 from modelwatch_analyzer.analysis.baseline import Baseline
 from modelwatch_analyzer.service.config import Config, ModelConfig
 from modelwatch_analyzer.analysis.detector import SequentialDetector
