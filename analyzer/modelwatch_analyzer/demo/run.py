@@ -407,7 +407,7 @@ def _shell_url(url: str) -> str:
 
 def _summary(say: Callable[[str], None], per_day: list[tuple[int, list[Any], list[Any]]], options: DemoOptions) -> None:
     """Which features drifted and how badly, what happened to accuracy, which alerts fired, with their traces."""
-    from modelwatch_analyzer.report.html import evidence_where
+    from modelwatch_analyzer.report.sections import evidence_where
     from modelwatch_analyzer.analysis.results import severity_rank
 
     say("\nsummary")
