@@ -80,8 +80,11 @@ a few rows takes milliseconds). An embedded store has one process, whose lock is
 FIRST_ATTEMPT_GRACE = timedelta(minutes=2)
 """How long a new row is left to the process that fired it before another analyzer delivers it (if that one died)."""
 
+
 @dataclass
 class _Candidate:
+    """What one call's results would fire for one (rule, model, feature, severity), before the cooldown."""
+
     rule: str
     model: str
     feature: str | None

@@ -24,6 +24,7 @@ def _fmt(x: float | None) -> str:
 
 
 def describe(rule: Rule, r: Result) -> str:
+    """The alert's one line: where, what and against which threshold."""
     where = f"{r.model} v{r.version}" + (f" feature {r.feature!r}" if r.feature else "")
     rate = r.details.get("sample_rate") if isinstance(r.details, Mapping) else None
     sampled = f"; from a {rate:.1%} sample of the rows" if isinstance(rate, float) and rate < 1 else ""
@@ -37,6 +38,7 @@ def describe(rule: Rule, r: Result) -> str:
 
 
 def trace_ids(results: Iterable[Result], limit: int = 20) -> list[str]:
+    """The first `limit` distinct trace ids the results carry as evidence."""
     out: list[str] = []
     for r in results:
         ids = r.details.get("trace_ids") if isinstance(r.details, Mapping) else None
@@ -46,11 +48,12 @@ def trace_ids(results: Iterable[Result], limit: int = 20) -> list[str]:
     return out
 
 
-def alert_body(group_id: str, rule: str, severity: str, fired_at: datetime, message: str,
-             results: Sequence[Result]) -> dict[str, Any]:
+def alert_body(group: str, rule: str, severity: str, fired_at: datetime, message: str,
+               results: Sequence[Result]) -> dict[str, Any]:
+    """The JSON body every channel delivers (and ``ml_alerts.Message`` keeps for retries)."""
     first = results[0]
     return {
-        "alert": {"id": group_id, "rule": rule, "severity": severity, "model": first.model,
+        "alert": {"id": group, "rule": rule, "severity": severity, "model": first.model,
                   "version": first.version, "feature": first.feature,
                   "method": ",".join(sorted({r.method for r in results})),
                   "message": message, "fired_at": fired_at.isoformat(), "run_id": first.run_id},
