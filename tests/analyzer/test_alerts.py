@@ -12,14 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from modelwatch_analyzer.analysis.results import INSUFFICIENT, Result
 from modelwatch_analyzer.errors import ConfigError
-from modelwatch_analyzer.outputs.alerts import (
-    RETRAIN,
-    AlertConfig,
-    Alerter,
-    Retrain,
-    Route,
-    Rule,
-)
+from modelwatch_analyzer.outputs.alerts.firing import Alerter
+from modelwatch_analyzer.outputs.alerts.rules import RETRAIN, AlertConfig, Retrain, Route, Rule
 from modelwatch_analyzer.store.client import Store
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -353,7 +347,7 @@ def test_two_processes_firing_at_once_keep_one_alert(store, hook, monkeypatch):
     """Two analyzers that cannot share a lock (two processes on one server) keep and deliver the earliest alert only."""
     import contextlib
 
-    from modelwatch_analyzer.outputs import alerts as alerts_module
+    from modelwatch_analyzer.outputs.alerts import firing as alerts_module
 
     monkeypatch.setattr(alerts_module, "_FIRING", contextlib.nullcontext())
     _racing_recent(monkeypatch)

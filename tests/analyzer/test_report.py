@@ -20,7 +20,8 @@ from analyzer_data import T0, insert, insert_labels
 from modelwatch_analyzer.analysis import analyze, baseline
 from modelwatch_analyzer.analysis.window import Window
 from modelwatch_analyzer.cli import command as cli
-from modelwatch_analyzer.outputs.alerts import AlertConfig, Alerter
+from modelwatch_analyzer.outputs.alerts.firing import Alerter
+from modelwatch_analyzer.outputs.alerts.rules import AlertConfig
 from modelwatch_analyzer.report import html as report
 
 HOSTILE_MODEL = "credit</title><script>alert('m')</script>"

@@ -17,13 +17,9 @@ from analyzer_data import T0, insert
 from modelwatch import setup
 from modelwatch_analyzer.analysis import baseline, results
 from modelwatch_analyzer.analysis.window import Window
-from modelwatch_analyzer.outputs.alerts import Alerter
+from modelwatch_analyzer.outputs.alerts.firing import Alerter
 from modelwatch_analyzer.service import config
-from modelwatch_analyzer.service.scheduler import (
-    AnalyzerService,
-    aligned_end,
-    analyse_model,
-)
+from modelwatch_analyzer.service.scheduler import AnalyzerService, aligned_end, analyse_model
 from modelwatch_analyzer.service.serve import ServeOptions, Server
 from modelwatch_analyzer.store import schema
 

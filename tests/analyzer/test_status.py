@@ -10,7 +10,8 @@ from analyzer_data import T0, insert, insert_labels
 from modelwatch_analyzer.analysis import analyze, baseline
 from modelwatch_analyzer.analysis.window import Window
 from modelwatch_analyzer.cli import command as cli
-from modelwatch_analyzer.outputs.alerts import AlertConfig, Alerter, Route
+from modelwatch_analyzer.outputs.alerts.firing import Alerter
+from modelwatch_analyzer.outputs.alerts.rules import AlertConfig, Route
 from modelwatch_analyzer.report import status
 
 

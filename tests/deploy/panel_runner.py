@@ -49,7 +49,7 @@ def fill(store_url: str):  # -> (Server, start, end)
     import numpy as np
     from modelwatch_analyzer.analysis import baseline
     from modelwatch_analyzer.analysis.window import Window
-    from modelwatch_analyzer.outputs.alerts import Alerter
+    from modelwatch_analyzer.outputs.alerts.firing import Alerter
     from modelwatch_analyzer.service import config
     from modelwatch_analyzer.service.scheduler import analyse_model
     from modelwatch_analyzer.service.serve import ServeOptions, Server

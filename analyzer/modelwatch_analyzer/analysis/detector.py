@@ -38,19 +38,20 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
+from modelwatch_analyzer import toml_checks as check
 from modelwatch_analyzer.analysis.results import OK, SEVERITIES, Result
 from modelwatch_analyzer.analysis.window import utc, utc_ms
-from modelwatch_analyzer.errors import ConfigError
 from modelwatch_analyzer.store.client import Store
 
 State = dict[str, float]
 
 
-def _page_hinkley(cfg: "DetectorConfig", state: State, x: float) -> tuple[State, float, bool]:
+def _page_hinkley(cfg: DetectorConfig, state: State, x: float) -> tuple[State, float, bool]:
     n = state.get("n", 0.0) + 1.0
     mean = state.get("mean", 0.0)
     mean += (x - mean) / n
@@ -61,7 +62,7 @@ def _page_hinkley(cfg: "DetectorConfig", state: State, x: float) -> tuple[State,
     return {"n": n, "mean": mean, "cum": cum, "low": low}, stat, fired
 
 
-def _cusum(cfg: "DetectorConfig", state: State, x: float) -> tuple[State, float, bool]:
+def _cusum(cfg: DetectorConfig, state: State, x: float) -> tuple[State, float, bool]:
     n = state.get("n", 0.0) + 1.0
     mean = state.get("mean", 0.0)
     if n <= cfg.min_instances:  # learning the in-control level
@@ -71,7 +72,7 @@ def _cusum(cfg: "DetectorConfig", state: State, x: float) -> tuple[State, float,
     return {"n": n, "mean": mean, "s": s}, s, s > cfg.threshold
 
 
-DETECTORS: dict[str, Callable[["DetectorConfig", State, float], tuple[State, float, bool]]] = {
+DETECTORS: dict[str, Callable[[DetectorConfig, State, float], tuple[State, float, bool]]] = {
     "page_hinkley": _page_hinkley,
     "cusum": _cusum,
 }
@@ -109,37 +110,18 @@ class DetectorConfig:
             object.__setattr__(self, "name", self.detector)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str = "detectors[0]") -> "DetectorConfig":
+    def from_dict(cls, d: Mapping[str, Any], where: str = "detectors[0]") -> DetectorConfig:
         """Validated config; :class:`ConfigError` names the key under `where` and what to change."""
-        if not isinstance(d, Mapping):
-            raise ConfigError(f"{where}: expected a table of detector settings, got {type(d).__name__}")
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        detector = d.get("detector", cls.detector)
-        if detector not in DETECTORS:
-            raise ConfigError(f"{where}.detector: {detector!r} is not a detector; use one of {', '.join(DETECTORS)}")
-        for key in ("method", "name"):
-            if key in d and (not isinstance(d[key], str) or (key == "method" and not d[key])):
-                raise ConfigError(f"{where}.{key}: expected a non-empty string, got {d[key]!r}")
-        for key in ("delta", "threshold", "alpha"):
-            if key in d and (isinstance(d[key], bool) or not isinstance(d[key], (int, float))
-                             or not math.isfinite(d[key])):
-                raise ConfigError(f"{where}.{key}: expected a number, got {d[key]!r}")
-        if "threshold" in d and d["threshold"] <= 0:
-            raise ConfigError(f"{where}.threshold: must be > 0, got {d['threshold']!r}")
-        if "delta" in d and d["delta"] < 0:
-            raise ConfigError(f"{where}.delta: must be >= 0, got {d['delta']!r}")
-        if "alpha" in d and not 0 < d["alpha"] <= 1:
-            raise ConfigError(f"{where}.alpha: must be in (0, 1], got {d['alpha']!r}")
-        if "min_instances" in d and (isinstance(d["min_instances"], bool) or not isinstance(d["min_instances"], int)
-                                     or d["min_instances"] < 1):
-            raise ConfigError(f"{where}.min_instances: expected an integer >= 1, got {d['min_instances']!r}")
-        if "severity" in d and d["severity"] not in SEVERITIES[1:]:
-            raise ConfigError(f"{where}.severity: {d['severity']!r} is not a severity; use one of "
-                              f"{', '.join(SEVERITIES[1:])}")
-        return cls(**{k: (float(v) if k in ("delta", "threshold", "alpha") else v) for k, v in d.items()})
+        d = check.table(d, where, cls.__dataclass_fields__)
+        return cls(detector=check.string(d, "detector", where, cls.detector, choices=tuple(DETECTORS),
+                                         what="a detector"),
+                   method=check.string(d, "method", where, cls.method),
+                   delta=check.number(d, "delta", where, cls.delta, minimum=0.0),
+                   threshold=check.number(d, "threshold", where, cls.threshold, minimum=0.0, exclusive_minimum=True),
+                   min_instances=check.number(d, "min_instances", where, cls.min_instances, minimum=1, integer=True),
+                   alpha=check.number(d, "alpha", where, cls.alpha, minimum=0.0, maximum=1.0, exclusive_minimum=True),
+                   severity=check.string(d, "severity", where, cls.severity, choices=SEVERITIES[1:], what="a severity"),
+                   name=check.string(d, "name", where, cls.name, empty=True))
 
     def step(self, state: State, x: float) -> tuple[State, float, bool]:
         """One observation: the new state, the statistic and whether the detector fires (then the state is reset)."""

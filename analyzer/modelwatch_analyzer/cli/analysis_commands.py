@@ -113,7 +113,7 @@ def _analyze(args: Any) -> int:
     window = Window(args.model, start, end, model.version)
     alerter = None
     if args.alert:
-        from modelwatch_analyzer.outputs.alerts import Alerter
+        from modelwatch_analyzer.outputs.alerts.firing import Alerter
 
         alerter = Alerter(store, cfg.alerts)
     report = analyse_model(store, model, window, cfg, alerter=alerter, save=not args.no_save)

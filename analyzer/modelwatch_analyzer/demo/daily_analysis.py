@@ -16,7 +16,7 @@ from modelwatch_analyzer.analysis import baseline
 from modelwatch_analyzer.analysis.window import Window
 from modelwatch_analyzer.demo.traffic import Day
 from modelwatch_analyzer.demo.world import MODEL, VERSION
-from modelwatch_analyzer.outputs.alerts import Alerter
+from modelwatch_analyzer.outputs.alerts.firing import Alerter
 from modelwatch_analyzer.service import config
 from modelwatch_analyzer.service.scheduler import analyse_model
 from modelwatch_analyzer.store.client import Store

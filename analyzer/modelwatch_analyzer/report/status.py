@@ -149,65 +149,93 @@ def gather(store: Store, model: str | None = None, runs: int = 5) -> dict[str, A
     out: dict[str, Any] = {"store": store.location, "database": store.database, "model": model,
                            "schema_version": schema.version(store), "models": [], "spans": {}, "baselines": [],
                            "runs": [], "alerts": {"recent": [], "undelivered": 0, "failed": 0}}
-    p = {"model": model} if model else {}
-    where = "WHERE ModelName = {model:String}" if model else ""
+    where = _Where(model)
     if "ml_predictions" in tables:
-        for m, v, n, w, first, last in store.query(
-                f"SELECT ModelName, ModelVersion, count(), sum(Weight), min(Timestamp), max(Timestamp) "
-                f"FROM {store.table('ml_predictions')} {where} GROUP BY ModelName, ModelVersion "
-                "ORDER BY ModelName, ModelVersion", p):
-            out["models"].append({"model": m, "version": v, "stored": int(n), "estimated": float(w),
-                                  "first": _iso(first), "last": _iso(last)})
-    if "ml_labels" in tables:
-        labels = dict(store.query(f"SELECT ModelName, uniqExact(PredictionId) FROM {store.table('ml_labels')} "
-                                  f"{where} GROUP BY ModelName", p))
-        for row in out["models"]:
-            row["labels"] = int(labels.get(row["model"], 0))
+        out["models"] = _models(store, where, "ml_labels" in tables)
     if "otel_traces" in tables:
         out["spans"] = {name: int(n) for name, n in store.query(
             f"SELECT SpanName, count() FROM {store.table('otel_traces')} GROUP BY SpanName ORDER BY count() DESC")}
     out["untyped"] = _untyped(store)
     out["pipeline"] = _pipeline(store, model)
-    metric_points = 0
-    for t in ("otel_metrics_sum", "otel_metrics_gauge", "otel_metrics_exponential_histogram", "otel_metrics_histogram"):
-        if t in tables:
-            metric_points += int(store.query(f"SELECT count() FROM {store.table(t)}")[0][0])
-    out["metric_points"] = metric_points
+    out["metric_points"] = sum(int(store.query(f"SELECT count() FROM {store.table(t)}")[0][0]) for t in (
+        "otel_metrics_sum", "otel_metrics_gauge", "otel_metrics_exponential_histogram", "otel_metrics_histogram")
+        if t in tables)
     if "ml_baselines" in tables:
         from modelwatch_analyzer.analysis import baseline
 
         out["baselines"] = [{"model": m, "version": v, "id": bid, "created": _iso(c), "source": s, "columns": int(n)}
                             for m, v, bid, c, s, n in baseline.list_baselines(store, model)]
     if "ml_results" in tables:
-        for run, run_at, m, v, ws, we, drifted, worst, n, status in store.query(
-                "SELECT RunId, max(RunAt), any(ModelName), any(ModelVersion), min(WindowStart), max(WindowEnd), "
-                "countIf(Kind = 'drift' AND Drifted AND JSONExtractBool(Details, 'score') AND Feature NOT LIKE 'prediction.%'), "
-                "arrayElement(['none', 'info', 'warning', 'critical'], toUInt8(max(indexOf(['none', 'info', 'warning', "
-                "'critical'], if(Drifted AND Kind = 'drift', toString(Severity), 'none'))))), count(), "
-                "anyIf(Status, Method = 'drift_share') "
-                f"FROM {store.table('ml_results')} FINAL {where} GROUP BY RunId ORDER BY max(RunAt) DESC, "
-                "max(WindowEnd) DESC LIMIT {runs:UInt32}", {**p, "runs": runs}):
-            out["runs"].append({"run_id": run, "run_at": _iso(run_at), "model": m, "version": v, "window_start": _iso(ws),
-                                "window_end": _iso(we), "drifted_features": int(drifted), "worst_severity": worst,
-                                "results": int(n), "status": status or "ok"})
+        out["runs"] = _runs(store, where, runs)
     if "ml_alerts" in tables:
-        from modelwatch_analyzer.outputs.alerts import ALERT_COLUMNS, LIVE, Alert
-
-        live = f"{where} AND {LIVE}" if where else f"WHERE {LIVE}"
-        rows = store.query(f"SELECT {', '.join(ALERT_COLUMNS)} FROM {store.table('ml_alerts')} FINAL {live} "
-                           "ORDER BY FiredAt DESC, AlertId LIMIT 200", p)
-        alerts = [Alert.from_row(r) for r in rows]
-        pending = [a for a in alerts if a.route and not a.delivered]
-        out["alerts"] = {
-            "total": len(alerts),
-            "undelivered": sum(1 for a in pending if not a.last_error),
-            "failed": sum(1 for a in pending if a.last_error),
-            "recent": [{"fired_at": _iso(a.fired_at), "model": a.model, "severity": a.severity, "rule": a.rule,
-                        "feature": a.feature, "route": a.route or "-", "delivered": a.delivered,
-                        "attempts": a.attempts, "last_error": a.last_error, "message": a.message,
-                        "trace_ids": list(a.payload.get("trace_ids", []))[:5]} for a in alerts[:10]],
-        }
+        out["alerts"] = _alerts(store, where)
     return out
+
+
+@dataclass(frozen=True)
+class _Where:
+    """The ``WHERE`` clause and parameters that restrict a query to one model (or to none)."""
+
+    model: str | None
+
+    @property
+    def sql(self) -> str:
+        return "WHERE ModelName = {model:String}" if self.model else ""
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"model": self.model} if self.model else {}
+
+
+def _models(store: Store, where: _Where, labels: bool) -> list[dict[str, Any]]:
+    """Per model and version: predictions stored, made (sum of weights), their time range and, with labels, how many."""
+    out = [{"model": m, "version": v, "stored": int(n), "estimated": float(w), "first": _iso(first), "last": _iso(last)}
+           for m, v, n, w, first, last in store.query(
+               f"SELECT ModelName, ModelVersion, count(), sum(Weight), min(Timestamp), max(Timestamp) "
+               f"FROM {store.table('ml_predictions')} {where.sql} GROUP BY ModelName, ModelVersion "
+               "ORDER BY ModelName, ModelVersion", where.params)]
+    if labels:
+        counts = dict(store.query(f"SELECT ModelName, uniqExact(PredictionId) FROM {store.table('ml_labels')} "
+                                  f"{where.sql} GROUP BY ModelName", where.params))
+        for row in out:
+            row["labels"] = int(counts.get(row["model"], 0))
+    return out
+
+
+def _runs(store: Store, where: _Where, runs: int) -> list[dict[str, Any]]:
+    """The last `runs` analysis runs: their window, drifted features, worst severity and status."""
+    rows = store.query(
+        "SELECT RunId, max(RunAt), any(ModelName), any(ModelVersion), min(WindowStart), max(WindowEnd), "
+        "countIf(Kind = 'drift' AND Drifted AND JSONExtractBool(Details, 'score') "
+        "AND Feature NOT LIKE 'prediction.%'), "
+        "arrayElement(['none', 'info', 'warning', 'critical'], toUInt8(max(indexOf(['none', 'info', 'warning', "
+        "'critical'], if(Drifted AND Kind = 'drift', toString(Severity), 'none'))))), count(), "
+        "anyIf(Status, Method = 'drift_share') "
+        f"FROM {store.table('ml_results')} FINAL {where.sql} GROUP BY RunId ORDER BY max(RunAt) DESC, "
+        "max(WindowEnd) DESC LIMIT {runs:UInt32}", {**where.params, "runs": runs})
+    return [{"run_id": run, "run_at": _iso(run_at), "model": m, "version": v, "window_start": _iso(ws),
+             "window_end": _iso(we), "drifted_features": int(drifted), "worst_severity": worst, "results": int(n),
+             "status": status or "ok"} for run, run_at, m, v, ws, we, drifted, worst, n, status in rows]
+
+
+def _alerts(store: Store, where: _Where) -> dict[str, Any]:
+    """How many standing alerts, how many wait for delivery or fail it, and the ten latest."""
+    from modelwatch_analyzer.outputs.alerts.rows import ALERT_COLUMNS, LIVE, Alert
+
+    live = f"{where.sql} AND {LIVE}" if where.sql else f"WHERE {LIVE}"
+    rows = store.query(f"SELECT {', '.join(ALERT_COLUMNS)} FROM {store.table('ml_alerts')} FINAL {live} "
+                       "ORDER BY FiredAt DESC, AlertId LIMIT 200", where.params)
+    alerts = [Alert.from_row(r) for r in rows]
+    pending = [a for a in alerts if a.route and not a.delivered]
+    return {
+        "total": len(alerts),
+        "undelivered": sum(1 for a in pending if not a.last_error),
+        "failed": sum(1 for a in pending if a.last_error),
+        "recent": [{"fired_at": _iso(a.fired_at), "model": a.model, "severity": a.severity, "rule": a.rule,
+                    "feature": a.feature, "route": a.route or "-", "delivered": a.delivered,
+                    "attempts": a.attempts, "last_error": a.last_error, "message": a.message,
+                    "trace_ids": list(a.payload.get("trace_ids", []))[:5]} for a in alerts[:10]],
+    }
 
 
 def _untyped(store: Store) -> list[dict[str, Any]]:
@@ -344,7 +372,7 @@ def main(args: Any) -> int:
     try:
         info = gather(store, args.model)
         if args.model and info["schema_version"]:
-            from modelwatch_analyzer.report.html import models_in
+            from modelwatch_analyzer.report.data import models_in
 
             known = models_in(store)
             if args.model not in known:

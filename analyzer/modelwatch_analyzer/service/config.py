@@ -41,61 +41,38 @@
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import tomllib
 
+from modelwatch_analyzer import toml_checks as check
 from modelwatch_analyzer.analysis.analyze import DataQualitySettings, Settings
 from modelwatch_analyzer.analysis.detector import DetectorConfig
 from modelwatch_analyzer.analysis.methods import ALL_METHODS, DISTANCES, DriftSettings
 from modelwatch_analyzer.analysis.performance import PerformanceSettings
 from modelwatch_analyzer.errors import ConfigError
-from modelwatch_analyzer.outputs.alerts import AlertConfig
+from modelwatch_analyzer.outputs.alerts.rules import AlertConfig
+
+_SCORES = tuple(sorted(DISTANCES))
+_MODEL_KEYS = {"name", "version", "baseline", "window_hours", "categorical", "score", "alpha", "gate", "min_samples",
+               "drift_share", "task", "positive_label", "min_labels", "thresholds", "bands", "quality", "features",
+               "methods", "numeric_sample_rows"}
 
 
-def _table(d: Any, where: str, known: set[str]) -> Mapping[str, Any]:
-    if not isinstance(d, Mapping):
-        raise ConfigError(f"{where}: expected a table, got {type(d).__name__}")
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return d
-
-
-def _number(d: Mapping[str, Any], key: str, where: str, default: float, minimum: float | None = 0.0,
-            maximum: float | None = None) -> float:
-    value = d.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{where}.{key}: expected a number, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{where}.{key}: must be >= {minimum:g}, got {value!r}")
-    if maximum is not None and value > maximum:
-        raise ConfigError(f"{where}.{key}: must be <= {maximum:g}, got {value!r}")
-    return float(value)
-
-
-def _string(d: Mapping[str, Any], key: str, where: str, default: str | None = None,
-            choices: tuple[str, ...] = ()) -> str | None:
-    value = d.get(key, default)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ConfigError(f"{where}.{key}: expected a string, got {value!r}")
-    if choices and value not in choices:
-        raise ConfigError(f"{where}.{key}: {value!r} is not one of {', '.join(choices)}")
-    return value
+def _score(d: Mapping[str, Any], where: str, default: str | None) -> str | None:
+    return check.string(d, "score", where, default, choices=_SCORES, what="one of the distances")
 
 
 def _thresholds(d: Any, where: str) -> dict[str, float]:
-    d = _table(d, where, set(ALL_METHODS))
-    return {m: _number(d, m, where, 0.0, 0.0) for m in d}
+    d = check.table(d, where, ALL_METHODS)
+    return {m: check.number(d, m, where, 0.0, minimum=0.0) for m in d}
 
 
 def _bands(d: Any, where: str) -> dict[str, tuple[float, float, float]]:
-    d = _table(d, where, set(DISTANCES))
+    d = check.table(d, where, DISTANCES)
     out = {}
     for method, value in d.items():
         if (not isinstance(value, list) or len(value) != 3
@@ -107,6 +84,32 @@ def _bands(d: Any, where: str) -> dict[str, tuple[float, float, float]]:
     return out
 
 
+def _features(d: Mapping[str, Any], where: str) -> dict[str, dict[str, object]]:
+    """``[models.features.<name>]``: per-feature score, thresholds and bands."""
+    raw = d.get("features", {})
+    out: dict[str, dict[str, object]] = {}
+    for feature, fd in check.table(raw, f"{where}.features", raw if isinstance(raw, Mapping) else ()).items():
+        fw = f"{where}.features.{feature}"
+        fd = check.table(fd, fw, {"score", "thresholds", "bands"})
+        out[feature] = {k: v for k, v in {
+            "score": _score(fd, fw, None),
+            "thresholds": _thresholds(fd.get("thresholds", {}), f"{fw}.thresholds"),
+            "bands": _bands(fd.get("bands", {}), f"{fw}.bands")}.items() if v}
+    return out
+
+
+def _drift(d: Mapping[str, Any], where: str) -> DriftSettings:
+    return DriftSettings(
+        score=_score(d, where, "psi") or "psi",
+        alpha=check.number(d, "alpha", where, 0.05, minimum=0.0, maximum=1.0), gate=check.flag(d, "gate", where, True),
+        min_samples=check.number(d, "min_samples", where, 30.0, minimum=1.0),
+        thresholds={**DriftSettings().thresholds, **_thresholds(d.get("thresholds", {}), f"{where}.thresholds")},
+        bands=_bands(d.get("bands", {}), f"{where}.bands"), features=_features(d, where),
+        categorical=check.strings(d, "categorical", where),
+        drift_share=check.number(d, "drift_share", where, 0.5, minimum=0.0, maximum=1.0),
+        methods=check.strings(d, "methods", where, choices=ALL_METHODS))
+
+
 @dataclass
 class ModelConfig:
     name: str
@@ -116,48 +119,24 @@ class ModelConfig:
     settings: Settings = field(default_factory=Settings)
 
     @classmethod
-    def from_dict(cls, d: Any, where: str) -> "ModelConfig":
-        d = _table(d, where, {"name", "version", "baseline", "window_hours", "categorical", "score", "alpha", "gate",
-                              "min_samples", "drift_share", "task", "positive_label", "min_labels", "thresholds",
-                              "bands", "quality", "features", "methods", "numeric_sample_rows"})
-        name = _string(d, "name", where)
+    def from_dict(cls, d: Any, where: str) -> ModelConfig:
+        d = check.table(d, where, _MODEL_KEYS)
+        name = check.string(d, "name", where, empty=True)
         if not name:
             raise ConfigError(f"{where}.name: every [[models]] entry needs the model's name (ml.model.name)")
-        categorical = d.get("categorical", [])
-        if not isinstance(categorical, list) or not all(isinstance(c, str) for c in categorical):
-            raise ConfigError(f"{where}.categorical: expected a list of feature names")
-        methods = d.get("methods", [])
-        if not isinstance(methods, list) or not all(m in ALL_METHODS for m in methods):
-            raise ConfigError(f"{where}.methods: expected a list of method names out of {', '.join(ALL_METHODS)}, "
-                              f"got {methods!r}")
-        gate = d.get("gate", True)
-        if not isinstance(gate, bool):
-            raise ConfigError(f"{where}.gate: expected true or false")
-        features: dict[str, dict[str, object]] = {}
-        for feature, fd in _table(d.get("features", {}), f"{where}.features", set(d.get("features", {}))).items():
-            fw = f"{where}.features.{feature}"
-            fd = _table(fd, fw, {"score", "thresholds", "bands"})
-            features[feature] = {k: v for k, v in {
-                "score": _string(fd, "score", fw, None, tuple(sorted(DISTANCES))),
-                "thresholds": _thresholds(fd.get("thresholds", {}), f"{fw}.thresholds"),
-                "bands": _bands(fd.get("bands", {}), f"{fw}.bands")}.items() if v}
-        drift = DriftSettings(
-            score=_string(d, "score", where, "psi", tuple(sorted(DISTANCES))) or "psi",
-            alpha=_number(d, "alpha", where, 0.05, 0.0, 1.0), gate=gate,
-            min_samples=_number(d, "min_samples", where, 30.0, 1.0),
-            thresholds={**DriftSettings().thresholds, **_thresholds(d.get("thresholds", {}), f"{where}.thresholds")},
-            bands=_bands(d.get("bands", {}), f"{where}.bands"), features=features, categorical=tuple(categorical),
-            drift_share=_number(d, "drift_share", where, 0.5, 0.0, 1.0), methods=tuple(methods))
-        q = _table(d.get("quality", {}), f"{where}.quality", set(DataQualitySettings.__dataclass_fields__))
-        quality = DataQualitySettings(**{k: _number(q, k, f"{where}.quality", 0.0, 0.0, 1.0) for k in q})
-        perf = PerformanceSettings(task=_string(d, "task", where, "auto", ("auto", "classification", "regression")) or "auto",
-                                   positive_label=_string(d, "positive_label", where),
-                                   min_labels=_number(d, "min_labels", where, 30.0, 1.0))
-        window = d.get("window_hours")
-        return cls(name, _string(d, "version", where), _string(d, "baseline", where) or None,
-                   _number(d, "window_hours", where, 0.0, 0.0) if window is not None else None,
+        drift = _drift(d, where)
+        q = check.table(d.get("quality", {}), f"{where}.quality", DataQualitySettings.__dataclass_fields__)
+        quality = DataQualitySettings(**{k: check.number(q, k, f"{where}.quality", 0.0, minimum=0.0, maximum=1.0)
+                                         for k in q})
+        task = check.string(d, "task", where, "auto", choices=("auto", "classification", "regression"), what="a task")
+        perf = PerformanceSettings(task=task or "auto",
+                                   positive_label=check.string(d, "positive_label", where, empty=True),
+                                   min_labels=check.number(d, "min_labels", where, 30.0, minimum=1.0))
+        return cls(name, check.string(d, "version", where, empty=True),
+                   check.string(d, "baseline", where, empty=True) or None,
+                   check.number(d, "window_hours", where, None, minimum=0.0),
                    Settings(drift=drift, quality=quality, performance=perf,
-                            numeric_sample_rows=int(_number(d, "numeric_sample_rows", where, 0.0, 0.0))))
+                            numeric_sample_rows=int(check.number(d, "numeric_sample_rows", where, 0.0, minimum=0.0))))
 
 
 @dataclass
@@ -184,27 +163,18 @@ class Config:
         return ModelConfig(name)
 
     @classmethod
-    def from_dict(cls, d: Any, path: str | None = None) -> "Config":
-        d = _table(d, "config", {"models", "schedule", "alerts", "detectors", "emit"})
-        models_raw = d.get("models", [])
-        if not isinstance(models_raw, list):
-            raise ConfigError("models: expected a list of model tables ([[models]])")
-        models = [ModelConfig.from_dict(m, f"models[{i}]") for i, m in enumerate(models_raw)]
-        names = [m.name for m in models]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ConfigError(f"models: {', '.join(dup)} listed twice; one [[models]] entry per model")
-        s = _table(d.get("schedule", {}), "schedule", {"every_minutes", "window_hours", "every_predictions"})
-        schedule = Schedule(_number(s, "every_minutes", "schedule", 60.0, 0.1),
-                            _number(s, "window_hours", "schedule", 24.0, 0.001),
-                            int(_number(s, "every_predictions", "schedule", 0, 0)))
-        detectors_raw = d.get("detectors", [])
-        if not isinstance(detectors_raw, list):
-            raise ConfigError("detectors: expected a list of detector tables ([[detectors]])")
-        e = _table(d.get("emit", {}), "emit", {"enabled"})
-        enabled = e.get("enabled", True)
-        if not isinstance(enabled, bool):
-            raise ConfigError("emit.enabled: expected true or false")
+    def from_dict(cls, d: Any, path: str | None = None) -> Config:
+        d = check.table(d, "config", {"models", "schedule", "alerts", "detectors", "emit"})
+        models = [ModelConfig.from_dict(m, f"models[{i}]")
+                  for i, m in enumerate(check.tables(d.get("models", []), "models", "model"))]
+        check.unique([m.name for m in models], "models", "one [[models]] entry per model")
+        s = check.table(d.get("schedule", {}), "schedule", {"every_minutes", "window_hours", "every_predictions"})
+        schedule = Schedule(check.number(s, "every_minutes", "schedule", 60.0, minimum=0.1),
+                            check.number(s, "window_hours", "schedule", 24.0, minimum=0.001),
+                            int(check.number(s, "every_predictions", "schedule", 0, minimum=0.0)))
+        detectors_raw = check.tables(d.get("detectors", []), "detectors", "detector")
+        e = check.table(d.get("emit", {}), "emit", {"enabled"})
+        enabled = check.flag(e, "enabled", "emit", True)
         return cls(models, schedule, AlertConfig.from_dict(d.get("alerts", {}), "alerts"),
                    [DetectorConfig.from_dict(x, f"detectors[{i}]") for i, x in enumerate(detectors_raw)],
                    enabled, path)

@@ -30,7 +30,8 @@ from modelwatch_analyzer.analysis.detector import SequentialDetector
 from modelwatch_analyzer.analysis.results import Result
 from modelwatch_analyzer.analysis.window import Window
 from modelwatch_analyzer.errors import BaselineError, StoreError, StoreUnavailable
-from modelwatch_analyzer.outputs.alerts import Alert, Alerter
+from modelwatch_analyzer.outputs.alerts.firing import Alerter
+from modelwatch_analyzer.outputs.alerts.rows import Alert
 from modelwatch_analyzer.service.config import Config, ModelConfig
 from modelwatch_analyzer.store.client import Store
 
