@@ -74,14 +74,14 @@ def _cost_section(store: Store, model: str | None) -> str:
     out.append("</table><table><tr><th>table</th><th>rows</th><th>on disk</th><th>uncompressed</th></tr>")
     for t, v in sorted(c.tables.items(), key=lambda kv: -kv[1]["bytes"]):
         out.append(f'<tr><td>{esc(t)}</td><td class="n">{v["rows"]:,.0f}</td>'
-                   f'<td class="n">{status._bytes(v["bytes"])}</td>'
-                   f'<td class="n">{status._bytes(v["uncompressed"])}</td></tr>')
+                   f'<td class="n">{status.human_bytes(v["bytes"])}</td>'
+                   f'<td class="n">{status.human_bytes(v["uncompressed"])}</td></tr>')
     out.append("</table>")
     if c.stored and c.seen:
         now = c.bytes_per_prediction * c.stored
         out.append(f"<p>{c.bytes_per_prediction:,.0f} bytes on disk per stored prediction (typed row + its share of "
                    f"<code>otel_traces</code>). Logging all {c.seen:,.0f} predictions would take ≈ "
-                   f"<b>{status._bytes(c.full_logging_bytes)}</b> instead of {status._bytes(now)} "
+                   f"<b>{status.human_bytes(c.full_logging_bytes)}</b> instead of {status.human_bytes(now)} "
                    f"({c.full_logging_bytes / max(now, 1):.1f}×).</p>")
     return "".join(out)
 

@@ -85,10 +85,6 @@ class Cost:
                 "bytes_if_every_prediction_were_stored": self.full_logging_bytes}
 
 
-def _has(store: Store, tables: set[str], name: str) -> bool:
-    return name in tables
-
-
 def cost(store: Store, model: str | None = None) -> Cost:
     """The monitoring cost report (see the module docstring); `model` restricts the per-model part."""
     tables = store.tables()
@@ -269,7 +265,8 @@ def _t(iso: str | None) -> str:
     return (iso or "-").replace("T", " ").replace("+00:00", "")[:19]
 
 
-def _bytes(n: float) -> str:
+def human_bytes(n: float) -> str:
+    """`n` bytes for a reader: B, KiB, MiB, GiB or TiB."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
@@ -354,15 +351,15 @@ def cost_text(c: Cost) -> str:
             out.append(f"    dropped by sampling: {m.dropped:,.0f}; random-sampling rate among the rest: "
                        f"{rnd / (rnd + m.dropped) if rnd + m.dropped else 0:.1%}")
     if c.tables:
-        out.append("  on disk: " + ", ".join(f"{t} {_bytes(v['bytes'])}" for t, v in sorted(c.tables.items(),
+        out.append("  on disk: " + ", ".join(f"{t} {human_bytes(v['bytes'])}" for t, v in sorted(c.tables.items(),
                                                                                           key=lambda kv: -kv[1]["bytes"])
                                              if v["bytes"]))
-        out.append(f"  total {_bytes(c.stored_bytes)}; {c.bytes_per_prediction:,.0f} bytes per stored prediction "
+        out.append(f"  total {human_bytes(c.stored_bytes)}; {c.bytes_per_prediction:,.0f} bytes per stored prediction "
                    f"(its typed row + its share of otel_traces)")
     if c.stored and c.seen:
         ratio = c.full_logging_bytes / max(c.bytes_per_prediction * c.stored, 1.0)
-        out.append(f"  logging 100% of the {c.seen:,.0f} predictions would take ≈ {_bytes(c.full_logging_bytes)} "
-                   f"instead of {_bytes(c.bytes_per_prediction * c.stored)} ({ratio:.1f}× the prediction storage)")
+        out.append(f"  logging 100% of the {c.seen:,.0f} predictions would take ≈ {human_bytes(c.full_logging_bytes)} "
+                   f"instead of {human_bytes(c.bytes_per_prediction * c.stored)} ({ratio:.1f}× the prediction storage)")
     return "\n".join(out)
 
 

@@ -29,7 +29,7 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from modelwatch_analyzer.errors import (
@@ -208,7 +208,3 @@ def _wrap(exc: Exception, url: str, sql: str) -> StoreError:
         return StoreUnavailable(f"store {redact(url)} unreachable: {text}")
     return StoreError(f"store {redact(url)} refused `{first}`: {text}")
 
-
-def many(values: Iterable[str]) -> list[str]:
-    """Validate several identifiers at once (returns them quoted)."""
-    return [ident(v) for v in values]
