@@ -33,7 +33,8 @@ def header(rows: int) -> None:
 
 
 def data_line(prep: dict) -> None:
-    print(f"data{' (reused from an earlier --keep run)' if prep.get('reused') else ''}: generated + parquet {prep['generate']:.1f} s; chDB insert {prep['insert']:.1f} s, "
+    reused = " (reused from an earlier --keep run)" if prep.get("reused") else ""
+    print(f"data{reused}: generated + parquet {prep['generate']:.1f} s; chDB insert {prep['insert']:.1f} s, "
           f"OPTIMIZE FINAL {prep['merge']:.1f} s; {prep['rows']:,.0f} rows in {prep['parts']:.0f} parts, "
           f"{prep['bytes'] / 1e6:,.0f} MB on disk", flush=True)
 
@@ -51,7 +52,8 @@ def modelwatch_lines(mw: dict, rss: float, l0: str, l1: str) -> list[Row]:
         dev = ", ".join(f"{m} {d:.4f}" for m, d in sorted(mw["sampled_deviation"].items()) if d > 0)
         print(f"modelwatch with a numeric sample of {SAMPLE_ROWS:,} rows (numeric features from a uniform "
               f"{mw['sample_rate']:.1%} sample; categories and totals whole): analyze {mw['sampled_s']:.2f} s "
-              f"({mw['sampled_cpu']:.1f} CPU-s); drifted columns {'the same' if mw['sampled_drifted'] == mw['drifted'] else mw['sampled_drifted']}; "
+              f"({mw['sampled_cpu']:.1f} CPU-s); drifted columns "
+              f"{'the same' if mw['sampled_drifted'] == mw['drifted'] else mw['sampled_drifted']}; "
               f"largest |statistic - exact| per method: {dev}; per-row flags that differ: "
               f"{', '.join(mw['sampled_flags_differ']) or 'none'}", flush=True)
         table.append(Row(f"modelwatch analyze, numeric sample of {SAMPLE_ROWS:,} rows", mw["sampled_s"],

@@ -72,7 +72,8 @@ def test_a_window_with_fewer_stored_spans_than_kept_is_a_flagged_pipeline_gap(st
 
 
 def test_the_gap_is_stored_as_a_data_quality_result_and_shown_in_the_text_and_html_reports(store):
-    """analyze.run stores a flagged __pipeline__/pipeline_gap data-quality result; the analyze summary and the HTML report say what is missing."""
+    """analyze.run stores a flagged __pipeline__/pipeline_gap data-quality result; the analyze summary and the HTML
+    report say what is missing."""
     _gap_store(store)
     base = baseline.from_window(store, Window("leaky", T0, START), "1")
     baseline.save(store, base)

@@ -2,7 +2,8 @@
 
 The rules follow contrib ``exporter/clickhouseexporter/exporter_logs.go`` (the version that detects the
 ``EventName`` column): timestamp, or observed timestamp when it is 0 (the receive time when both are: the
-exporter's epoch would be dropped by the TTL); ids by ``TraceIDToHexOrEmptyString``; ``uint8`` flags and severity number; ``ServiceName`` by ``GetServiceName`` (first ``service.name``, ``AsString``);
+exporter's epoch would be dropped by the TTL); ids by ``TraceIDToHexOrEmptyString``; ``uint8`` flags and
+severity number; ``ServiceName`` by ``GetServiceName`` (first ``service.name``, ``AsString``);
 ``Body().AsString()``; attribute maps by ``AsString``.
 """
 

@@ -147,7 +147,8 @@ def test_identifiers_are_validated_and_quoted():
 
 
 def test_cluster_schema_uses_on_cluster_replicated_engines_and_distributed_tables():
-    """With a cluster: every statement is ON CLUSTER, tables are Replicated *_local ones under Distributed tables, views read and write local tables."""
+    """With a cluster: every statement is ON CLUSTER, tables are Replicated *_local ones under Distributed tables,
+    views read and write local tables."""
     stmts = schema.statements("mw", cluster="prod")
     creates = [s for s in stmts if s.startswith("CREATE")]
     assert all(" ON CLUSTER `prod`" in s for s in creates)

@@ -230,7 +230,8 @@ def _categorical_drift(name: str, ref: FeatureBaseline, cur: CategoricalAgg, ds:
     shift = {cats[i]: {"reference": float(r[i] / r.sum()), "current": float(c[i] / c.sum())} for i in top}
     return [
         Result("", "", name, "psi", "drift", stats.psi(r, c), details={"largest_shifts": shift, "epsilon": stats.EPSILON,
-                                                                      "unseen": sorted(unseen, key=unseen.get, reverse=True)[:10]}, **common),
+                                                                      "unseen": sorted(unseen, key=unseen.get,
+                                                                                       reverse=True)[:10]}, **common),
         Result("", "", name, "chi_square", "drift", chi.statistic, pvalue=chi.pvalue,
                details={"dof": chi.dof, "n_reference_effective": ref.n_eff, "n_current_effective": cur_eff}, **common),
         Result("", "", name, "jensen_shannon", "drift", stats.js_distance(r, c), details={"largest_shifts": shift},
@@ -295,7 +296,7 @@ def _summary(rows: list[Result], ds: DriftSettings, totals: scan.Totals) -> Resu
         return Result("", "", None, "drift_share", "summary", None, n_current=totals.weight, status=INSUFFICIENT,
                       details={"reason": "no feature had enough data on both sides" if totals.rows else
                                "no predictions in the window", "insufficient_features": insufficient})
-    drifted = sorted((r.feature or "" for r in scores if r.drifted))
+    drifted = sorted(r.feature or "" for r in scores if r.drifted)
     share = len(drifted) / len(scores)
     prediction = [r for r in rows if r.kind == "drift" and r.details.get("score") and not _is_feature(r.feature)]
     return Result("", "", None, "drift_share", "summary", share, threshold=ds.drift_share,

@@ -97,14 +97,14 @@ class FeatureBaseline:
         return np.interp(PERCENTILES, cdf, edges)
 
     @classmethod
-    def numeric(cls, feature: str, agg: NumericAgg, grid: Grid, missing: float) -> "FeatureBaseline":
+    def numeric(cls, feature: str, agg: NumericAgg, grid: Grid, missing: float) -> FeatureBaseline:
         assert agg.grid_counts is not None
         return cls(feature, NUMERIC, agg.n, effective_n(agg.n, agg.n2), missing, agg.min, agg.max,
                    agg.mean, agg.std, grid, agg.grid_counts, (agg.tail_below, agg.tail_above),
                    decile_cuts(agg.grid_counts))
 
     @classmethod
-    def categorical(cls, feature: str, agg: CategoricalAgg, missing: float) -> "FeatureBaseline":
+    def categorical(cls, feature: str, agg: CategoricalAgg, missing: float) -> FeatureBaseline:
         kept = sum(agg.counts.values())
         return cls(feature, CATEGORICAL, agg.n, effective_n(agg.n, agg.n2), missing, categories=dict(agg.counts),
                    other=max(agg.n - kept, 0.0))

@@ -1,4 +1,5 @@
-"""OTLP requests to the exporter tables' rows (``otel_traces``; metrics and ``otel_logs`` below), exactly as the collector's clickhouse exporter writes them.
+"""OTLP requests to the exporter tables' rows (``otel_traces``; metrics and ``otel_logs`` below), exactly as the
+collector's clickhouse exporter writes them.
 
 One row per span: ids as lowercase hex (empty when unset), ``SpanKind`` as
 ``Internal``/``Server``/``Client``/``Producer``/``Consumer``/``Unspecified``,

@@ -91,7 +91,7 @@ class CreditModel:
                   for k, v in (("region", REGIONS), ("home_ownership", HOMES), ("loan_purpose", PURPOSES))]
         return np.column_stack([np.ones(len(num)), num] + [o.astype(float) for o in onehot])
 
-    def fit(self, a: dict[str, np.ndarray], y: np.ndarray, l2: float = 1e-3) -> "CreditModel":
+    def fit(self, a: dict[str, np.ndarray], y: np.ndarray, l2: float = 1e-3) -> CreditModel:
         raw = self._matrix(a)[:, 1:7]
         self.mean, self.std = raw.mean(axis=0), raw.std(axis=0) + 1e-12
         x = self._matrix(a)

@@ -155,7 +155,7 @@ class AnalyzerService:
                 log.exception("modelwatch: analyzer round failed")
             self._stop.wait(poll_seconds)
 
-    def start(self, poll_seconds: float = 30.0) -> "AnalyzerService":
+    def start(self, poll_seconds: float = 30.0) -> AnalyzerService:
         self._thread = threading.Thread(target=self._loop, args=(poll_seconds,), name="modelwatch-analyzer", daemon=True)
         self._thread.start()
         return self

@@ -168,7 +168,7 @@ class Store:
     def tables(self) -> set[str]:
         return {r[0] for r in self.query("SELECT name FROM system.tables WHERE database = {db:String}", {"db": self.database})}
 
-    def connect_again(self) -> "Store":
+    def connect_again(self) -> Store:
         """Another connection to the same store, with its own handle and lock.
 
         Statements of different connections run concurrently: chDB executes
