@@ -188,10 +188,10 @@ def test_collector_service_mounts_this_config_and_publishes_its_ports(compose, c
 def test_modelwatch_services_run_real_commands_against_clickhouse_over_http(compose, collector, monkeypatch):
     """schema and analyzer commands parse with the real CLI; the store URL is http to the clickhouse service."""
     services = compose["services"]
-    schema_args = cli._parser().parse_args(services["schema"]["command"])
+    schema_args = cli.parser().parse_args(services["schema"]["command"])
     assert (schema_args.command, schema_args.action) == ("schema", "apply")
     analyzer = services["analyzer"]
-    args = cli._parser().parse_args(analyzer["command"])
+    args = cli.parser().parse_args(analyzer["command"])
     assert args.command == "analyzer" and args.config
     mounts = {target: source for source, target in _mounts(analyzer)}
     config_file = mounts[args.config]
@@ -241,9 +241,9 @@ def test_dockerfile_copies_existing_sources_and_runs_the_modelwatch_command():
     assert ".env" in ignored
     entry = json.loads(re.search(r"^ENTRYPOINT (.+)$", text, re.M)[1])
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert f'{entry[0]} = "modelwatch_analyzer.cli.command:main"' in pyproject
+    assert f'{entry[0]} = "modelwatch_analyzer.cli:main"' in pyproject
     cmd = json.loads(re.search(r"^CMD (.+)$", text, re.M)[1])
-    assert cli._parser().parse_args(cmd).command == "analyzer"
+    assert cli.parser().parse_args(cmd).command == "analyzer"
 
 
 # -- Grafana -------------------------------------------------------------------------------------
@@ -367,7 +367,7 @@ def test_cluster_schema_job_names_the_cluster_the_servers_define():
     from modelwatch_analyzer.store import schema
 
     scale = load_yaml("docker-compose.scale.yml")["services"]
-    args = cli._parser().parse_args(scale["schema"]["command"])
+    args = cli.parser().parse_args(scale["schema"]["command"])
     assert (args.command, args.action) == ("schema", "apply") and args.cluster
     cluster = ET.parse(ROOT / "deploy/clickhouse/cluster/cluster.xml").getroot()
     clusters = {c.tag: c for c in cluster.find("remote_servers")}

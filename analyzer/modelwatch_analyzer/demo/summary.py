@@ -15,7 +15,7 @@ import numpy as np
 
 from modelwatch_analyzer.analysis.results import severity_rank
 from modelwatch_analyzer.demo.daily_analysis import DayAnalysis
-from modelwatch_analyzer.report.html import evidence_where
+from modelwatch_analyzer.report.sections import evidence_where
 from modelwatch_analyzer.textsafe import escape as e
 
 Say = Callable[[str], None]
