@@ -1,8 +1,9 @@
 """``@monitor``: the one decorator for inference code.
 
-All recording logic lives in :class:`~modelwatch.monitor.Monitor`; the two
-thin wrappers here (sync and async, chosen once at decoration time) time the
-call, run it, and hand the outcome over inside a guard. The application's own
+Recording lives in :mod:`modelwatch.record` (with the decorated function's
+:class:`~modelwatch.monitor.Monitor`); the two thin wrappers here (sync and
+async, chosen once at decoration time) time the call, run it, and hand the
+outcome over inside a guard. The application's own
 exception propagates untouched (same object, same traceback); a failure of
 modelwatch's own code is logged once, counted, and swallowed.
 """
@@ -15,12 +16,15 @@ import os
 import time
 from typing import Any, Callable, Sequence, TypeVar, overload
 
-from . import _safety, metrics, spans
+from . import _safety, spans
 from .config import RecordingOptions, SamplingPolicy
 from .errors import ConfigurationError
 from .inputs import InputReader
-from .monitor import CallState, Monitor, call_state, forget_last
+from .metrics import delivery_installed
+from .monitor import Monitor
 from .outputs import OutputReader
+from .predictions import CallState, call_state, forget_last
+from .record import record
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,7 +42,7 @@ _DISABLED = sdk_disabled()
 
 
 def _active() -> bool:
-    return not _DISABLED and (spans.current() is not None or metrics.delivery_installed())
+    return not _DISABLED and (spans.current() is not None or delivery_installed())
 
 
 @overload
@@ -147,7 +151,7 @@ def _end(mon: Monitor, begun: tuple[CallState, Any, int, int], args: Any, kwargs
         return  # KeyboardInterrupt, SystemExit, GeneratorExit, CancelledError: not a prediction
     try:
         call_state.reset(token)
-        mon.record(args, kwargs, result, error, wall0, duration, state)
+        record(mon, args, kwargs, result, error, wall0, duration, state)
     except Exception:
         _safety.report("internal_error", mon.model, "recording a prediction of model %r failed", mon.model,
                        key="record", exc_info=True)

@@ -271,7 +271,7 @@ def test_processor_added_to_the_configured_provider_later_receives_prediction_sp
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from modelwatch import setup
+    from modelwatch import pipeline
 
     main, extra = InMemorySpanExporter(), InMemorySpanExporter()
     telemetry = modelwatch.configure(span_processor=SimpleSpanProcessor(main), metric_reader=_null_reader(), set_global=False)
@@ -287,7 +287,7 @@ def test_processor_added_to_the_configured_provider_later_receives_prediction_sp
         assert len(main.get_finished_spans()) == 1
     finally:
         telemetry.shutdown()
-        assert setup.current() is None
+        assert pipeline.current() is None
 
 
 def _null_reader():

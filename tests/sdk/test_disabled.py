@@ -135,7 +135,7 @@ def test_a_failed_recording_leaves_no_stale_prediction(monkeypatch):
         def broken(*args, **kwargs):
             raise RuntimeError("bug")
 
-        monkeypatch.setattr(mon, "record", broken)
+        monkeypatch.setattr(mon.inputs, "raw", broken)  # the first step of recording a call
         assert predict({"x": 2.0}) == 7
         assert modelwatch.last_prediction().id == ""
 

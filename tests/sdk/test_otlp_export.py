@@ -15,7 +15,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 import modelwatch
-from modelwatch import setup
+from modelwatch import pipeline
 
 
 class _Received:
@@ -104,7 +104,7 @@ def http_receiver():
 @pytest.fixture
 def fresh_configure():
     """configure() is once per process; give each test its own and shut it down after."""
-    assert setup.current() is None
+    assert pipeline.current() is None
     made = []
 
     def make(**kw):

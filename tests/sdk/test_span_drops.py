@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import modelwatch
-from modelwatch import setup
+from modelwatch import pipeline
 from modelwatch.errors import ConfigurationError
 
 
@@ -91,7 +91,7 @@ def fresh_configure(monkeypatch):
     for k in list(os.environ):
         if k.startswith("OTEL_BSP_"):
             monkeypatch.delenv(k)
-    assert setup.current() is None
+    assert pipeline.current() is None
     made = []
 
     def make(**kw):

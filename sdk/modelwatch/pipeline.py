@@ -1,4 +1,4 @@
-"""``modelwatch.configure()``: tracer and meter providers with OTLP exporters, in one call.
+"""The OTel pipeline: ``modelwatch.configure()`` sets up tracer and meter providers with OTLP exporters, in one call.
 
 Honours the standard variables: ``OTEL_SDK_DISABLED``, ``OTEL_SERVICE_NAME``,
 ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_EXPORTER_OTLP_PROTOCOL`` (and its
@@ -23,13 +23,17 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from . import _safety, metrics, spans
+from . import _safety, metric_export, metrics, spans
+from .contract import METRIC_SDK_MODELS
 from .decorator import sdk_disabled
 from .errors import ConfigurationError
 from .version import __version__
 
 OTEL_EXPORTER_OTLP_PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
+"""``grpc`` or ``http/protobuf`` (the default); ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` and
+``OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`` take precedence for their signal."""
 PROTOCOLS = ("grpc", "http/protobuf")
+DEFAULT_PROTOCOL = "http/protobuf"
 
 
 @dataclass
@@ -63,15 +67,23 @@ _lock = threading.Lock()
 _current: Telemetry | None = None
 
 
-def _protocol(signal: str, arg: str | None) -> str:
-    if arg is not None:
-        if arg not in PROTOCOLS:
-            raise ConfigurationError(f"protocol must be one of {PROTOCOLS}, got {arg!r}")
-        return arg
-    raw = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL") or os.environ.get(OTEL_EXPORTER_OTLP_PROTOCOL) or "http/protobuf"
+def otlp_protocol(signal: str, protocol: str | None = None) -> str:
+    """The OTLP protocol of one signal (``"traces"`` or ``"metrics"``): `protocol` if given, else from the environment.
+
+    The environment is ``OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL``, then
+    ``OTEL_EXPORTER_OTLP_PROTOCOL``, then ``http/protobuf``. A bad `protocol`
+    raises :class:`~modelwatch.errors.ConfigurationError` (a ``ValueError``);
+    a bad environment value logs a warning and falls back to ``http/protobuf``.
+    """
+    if protocol is not None:
+        if protocol not in PROTOCOLS:
+            raise ConfigurationError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+        return protocol
+    raw = (os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL") or os.environ.get(OTEL_EXPORTER_OTLP_PROTOCOL)
+           or DEFAULT_PROTOCOL)
     if raw not in PROTOCOLS:
-        _safety.logger.warning("modelwatch: unsupported OTLP protocol %r; using http/protobuf", raw)
-        return "http/protobuf"
+        _safety.logger.warning("modelwatch: unsupported OTLP protocol %r; using %s", raw, DEFAULT_PROTOCOL)
+        return DEFAULT_PROTOCOL
     return raw
 
 
@@ -140,14 +152,14 @@ def configure(
         # Our spans are already tail-sampled: the head sampler must keep every span we start.
         tracer_provider, direct = spans.owned_provider(resource, ParentBased(ALWAYS_ON))
         if span_processor is None:
-            exporter = span_exporter if span_exporter is not None else _span_exporter(_protocol("TRACES", protocol))
+            exporter = span_exporter if span_exporter is not None else _span_exporter(otlp_protocol("traces", protocol))
             span_processor = CountingBatchSpanProcessor(exporter, max_queue_size=max_queue_size)
         tracer_provider.add_span_processor(span_processor)
 
         if metric_reader is None:
-            mexp = metric_exporter if metric_exporter is not None else _metric_exporter(_protocol("METRICS", protocol))
+            mexp = metric_exporter if metric_exporter is not None else _metric_exporter(otlp_protocol("metrics", protocol))
             metric_reader = PeriodicExportingMetricReader(
-                metrics.PredictionMetricsExporter(mexp, resource),
+                metric_export.PredictionMetricsExporter(mexp, resource),
                 export_interval_millis=metric_export_interval_millis,
             )
         meter_provider = MeterProvider(resource=resource, metric_readers=[metric_reader])
@@ -156,7 +168,7 @@ def configure(
         from opentelemetry.metrics import Observation
 
         meter_provider.get_meter("modelwatch", __version__).create_observable_gauge(
-            "modelwatch.sdk.models",
+            METRIC_SDK_MODELS,
             callbacks=[lambda _options: [Observation(len(metrics.registry.models()))]],
             description="Model versions monitored in this process",
         )
