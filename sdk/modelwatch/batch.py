@@ -97,7 +97,8 @@ def _edge_flags(np: Any, mon: Monitor, state: CallState, batch: Batch, result: A
             try:
                 edge = np.asarray(flags, dtype=bool).reshape(n)
             except (TypeError, ValueError):
-                _safety.report("hook_error", mon.model, "model %r: edge_case must return %d booleans for a batch", mon.model, n, key="edge_shape")
+                _safety.report("hook_error", mon.model, "model %r: edge_case must return %d booleans for a batch", mon.model, n,
+                               key="edge_shape")
     return edge
 
 
@@ -112,7 +113,8 @@ def _user_ids(mon: Monitor, state: CallState, batch: Batch, n: int) -> list[str]
     except TypeError:
         ids = []
     if len(ids) != n:
-        _safety.report("hook_error", mon.model, "model %r: prediction ids for a batch of %d rows must be %d values", mon.model, n, n, key="ids_shape")
+        _safety.report("hook_error", mon.model, "model %r: prediction ids for a batch of %d rows must be %d values", mon.model, n, n,
+                       key="ids_shape")
         return None
     return ids
 
@@ -143,7 +145,9 @@ def _count_predictions(np: Any, rec: FeatureRecorder, m: ModelMetrics, pred: Any
     _count_categories(np, rec, m, m.classes, np.asarray(pred), PREDICTION_VALUE)
 
 
-def _count_categories(np: Any, rec: FeatureRecorder, m: ModelMetrics, counts: dict[str, int], arr: Any, name: str, hashed: bool = False) -> int:
+def _count_categories(
+    np: Any, rec: FeatureRecorder, m: ModelMetrics, counts: dict[str, int], arr: Any, name: str, hashed: bool = False,
+) -> int:
     """Count a categorical column into a capped counter; return how many values were missing."""
     if arr.dtype.kind == "b":
         t = int(np.count_nonzero(arr))

@@ -75,11 +75,13 @@ class FeatureRecorder:
         if f is not None:
             return f
         if len(name) > MAX_FEATURE_NAME:
-            _safety.report("invalid_feature_name", self.model, "model %r: feature name longer than 256 characters ignored", self.model, key="long")
+            _safety.report("invalid_feature_name", self.model, "model %r: feature name longer than %d characters ignored", self.model,
+                           MAX_FEATURE_NAME, key="long")
             return None
         in_metrics = m.feature_metrics and len(m.features) < MAX_FEATURES
         if not in_metrics and m.feature_metrics:
-            _safety.report("too_many_features", self.model, "model %r: more than %d features; extra ones are on spans only", self.model, MAX_FEATURES)
+            _safety.report("too_many_features", self.model, "model %r: more than %d features; extra ones are on spans only", self.model,
+                           MAX_FEATURES)
         f = FeatureStats(name, in_metrics)
         m.features[name] = f
         return f

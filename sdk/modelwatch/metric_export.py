@@ -58,7 +58,7 @@ from .contract import (
     SPAN,
 )
 from .exphist import ExpHistogram
-from .metrics import registry, span_drops
+from .metrics import ModelMetrics, registry, span_drops
 from .version import __version__
 
 SCOPE = InstrumentationScope("modelwatch", __version__)
@@ -86,40 +86,23 @@ def _num_point(value: int, attrs: dict[str, Any], start: int, now: int) -> Numbe
     return NumberDataPoint(attributes=attrs, start_time_unix_nano=start, time_unix_nano=now, value=value)
 
 
+_SUMS = (METRIC_PREDICTIONS, METRIC_CLASSES, METRIC_DECISIONS, METRIC_FEATURE_CATEGORY, METRIC_FEATURE_MISSING, METRIC_SPANS_DROPPED)
+_HISTOGRAMS = (METRIC_LATENCY, METRIC_SCORE, METRIC_CONFIDENCE, METRIC_OUTPUT, METRIC_FEATURE_VALUE)
+
+
 def produce(now_ns: int | None = None) -> list[Metric]:
     """OTel metric data for every model's aggregates, cumulative since each model's first prediction."""
     now = now_ns or time.time_ns()
-    sums: dict[str, list[NumberDataPoint]] = {n: [] for n in (METRIC_PREDICTIONS, METRIC_CLASSES, METRIC_DECISIONS, METRIC_FEATURE_CATEGORY, METRIC_FEATURE_MISSING, METRIC_SPANS_DROPPED)}
-    hists: dict[str, list[ExponentialHistogramDataPoint]] = {n: [] for n in (METRIC_LATENCY, METRIC_SCORE, METRIC_CONFIDENCE, METRIC_OUTPUT, METRIC_FEATURE_VALUE)}
+    sums: dict[str, list[NumberDataPoint]] = {n: [] for n in _SUMS}
+    hists: dict[str, list[ExponentialHistogramDataPoint]] = {n: [] for n in _HISTOGRAMS}
     for m in registry.models():
-        base = {MODEL_NAME: m.model, MODEL_VERSION: m.version}
-        start = m.start_ns
         with m.lock:
             m.flush()  # every queued row and pending value, once
-            for outcome, n in m.outcomes.items():
-                sums[METRIC_PREDICTIONS].append(_num_point(n, {**base, OUTCOME: outcome}, start, now))
-            for reason, n in m.decisions.items():
-                decision = DROPPED if reason == REASON_NOT_SAMPLED else KEPT
-                sums[METRIC_DECISIONS].append(_num_point(n, {**base, DECISION: decision, REASON: reason}, start, now))
-            for value, n in m.classes.items():
-                sums[METRIC_CLASSES].append(_num_point(n, {**base, PREDICTION_VALUE: value}, start, now))
-            for name, h in ((METRIC_LATENCY, m.latency), (METRIC_SCORE, m.score), (METRIC_CONFIDENCE, m.confidence), (METRIC_OUTPUT, m.output)):
-                if h.count:
-                    hists[name].append(_exp_point(h, base, start, now))
-            for f in m.features.values():
-                if not f.in_metrics:
-                    continue
-                fattrs = {**base, FEATURE_NAME: f.name}
-                if f.hist.count:
-                    hists[METRIC_FEATURE_VALUE].append(_exp_point(f.hist, fattrs, start, now))
-                for value, n in f.categories.items():
-                    sums[METRIC_FEATURE_CATEGORY].append(_num_point(n, {**fattrs, CATEGORY_VALUE: value}, start, now))
-                if f.missing:
-                    sums[METRIC_FEATURE_MISSING].append(_num_point(f.missing, fattrs, start, now))
+            _model_points(m, sums, hists, now)
     drops_start = span_drops.start_ns
     for (model, version, reason, kind), n in sorted(span_drops.snapshot().items()):
-        sums[METRIC_SPANS_DROPPED].append(_num_point(n, {MODEL_NAME: model, MODEL_VERSION: version, REASON: reason, SPAN: kind},
-                                               drops_start, now))
+        attrs = {MODEL_NAME: model, MODEL_VERSION: version, REASON: reason, SPAN: kind}
+        sums[METRIC_SPANS_DROPPED].append(_num_point(n, attrs, drops_start, now))
     issues = [
         _num_point(n, {MODEL_NAME: model, ISSUE_KIND: kind}, 0, now) for (kind, model), n in sorted(_safety.counts().items())
     ]
@@ -134,6 +117,32 @@ def produce(now_ns: int | None = None) -> list[Metric]:
     if issues:
         out.append(Metric(METRIC_SDK_ISSUES, _DESCRIPTIONS[METRIC_SDK_ISSUES], "1", Sum(issues, _CUMULATIVE, True)))
     return out
+
+
+def _model_points(m: ModelMetrics, sums: dict[str, list[Any]], hists: dict[str, list[Any]], now: int) -> None:
+    """One model version's data points, appended by metric name (caller holds ``m.lock``)."""
+    base = {MODEL_NAME: m.model, MODEL_VERSION: m.version}
+    start = m.start_ns
+    for outcome, n in m.outcomes.items():
+        sums[METRIC_PREDICTIONS].append(_num_point(n, {**base, OUTCOME: outcome}, start, now))
+    for reason, n in m.decisions.items():
+        decision = DROPPED if reason == REASON_NOT_SAMPLED else KEPT
+        sums[METRIC_DECISIONS].append(_num_point(n, {**base, DECISION: decision, REASON: reason}, start, now))
+    for value, n in m.classes.items():
+        sums[METRIC_CLASSES].append(_num_point(n, {**base, PREDICTION_VALUE: value}, start, now))
+    for name, h in ((METRIC_LATENCY, m.latency), (METRIC_SCORE, m.score), (METRIC_CONFIDENCE, m.confidence), (METRIC_OUTPUT, m.output)):
+        if h.count:
+            hists[name].append(_exp_point(h, base, start, now))
+    for f in m.features.values():
+        if not f.in_metrics:
+            continue
+        fattrs = {**base, FEATURE_NAME: f.name}
+        if f.hist.count:
+            hists[METRIC_FEATURE_VALUE].append(_exp_point(f.hist, fattrs, start, now))
+        for value, n in f.categories.items():
+            sums[METRIC_FEATURE_CATEGORY].append(_num_point(n, {**fattrs, CATEGORY_VALUE: value}, start, now))
+        if f.missing:
+            sums[METRIC_FEATURE_MISSING].append(_num_point(f.missing, fattrs, start, now))
 
 
 _DESCRIPTIONS = {

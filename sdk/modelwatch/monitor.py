@@ -96,7 +96,8 @@ class Monitor:
         if not span.is_recording():
             span_drops.add(self.model, self.version, DROP_HEAD_SAMPLED, PREDICTION_SPAN)
             _safety.report("head_sampled_out", self.model,
-                           "a kept prediction was dropped by the tracer's head sampler; use ParentBased(ALWAYS_ON) (modelwatch.configure does)")
+                           "a kept prediction was dropped by the tracer's head sampler; "
+                           "use ParentBased(ALWAYS_ON) (modelwatch.configure does)")
             return
         end_ns = start_ns + duration_ns
         if error is not None:

@@ -256,7 +256,7 @@ def _ns(t: datetime) -> int:
 def run(options: DemoOptions) -> int:
     """Run the demo; returns the exit code (0 when everything happened as described)."""
     import modelwatch
-    from modelwatch import setup as sdk_setup
+    from modelwatch import pipeline as sdk_pipeline
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -274,7 +274,7 @@ def run(options: DemoOptions) -> int:
     if options.days < 3 or not 2 <= options.drift_day <= options.days or options.per_day < 100:
         say("modelwatch demo: needs --days >= 3, 2 <= --drift-day <= --days and --per-day >= 100")
         return 2
-    if sdk_setup.current() is not None:
+    if sdk_pipeline.current() is not None:
         say("modelwatch demo: the SDK is already configured in this process; run the demo in a process of its own")
         return 2
     url = options.url or f"chdb://{tempfile.mkdtemp(prefix='modelwatch-demo-')}"
