@@ -23,7 +23,7 @@ from .contract import (
     PREDICTION_VALUE,
     REASON_ERROR,
 )
-from .exphist import fold_columns
+from .exphist_fold import fold_columns
 from .features import FeatureRecorder
 from .inputs import Batch
 from .metrics import ModelMetrics

@@ -51,6 +51,7 @@ def monitor(func: F, /) -> F: ...
 def monitor(func: None = None, /, **options: Any) -> Callable[[F], F]: ...
 
 
+# The longest function here only by its public signature and the docstring that documents it; its body is short.
 def monitor(
     func: Callable[..., Any] | None = None,
     /,
@@ -105,14 +106,8 @@ def monitor(
     """
     policy = SamplingPolicy.resolve(sampling_rate, low_confidence_threshold, high_risk_threshold)
     options = RecordingOptions.resolve(drop_features, hash_features, max_string_length, max_categories, feature_metrics)
-    if model is not None and (not isinstance(model, str) or not model):
-        raise ConfigurationError("model must be a non-empty string")
-    if not isinstance(version, str):
-        raise ConfigurationError("version must be a string")
-    for name, hook in (("prediction", prediction), ("score", score), ("confidence", confidence), ("risk", risk),
-                       ("edge_case", edge_case), ("prediction_id", prediction_id)):
-        if hook is not None and not callable(hook):
-            raise ConfigurationError(f"{name} must be callable")
+    _check(model, version, prediction=prediction, score=score, confidence=confidence, risk=risk,
+           edge_case=edge_case, prediction_id=prediction_id)
 
     def decorate(fn: F) -> F:
         if not callable(fn):
@@ -134,6 +129,17 @@ def monitor(
     if func is not None:
         return decorate(func)
     return decorate
+
+
+def _check(model: str | None, version: str, **hooks: Any) -> None:
+    """Raise :class:`~modelwatch.errors.ConfigurationError` for an argument of :func:`monitor` that cannot work."""
+    if model is not None and (not isinstance(model, str) or not model):
+        raise ConfigurationError("model must be a non-empty string")
+    if not isinstance(version, str):
+        raise ConfigurationError("version must be a string")
+    for name, hook in hooks.items():
+        if hook is not None and not callable(hook):
+            raise ConfigurationError(f"{name} must be callable")
 
 
 def _begin() -> tuple[CallState, Any, int, int]:

@@ -34,7 +34,7 @@ from collections import Counter
 from typing import Any
 
 from . import _safety
-from .exphist import fold_columns
+from .exphist_fold import fold_columns
 from .features import FeatureRecorder
 from .metrics import FeatureStats, ModelMetrics
 
