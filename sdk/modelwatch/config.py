@@ -50,6 +50,9 @@ MODELWATCH_HASH_KEY = "MODELWATCH_HASH_KEY"
 MODELWATCH_FEATURE_METRICS = "MODELWATCH_FEATURE_METRICS"
 """``true`` (default) records per-feature distributions in metrics; ``false`` turns them off."""
 
+OTEL_SDK_DISABLED = "OTEL_SDK_DISABLED"
+"""``true``: every decorator is a plain call (read when modelwatch is imported) and :func:`modelwatch.configure` sets nothing up."""
+
 DEFAULT_HASH_SALT = "default-hash-seed"  # the tail_sampling processor's default
 
 T = TypeVar("T")
@@ -67,6 +70,11 @@ def _env(name: str, parse: Callable[[str], T], default: T, check: Callable[[T], 
         logger.warning("modelwatch: ignoring %s=%r (%s); using %r", name, raw, exc, default)
         return default
     return value
+
+
+def sdk_disabled() -> bool:
+    """Whether :data:`OTEL_SDK_DISABLED` is ``true``."""
+    return os.environ.get(OTEL_SDK_DISABLED, "").strip().lower() == "true"
 
 
 def _parse_bool(raw: str) -> bool:

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
 import time
 from typing import Any, Callable, Sequence, TypeVar, overload
 
 from . import _safety, spans
-from .config import RecordingOptions, SamplingPolicy
+from .config import RecordingOptions, SamplingPolicy, sdk_disabled
 from .errors import ConfigurationError
 from .inputs import InputReader
 from .metrics import delivery_installed
@@ -31,11 +30,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 _MARK = "__modelwatch_monitor__"
 _perf = time.perf_counter_ns
 _wall = time.time_ns
-
-
-def sdk_disabled() -> bool:
-    """``OTEL_SDK_DISABLED=true`` turns every decorator into a plain call."""
-    return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
 
 
 _DISABLED = sdk_disabled()

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _safety, metric_export, metrics, spans
+from .config import sdk_disabled
 from .contract import METRIC_SDK_MODELS
-from .decorator import sdk_disabled
 from .errors import ConfigurationError
 from .version import __version__
 
