@@ -63,6 +63,7 @@ from .contract import (
     OUTCOME_ERROR,
     OUTCOME_OK,
     PREDICTION_SPAN,
+    SPAN_OTHER,
 )
 from .exphist import ExpHistogram
 
@@ -241,7 +242,7 @@ class SpanDrops:
 
 def _span_kind(span: Any) -> str:
     name = getattr(span, "name", "")
-    return name if name in (PREDICTION_SPAN, LABEL_SPAN) else "other"
+    return name if name in (PREDICTION_SPAN, LABEL_SPAN) else SPAN_OTHER
 
 
 def _drop_key(span: Any) -> tuple[str, str]:

@@ -12,6 +12,10 @@ def _predict(row: dict) -> dict:
     return {"prediction": 1, "score": 0.99}
 
 
+def _ordinary(row: dict) -> dict:
+    return {"prediction": 1, "score": 0.8}  # confident enough, not risky: no rule keeps it
+
+
 def _ssn_points(rec):
     return [p for p in rec.metric_points("ml.feature.value") if p.attributes.get("ml.feature.name") == "ssn"]
 
@@ -58,3 +62,18 @@ def test_a_feature_one_decorator_hashes_is_counted_hashed_only_from_that_decorat
         counted = {p.attributes["ml.feature.value"] for p in rec.metric_points("ml.feature.category")
                    if p.attributes.get("ml.feature.name") == "email"}
         assert counted == {keyed_hash("a@example.com", b""), "shown"}
+
+
+def test_each_decorator_of_one_model_version_samples_by_its_own_policy():
+    """Two decorators of one model version keep spans by their own sampling rate, and both count in the shared decisions."""
+    with capture() as rec:
+        everything = modelwatch.monitor(_ordinary, model="shared-s", version="1", sampling_rate=1.0)
+        nothing = modelwatch.monitor(_ordinary, model="shared-s", version="1", sampling_rate=0.0)
+        for _ in range(5):
+            everything({"x": 1.0})
+            nothing({"x": 2.0})
+
+        assert [s.attributes["ml.feature.x"] for s in rec.predictions()] == [1.0] * 5
+        assert rec.metric_value("ml.sampling.decisions", decision="kept", reason="random") == 5
+        assert rec.metric_value("ml.sampling.decisions", decision="dropped", reason="not_sampled") == 5
+        assert rec.metric_value("ml.feature.value", **{"ml.feature.name": "x"}) == 10
