@@ -1,4 +1,4 @@
-"""The random half of tail sampling: a deterministic function of the trace id.
+"""Tail sampling in the SDK: which rule keeps a prediction, and the random half, a deterministic function of the trace id.
 
 The OpenTelemetry Collector's ``tail_sampling`` processor, policy type
 ``probabilistic``, keeps a trace when ``FNV-1a-64(salt || trace_id) <=
@@ -192,8 +192,7 @@ class TailSampler:
         self.ids = TraceIdSampler(policy.rate, policy.hash_salt)
         self.low = policy.low_confidence_threshold
         self.high = policy.high_risk_threshold
-        self.random_weight = self.ids.weight
-        """``ml.sampling.weight`` of a prediction kept at random; rule-kept ones weigh 1."""
+        self.random_weight = self.ids.weight  # ml.sampling.weight of a prediction kept at random; rule-kept ones weigh 1
 
     def decide(self, error: bool, confidence: float | None, risk: float | None, edge: bool, random_keep: bool) -> tuple[int, bool, bool]:
         """(decision code, low-confidence flag, high-risk flag) of one prediction."""
@@ -203,6 +202,7 @@ class TailSampler:
         return (error, low, high, edge, random_keep, True).index(True), low, high
 
     def weight(self, code: int) -> float:
+        """``ml.sampling.weight`` of a decision."""
         return self.random_weight if code == RANDOM else 1.0
 
     def decide_many(self, np: Any, confidence: Any, risk: Any, edge: Any, random_keep: Any) -> tuple[Any, Any, Any, Any]:
