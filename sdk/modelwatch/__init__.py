@@ -28,9 +28,9 @@ from .config import RecordingOptions, SamplingPolicy
 from .decorator import monitor
 from .errors import ConfigurationError, ModelwatchError
 from .labels import record_label, record_labels
-from .metrics import PredictionMetricsExporter
-from .monitor import Prediction, call_state, last
-from .setup import Telemetry, configure
+from .metric_export import PredictionMetricsExporter
+from .pipeline import Telemetry, configure
+from .predictions import Prediction, call_state, last
 from .version import __version__
 
 __all__ = [
@@ -57,11 +57,11 @@ def last_prediction() -> Any:
 
     A :class:`Prediction` (``.id``, ``.kept``, ``.reason``, ``.weight``,
     ``.trace_id``) for a single prediction, a
-    :class:`~modelwatch.batch.BatchPredictions` (a sequence of them, with
+    :class:`~modelwatch.predictions.BatchPredictions` (a sequence of them, with
     ``.ids``) for a batch call. Never None: when the last monitored call here
     was not recorded (no telemetry configured, ``OTEL_SDK_DISABLED``, the
     call was interrupted) or none was made, a
-    :class:`~modelwatch.monitor.NotRecorded` with the same attributes, empty
+    :class:`~modelwatch.predictions.NotRecorded` with the same attributes, empty
     (``.id == ""``, ``.ids == []``, ``.kept`` False), so code written for
     monitoring runs unchanged without it.
     """

@@ -4,141 +4,108 @@ Everything that touches all N rows is vectorised with numpy (only reached when
 the input already is a numpy array or a DataFrame, so numpy is imported by the
 application): reading outputs, the rules, 128-bit trace ids and their
 FNV-1a hashes, and the metrics (histograms fold whole columns, categories are
-counted with one ``value_counts``/``unique`` per column). Python-level work
+counted with one hash count per column). Python-level work
 is spent on kept rows only, which become spans exactly like single predictions.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Sequence
+from typing import Any
 
 from . import _safety
-from .exphist import fold_columns
-from .inputs import Batch
-from .monitor import CallState, Monitor, Prediction
-from .rows import fold_number_column
-from .sampling import (
-    random_ids,
-    REASON_EDGE_CASE,
+from .contract import (
+    BATCH_SIZE,
+    OUTCOME_ERROR,
+    OUTCOME_OK,
+    PREDICTION_CONFIDENCE,
+    PREDICTION_SCORE,
+    PREDICTION_VALUE,
     REASON_ERROR,
-    REASON_HIGH_RISK,
-    REASON_LOW_CONFIDENCE,
-    REASON_NOT_SAMPLED,
-    REASON_RANDOM,
 )
+from .exphist_fold import fold_columns
+from .features import FeatureRecorder
+from .inputs import Batch
+from .metrics import ModelMetrics
+from .monitor import Monitor
+from .predictions import BatchPredictions, CallState
+from .rows import fold_number_column
+from .sampling import DECISIONS, ERROR, NOT_SAMPLED, random_ids
 from .values import BOOL, CATEGORY, MISSING, NUMBER, coerce, keyed_hash
-
-_REASONS = (REASON_NOT_SAMPLED, REASON_ERROR, REASON_LOW_CONFIDENCE, REASON_HIGH_RISK, REASON_EDGE_CASE, REASON_RANDOM)
-class BatchPredictions(Sequence[Prediction]):
-    """What was recorded of a batch call: a sequence of :class:`Prediction`, built lazily.
-
-    ``ids`` lists every row's prediction id (in input order), ``kept`` is a
-    boolean numpy array, ``kept_ids`` the ids of the rows that became spans.
-    """
-
-    def __init__(self, model: str, version: str, hi: Any, lo: Any, reasons: Any, weights: Any, ids: list[str] | None) -> None:
-        self.model = model
-        self.version = version
-        self._hi = hi
-        self._lo = lo
-        self._reasons = reasons
-        self._weights = weights
-        self._ids = ids
-        self.kept = reasons != 0
-
-    def trace_id(self, i: int) -> str:
-        return f"{int(self._hi[i]):016x}{int(self._lo[i]):016x}"
-
-    @property
-    def ids(self) -> list[str]:
-        if self._ids is None:
-            self._ids = [f"{h:016x}{l:016x}" for h, l in zip(self._hi.tolist(), self._lo.tolist())]
-        return self._ids
-
-    @property
-    def kept_ids(self) -> list[str]:
-        ids = self.ids
-        return [ids[i] for i in self.kept.nonzero()[0].tolist()]
-
-    def __len__(self) -> int:
-        return len(self._reasons)
-
-    def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        r = int(self._reasons[i])
-        trace_id = (int(self._hi[i]) << 64) | int(self._lo[i])
-        return Prediction(self.ids[i], self.model, self.version, trace_id, r != 0, _REASONS[r], float(self._weights[i]))
 
 
 def record_batch(
     mon: Monitor, batch: Batch, raw: Any, result: Any, error: BaseException | None,
     start_ns: int, duration_ns: int, state: CallState,
 ) -> BatchPredictions:
+    """Record a call of N rows: N decisions, the metrics of all rows, a span per kept row."""
     import numpy as np
 
     n = batch.n
-    m = mon.metrics
     hi, lo = random_ids(np, n)
     ids = _user_ids(mon, state, batch, n)
-
     if error is not None:
-        reasons = np.full(n, 1, dtype=np.int8)
-        weights = np.ones(n)
-        with m.lock:
-            m.outcomes["error"] += n
-            m.decision(REASON_ERROR, n)
-            m.latency.add(duration_ns / 1e9)
-        trace_id = (int(hi[0]) << 64) | int(lo[0])
-        attrs = mon.contract_attrs(ids[0] if ids else f"{trace_id:032x}", REASON_ERROR, 1.0, False, False)
-        attrs["ml.batch.size"] = n
-        mon._emit(trace_id, attrs, start_ns, duration_ns, error)
-        return BatchPredictions(mon.model, mon.version, hi, lo, reasons, weights, ids)
+        return _record_failed(np, mon, n, hi, lo, ids, error, start_ns, duration_ns)
 
     out = mon.outputs.read_batch(result, n)
-    with np.errstate(invalid="ignore"):
-        low = (out.confidence < mon.low) if out.confidence is not None else np.zeros(n, dtype=bool)
-        high = (out.risk > mon.high) if out.risk is not None else np.zeros(n, dtype=bool)
+    edge = _edge_flags(np, mon, state, batch, result, n)
+    rand = mon.sampling.ids.keep_many(hi, lo)
+    codes, weights, low, high = mon.sampling.decide_many(np, out.confidence, out.risk, edge, rand)
+
+    m = mon.metrics
+    with m.lock:
+        m.outcomes[OUTCOME_OK] += n
+        for code, c in enumerate(np.bincount(codes, minlength=len(DECISIONS)).tolist()):
+            if c:
+                m.decision(DECISIONS[code], c)
+        m.latency.add(duration_ns / 1e9)
+        _fold(np, m.score, out.score)
+        _fold(np, m.confidence, out.confidence)
+        _count_predictions(np, mon.features, m, out.prediction)
+        feature_metrics(np, mon.features, m, batch)
+
+    kept_idx = np.flatnonzero(codes != NOT_SAMPLED).tolist()
+    if kept_idx:
+        _emit_rows(np, mon, batch, out, kept_idx, hi, lo, codes, weights, low, high, ids, start_ns, duration_ns)
+    return BatchPredictions(mon.model, mon.version, hi, lo, codes, weights, ids)
+
+
+def _record_failed(
+    np: Any, mon: Monitor, n: int, hi: Any, lo: Any, ids: list[str] | None, error: BaseException, start_ns: int, duration_ns: int,
+) -> BatchPredictions:
+    """A batch call that raised: N errors, one error span for the call (it carries ``ml.batch.size``)."""
+    m = mon.metrics
+    with m.lock:
+        m.outcomes[OUTCOME_ERROR] += n
+        m.decision(REASON_ERROR, n)
+        m.latency.add(duration_ns / 1e9)
+    trace_id = (int(hi[0]) << 64) | int(lo[0])
+    attrs = mon.contract_attrs(ids[0] if ids else f"{trace_id:032x}", REASON_ERROR, 1.0, False, False)
+    attrs[BATCH_SIZE] = n
+    mon.emit(trace_id, attrs, start_ns, duration_ns, error)
+    return BatchPredictions(mon.model, mon.version, hi, lo, np.full(n, ERROR, dtype=np.int8), np.ones(n), ids)
+
+
+def _edge_flags(np: Any, mon: Monitor, state: CallState, batch: Batch, result: Any, n: int) -> Any:
+    """N booleans: the rows the application flagged as edge cases (all of them after :func:`modelwatch.mark_edge_case`)."""
     if state.edge_case:
-        edge = np.ones(n, dtype=bool)
-    elif mon.edge_case_fn is not None:
-        flags = mon._hook("edge_case", mon.edge_case_fn, batch.frame, result)
-        edge = np.zeros(n, dtype=bool)
+        return np.ones(n, dtype=bool)
+    edge = np.zeros(n, dtype=bool)
+    if mon.edge_case_fn is not None:
+        flags = mon.hook("edge_case", mon.edge_case_fn, batch.frame, result)
         if flags is not None:
             try:
                 edge = np.asarray(flags, dtype=bool).reshape(n)
             except (TypeError, ValueError):
-                _safety.report("hook_error", mon.model, "model %r: edge_case must return %d booleans for a batch", mon.model, n, key="edge_shape")
-    else:
-        edge = np.zeros(n, dtype=bool)
-    rand = mon.sampler.keep_many(hi, lo)
-    # reason codes by precedence: low confidence, high risk, edge case, random
-    reasons = np.where(low, 2, np.where(high, 3, np.where(edge, 4, np.where(rand, 5, 0)))).astype(np.int8)
-    weights = np.where(reasons == 5, mon.sampler.weight, 1.0)
-
-    with m.lock:
-        m.outcomes["ok"] += n
-        counts = np.bincount(reasons, minlength=6).tolist()
-        for code, c in enumerate(counts):
-            if c:
-                m.decision(_REASONS[code], c)
-        m.latency.add(duration_ns / 1e9)
-        _fold(np, m.score, out.score)
-        _fold(np, m.confidence, out.confidence)
-        _count_predictions(np, mon, m, out.prediction)
-        feature_metrics(np, mon, m, batch)
-
-    kept_idx = np.flatnonzero(reasons).tolist()
-    if kept_idx:
-        _emit_rows(np, mon, batch, out, kept_idx, hi, lo, reasons, weights, low, high, ids, start_ns, duration_ns)
-    return BatchPredictions(mon.model, mon.version, hi, lo, reasons, weights, ids)
+                _safety.report("hook_error", mon.model, "model %r: edge_case must return %d booleans for a batch", mon.model, n,
+                               key="edge_shape")
+    return edge
 
 
 def _user_ids(mon: Monitor, state: CallState, batch: Batch, n: int) -> list[str] | None:
     given = state.prediction_id
     if given is None and mon.prediction_id_fn is not None:
-        given = mon._hook("prediction_id", mon.prediction_id_fn, batch.frame)
+        given = mon.hook("prediction_id", mon.prediction_id_fn, batch.frame)
     if given is None:
         return None
     try:
@@ -146,7 +113,8 @@ def _user_ids(mon: Monitor, state: CallState, batch: Batch, n: int) -> list[str]
     except TypeError:
         ids = []
     if len(ids) != n:
-        _safety.report("hook_error", mon.model, "model %r: prediction ids for a batch of %d rows must be %d values", mon.model, n, n, key="ids_shape")
+        _safety.report("hook_error", mon.model, "model %r: prediction ids for a batch of %d rows must be %d values", mon.model, n, n,
+                       key="ids_shape")
         return None
     return ids
 
@@ -167,17 +135,19 @@ def _numeric(np: Any, col: Any) -> Any:
     return None
 
 
-def _count_predictions(np: Any, mon: Monitor, m: Any, pred: Any) -> None:
+def _count_predictions(np: Any, rec: FeatureRecorder, m: ModelMetrics, pred: Any) -> None:
     if pred is None:
         return
     num = _numeric(np, pred)
     if num is not None:
         _fold(np, m.output, num)
         return
-    _count_categories(np, mon, m, m.classes, np.asarray(pred), "ml.prediction.value")
+    _count_categories(np, rec, m, m.classes, np.asarray(pred), PREDICTION_VALUE)
 
 
-def _count_categories(np: Any, mon: Monitor, m: Any, counts: dict[str, int], arr: Any, name: str, hashed: bool = False) -> int:
+def _count_categories(
+    np: Any, rec: FeatureRecorder, m: ModelMetrics, counts: dict[str, int], arr: Any, name: str, hashed: bool = False,
+) -> int:
     """Count a categorical column into a capped counter; return how many values were missing."""
     if arr.dtype.kind == "b":
         t = int(np.count_nonzero(arr))
@@ -189,7 +159,7 @@ def _count_categories(np: Any, mon: Monitor, m: Any, counts: dict[str, int], arr
     # a hash count over the values (None and NaN become MISSING below); faster than sorting
     # (np.unique) or pandas' value_counts, which re-infers a string dtype first
     missing = 0
-    limit = mon.options.max_string_length
+    limit = rec.max_len
     for v, c in Counter(arr.tolist()).items():
         kind, plain = coerce(v)
         if kind == MISSING:
@@ -199,9 +169,9 @@ def _count_categories(np: Any, mon: Monitor, m: Any, counts: dict[str, int], arr
             plain = "true" if plain else "false"
         text = plain if isinstance(plain, str) else str(plain)
         if hashed:
-            text = keyed_hash(text, mon.options.hash_key)
+            text = keyed_hash(text, rec.options.hash_key)
         elif len(text) > limit:
-            text = mon.truncate(text, name, n=c)
+            text = rec.truncate(text, name, n=c)
         m.count_category(counts, text, c)
     return missing
 
@@ -209,30 +179,26 @@ def _count_categories(np: Any, mon: Monitor, m: Any, counts: dict[str, int], arr
 CHUNK_ROWS = 8192  # rows per 2-D fold: the block's temporaries stay in the CPU cache
 
 
-def feature_metrics(np: Any, mon: Monitor, m: Any, batch: Batch) -> None:
+def feature_metrics(np: Any, rec: FeatureRecorder, m: ModelMetrics, batch: Batch) -> None:
     """Every column of a batch into the feature aggregates (caller holds ``m.lock``)."""
-    stats = m.features
     n = batch.n
     together: list[tuple[Any, Any]] = []  # all-finite numeric columns, folded as one 2-D array
     for name, col in batch.columns.items():
-        f = stats.get(name)
+        f = rec.stats(m, name)
         if f is None:
-            f = mon.new_feature(m, name)
-            if f is None:
-                continue
-        if f.dropped:
             continue
+        hashed = name in rec.hashed
         arr = np.asarray(col)
-        num = None if f.hashed else _numeric(np, arr)
+        num = None if hashed else _numeric(np, arr)
         if num is not None:
             if f.in_metrics and np.isfinite(num).all():
                 together.append((f.hist, num))
             else:
-                fold_number_column(mon, np, f, name, num)
+                fold_number_column(rec, np, f, name, num)
             continue
         if not f.in_metrics:
             continue
-        f.missing += _count_categories(np, mon, m, f.categories, arr, name, hashed=f.hashed)
+        f.missing += _count_categories(np, rec, m, f.categories, arr, name, hashed=hashed)
     if together:
         hists = [h for h, _col in together]
         for start in range(0, n, CHUNK_ROWS):
@@ -256,44 +222,45 @@ def _clean(values: list[Any], limit: int) -> bool:
 
 
 def _emit_rows(
-    np: Any, mon: Monitor, batch: Batch, out: Any, kept_idx: list[int], hi: Any, lo: Any, reasons: Any,
+    np: Any, mon: Monitor, batch: Batch, out: Any, kept_idx: list[int], hi: Any, lo: Any, codes: Any,
     weights: Any, low: Any, high: Any, ids: list[str] | None, start_ns: int, duration_ns: int,
 ) -> None:
+    """The kept rows' spans, built column-wise: the columns that need no coercion are zipped as they are."""
     k = np.asarray(kept_idx)
-    stats = mon.metrics.features
-    limit = mon.options.max_string_length
+    rec = mon.features
+    limit = rec.max_len
     clean_keys: list[str] = []
     clean_cols: list[list[Any]] = []
-    other: list[tuple[Any, list[Any]]] = []
+    other: list[tuple[str, list[Any]]] = []
     for name, col in batch.columns.items():
-        f = stats.get(name)
-        if f is None or f.dropped:
+        key = rec.attr_key(name)
+        if key is None:
             continue
         values = np.asarray(col)[k].tolist() if not isinstance(col, list) else [col[i] for i in kept_idx]
-        if not f.hashed and _clean(values, limit):
-            clean_keys.append(f.key)
+        if key not in rec.hashed_keys and _clean(values, limit):
+            clean_keys.append(key)
             clean_cols.append(values)
         else:
-            other.append((f, values))
+            other.append((key, values))
     clean_rows = list(zip(*clean_cols)) if clean_cols else None
     pred = out.prediction[k].tolist() if out.prediction is not None else None
     score = out.score[k].tolist() if out.score is not None else None
     conf = out.confidence[k].tolist() if out.confidence is not None else None
     his, los = hi[k].tolist(), lo[k].tolist()
-    rs, ws, lows, highs = reasons[k].tolist(), weights[k].tolist(), low[k].tolist(), high[k].tolist()
+    rs, ws, lows, highs = codes[k].tolist(), weights[k].tolist(), low[k].tolist(), high[k].tolist()
     for j, i in enumerate(kept_idx):
         trace_id = (his[j] << 64) | los[j]
-        attrs = mon.contract_attrs(ids[i] if ids is not None else f"{trace_id:032x}", _REASONS[rs[j]], ws[j], lows[j], highs[j])
+        attrs = mon.contract_attrs(ids[i] if ids is not None else f"{trace_id:032x}", DECISIONS[rs[j]], ws[j], lows[j], highs[j])
         if pred is not None:
             kind, v = coerce(pred[j])
             if kind in (NUMBER, CATEGORY, BOOL):
-                attrs["ml.prediction.value"] = v[:limit] if kind == CATEGORY else v
+                attrs[PREDICTION_VALUE] = v[:limit] if kind == CATEGORY else v
         if score is not None and score[j] == score[j]:
-            attrs["ml.prediction.score"] = score[j]
+            attrs[PREDICTION_SCORE] = score[j]
         if conf is not None and conf[j] == conf[j]:
-            attrs["ml.prediction.confidence"] = conf[j]
+            attrs[PREDICTION_CONFIDENCE] = conf[j]
         if clean_rows is not None:
             attrs.update(zip(clean_keys, clean_rows[j]))
-        for f, values in other:
-            mon.set_attr(attrs, f.key, values[j])
-        mon._emit(trace_id, attrs, start_ns, duration_ns, None)
+        for key, values in other:
+            rec.set_attr(attrs, key, values[j])
+        mon.emit(trace_id, attrs, start_ns, duration_ns, None)

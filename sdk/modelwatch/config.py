@@ -50,6 +50,9 @@ MODELWATCH_HASH_KEY = "MODELWATCH_HASH_KEY"
 MODELWATCH_FEATURE_METRICS = "MODELWATCH_FEATURE_METRICS"
 """``true`` (default) records per-feature distributions in metrics; ``false`` turns them off."""
 
+OTEL_SDK_DISABLED = "OTEL_SDK_DISABLED"
+"""``true``: every decorator is a plain call (read when modelwatch is imported) and :func:`modelwatch.configure` sets nothing up."""
+
 DEFAULT_HASH_SALT = "default-hash-seed"  # the tail_sampling processor's default
 
 T = TypeVar("T")
@@ -67,6 +70,11 @@ def _env(name: str, parse: Callable[[str], T], default: T, check: Callable[[T], 
         logger.warning("modelwatch: ignoring %s=%r (%s); using %r", name, raw, exc, default)
         return default
     return value
+
+
+def sdk_disabled() -> bool:
+    """Whether :data:`OTEL_SDK_DISABLED` is ``true``."""
+    return os.environ.get(OTEL_SDK_DISABLED, "").strip().lower() == "true"
 
 
 def _parse_bool(raw: str) -> bool:
@@ -133,7 +141,7 @@ class SamplingPolicy:
         low_confidence_threshold: float | None = None,
         high_risk_threshold: float | None = None,
         hash_salt: str | None = None,
-    ) -> "SamplingPolicy":
+    ) -> SamplingPolicy:
         """Arguments first, then the ``MODELWATCH_*`` environment, then the defaults."""
         if hash_salt is not None and not isinstance(hash_salt, str):
             raise ConfigurationError("hash_salt must be a string")
@@ -170,7 +178,7 @@ class RecordingOptions:
         max_string_length: int | None = None,
         max_categories: int | None = None,
         feature_metrics: bool | None = None,
-    ) -> "RecordingOptions":
+    ) -> RecordingOptions:
         """Arguments first (name lists are merged with the environment's), then defaults."""
         drop = _names_arg(drop_features, "drop_features") | _env(MODELWATCH_DROP_FEATURES, _parse_names, frozenset())
         hashed = _names_arg(hash_features, "hash_features") | _env(MODELWATCH_HASH_FEATURES, _parse_names, frozenset())

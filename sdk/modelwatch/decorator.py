@@ -1,8 +1,9 @@
 """``@monitor``: the one decorator for inference code.
 
-All recording logic lives in :class:`~modelwatch.monitor.Monitor`; the two
-thin wrappers here (sync and async, chosen once at decoration time) time the
-call, run it, and hand the outcome over inside a guard. The application's own
+Recording lives in :mod:`modelwatch.record` (with the decorated function's
+:class:`~modelwatch.monitor.Monitor`); the two thin wrappers here (sync and
+async, chosen once at decoration time) time the call, run it, and hand the
+outcome over inside a guard. The application's own
 exception propagates untouched (same object, same traceback); a failure of
 modelwatch's own code is logged once, counted, and swallowed.
 """
@@ -11,16 +12,18 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
 import time
 from typing import Any, Callable, Sequence, TypeVar, overload
 
-from . import _safety, metrics, spans
-from .config import RecordingOptions, SamplingPolicy
+from . import _safety, spans
+from .config import RecordingOptions, SamplingPolicy, sdk_disabled
 from .errors import ConfigurationError
 from .inputs import InputReader
-from .monitor import CallState, Monitor, call_state, forget_last
+from .metrics import delivery_installed
+from .monitor import Monitor
 from .outputs import OutputReader
+from .predictions import CallState, call_state, forget_last
+from .record import record
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,16 +32,11 @@ _perf = time.perf_counter_ns
 _wall = time.time_ns
 
 
-def sdk_disabled() -> bool:
-    """``OTEL_SDK_DISABLED=true`` turns every decorator into a plain call."""
-    return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
-
-
 _DISABLED = sdk_disabled()
 
 
 def _active() -> bool:
-    return not _DISABLED and (spans.current() is not None or metrics.delivery_installed())
+    return not _DISABLED and (spans.current() is not None or delivery_installed())
 
 
 @overload
@@ -47,6 +45,7 @@ def monitor(func: F, /) -> F: ...
 def monitor(func: None = None, /, **options: Any) -> Callable[[F], F]: ...
 
 
+# The longest function here only by its public signature and the docstring that documents it; its body is short.
 def monitor(
     func: Callable[..., Any] | None = None,
     /,
@@ -101,14 +100,8 @@ def monitor(
     """
     policy = SamplingPolicy.resolve(sampling_rate, low_confidence_threshold, high_risk_threshold)
     options = RecordingOptions.resolve(drop_features, hash_features, max_string_length, max_categories, feature_metrics)
-    if model is not None and (not isinstance(model, str) or not model):
-        raise ConfigurationError("model must be a non-empty string")
-    if not isinstance(version, str):
-        raise ConfigurationError("version must be a string")
-    for name, hook in (("prediction", prediction), ("score", score), ("confidence", confidence), ("risk", risk),
-                       ("edge_case", edge_case), ("prediction_id", prediction_id)):
-        if hook is not None and not callable(hook):
-            raise ConfigurationError(f"{name} must be callable")
+    _check(model, version, prediction=prediction, score=score, confidence=confidence, risk=risk,
+           edge_case=edge_case, prediction_id=prediction_id)
 
     def decorate(fn: F) -> F:
         if not callable(fn):
@@ -132,6 +125,17 @@ def monitor(
     return decorate
 
 
+def _check(model: str | None, version: str, **hooks: Any) -> None:
+    """Raise :class:`~modelwatch.errors.ConfigurationError` for an argument of :func:`monitor` that cannot work."""
+    if model is not None and (not isinstance(model, str) or not model):
+        raise ConfigurationError("model must be a non-empty string")
+    if not isinstance(version, str):
+        raise ConfigurationError("version must be a string")
+    for name, hook in hooks.items():
+        if hook is not None and not callable(hook):
+            raise ConfigurationError(f"{name} must be callable")
+
+
 def _begin() -> tuple[CallState, Any, int, int]:
     state = CallState()
     return state, call_state.set(state), _wall(), _perf()
@@ -147,7 +151,7 @@ def _end(mon: Monitor, begun: tuple[CallState, Any, int, int], args: Any, kwargs
         return  # KeyboardInterrupt, SystemExit, GeneratorExit, CancelledError: not a prediction
     try:
         call_state.reset(token)
-        mon.record(args, kwargs, result, error, wall0, duration, state)
+        record(mon, args, kwargs, result, error, wall0, duration, state)
     except Exception:
         _safety.report("internal_error", mon.model, "recording a prediction of model %r failed", mon.model,
                        key="record", exc_info=True)

@@ -42,16 +42,13 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from . import _safety, metrics
+from .contract import DROP_EXPORT_FAILED, DROP_QUEUE_FULL, DROP_SHUTDOWN
 from .errors import ConfigurationError
 
 DEFAULT_MAX_QUEUE_SIZE = 65_536
 DEFAULT_SCHEDULE_DELAY_MILLIS = 5_000
 DEFAULT_MAX_EXPORT_BATCH_SIZE = 512
 DEFAULT_EXPORT_TIMEOUT_MILLIS = 30_000
-
-QUEUE_FULL = "queue_full"
-EXPORT_FAILED = "export_failed"
-SHUTDOWN = "shutdown"
 
 # the key HTTP/gRPC client instrumentations check, so that exporting does not trace itself
 _SUPPRESS = getattr(context_api, "_SUPPRESS_INSTRUMENTATION_KEY", None)
@@ -141,11 +138,11 @@ class CountingBatchSpanProcessor(SpanProcessor):
         if ctx is None or not ctx.trace_flags.sampled:
             return
         if self._stopped:
-            metrics.span_drops.add_span(span, SHUTDOWN)
+            metrics.span_drops.add_span(span, DROP_SHUTDOWN)
             return
         queue = self._queue
         if len(queue) >= self.max_queue_size:
-            metrics.span_drops.add_span(span, QUEUE_FULL)
+            metrics.span_drops.add_span(span, DROP_QUEUE_FULL)
             if not self._warned_full:
                 self._warned_full = True
                 _safety.logger.warning("modelwatch: the span queue is full (%d spans; OTEL_BSP_MAX_QUEUE_SIZE): spans are "
@@ -188,7 +185,7 @@ class CountingBatchSpanProcessor(SpanProcessor):
             if token is not None:
                 context_api.detach(token)
         if result is not SpanExportResult.SUCCESS:
-            metrics.span_drops.add_spans(batch, EXPORT_FAILED)
+            metrics.span_drops.add_spans(batch, DROP_EXPORT_FAILED)
 
     def _flush(self, deadline: float) -> bool:
         while self._queue:
@@ -229,7 +226,7 @@ class CountingBatchSpanProcessor(SpanProcessor):
             except IndexError:
                 break
         if left:
-            metrics.span_drops.add_spans(left, SHUTDOWN)
+            metrics.span_drops.add_spans(left, DROP_SHUTDOWN)
         self.exporter.shutdown()
 
     def queued(self) -> int:

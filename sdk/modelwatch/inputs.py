@@ -116,11 +116,8 @@ class InputReader:
             return args[self.skip]
         return kwargs
 
-    def read(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Mapping[str, Any] | Batch:
-        """One row as a mapping of name to value, or a :class:`Batch`."""
-        return self.interpret(self.raw(args, kwargs))
-
     def interpret(self, obj: Any) -> Mapping[str, Any] | Batch:
+        """The features in `obj` (what :meth:`raw` returned): one row as a mapping of name to value, or a :class:`Batch`."""
         if type(obj) is dict or isinstance(obj, Mapping):
             return obj
         if is_dataframe(obj):

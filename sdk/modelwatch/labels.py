@@ -13,10 +13,18 @@ import random
 import time
 from typing import Any, Iterable
 
-from . import _safety, metrics, spans
+from . import _safety, spans
+from .contract import (
+    DROP_HEAD_SAMPLED,
+    DROP_NO_TRACER,
+    LABEL_SPAN,
+    LABEL_VALUE,
+    MODEL_NAME,
+    MODEL_VERSION,
+    PREDICTION_ID,
+)
+from .metrics import delivery_installed, span_drops
 from .values import BOOL, CATEGORY, NONFINITE, NUMBER, coerce
-
-LABEL_SPAN_NAME = "ml.label"
 
 
 def record_label(
@@ -42,8 +50,8 @@ def record_label(
             return False
         handle = spans.current()
         if handle is None:
-            if metrics.delivery_installed():  # metrics are delivered, spans have nowhere to go
-                metrics.span_drops.add(str(model), "" if version is None else str(version), "no_tracer", LABEL_SPAN_NAME)
+            if delivery_installed():  # metrics are delivered, spans have nowhere to go
+                span_drops.add(str(model), "" if version is None else str(version), DROP_NO_TRACER, LABEL_SPAN)
             return False
         if prediction_id is None or prediction_id == "":
             _safety.report("invalid_value", str(model), "label for model %r without a prediction id; not recorded",
@@ -55,20 +63,20 @@ def record_label(
                 k_kind, k_val = coerce(v)
                 if k_kind in (NUMBER, CATEGORY, BOOL):
                     attrs[str(k)] = k_val
-        attrs["ml.model.name"] = str(model)
+        attrs[MODEL_NAME] = str(model)
         if version is not None:
-            attrs["ml.model.version"] = str(version)
-        attrs["ml.prediction.id"] = str(prediction_id)
-        attrs["ml.label.value"] = value
+            attrs[MODEL_VERSION] = str(version)
+        attrs[PREDICTION_ID] = str(prediction_id)
+        attrs[LABEL_VALUE] = value
         now = timestamp_ns or time.time_ns()
         if handle.direct is not None:
-            handle.direct.emit(random.getrandbits(128) or 1, LABEL_SPAN_NAME, attrs, now, now)
+            handle.direct.emit(random.getrandbits(128) or 1, LABEL_SPAN, attrs, now, now)
             return True
-        span = handle.start(random.getrandbits(128) or 1, LABEL_SPAN_NAME, attrs, now)
+        span = handle.start(random.getrandbits(128) or 1, LABEL_SPAN, attrs, now)
         recording = span.is_recording()
         span.end(end_time=now)
         if not recording:
-            metrics.span_drops.add(str(model), "" if version is None else str(version), "head_sampled", LABEL_SPAN_NAME)
+            span_drops.add(str(model), "" if version is None else str(version), DROP_HEAD_SAMPLED, LABEL_SPAN)
             _safety.report("head_sampled_out", str(model), "a label span was dropped by the tracer's head sampler")
         return recording
     except Exception:

@@ -1,5 +1,7 @@
 """Full-population metrics: every prediction, sampled or not, aggregated in process.
 
+The names are those of :mod:`modelwatch.contract`.
+
 Instruments (all cumulative; attributes in brackets, every one bounded):
 
 =============================  =====================  ==================================================
@@ -41,10 +43,8 @@ distinct values per feature by name and the rest as ``__other__``, so a
 free-text feature cannot explode the metric's cardinality.
 
 Delivery: these are not OTel API instruments (recording 25 values through
-the API costs more than the whole per-prediction budget). :func:`produce`
-builds OTel SDK metric data from the aggregates, and
-:class:`PredictionMetricsExporter` appends it to every export of the
-application's metric pipeline (``modelwatch.configure`` installs it).
+the API costs more than the whole per-prediction budget);
+:mod:`modelwatch.metric_export` turns the aggregates into OTel metric data.
 """
 
 from __future__ import annotations
@@ -54,51 +54,33 @@ import threading
 import time
 from typing import Any, Sequence
 
-from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
-    Metric,
-    MetricExporter,
-    MetricExportResult,
-    MetricsData,
-    ResourceMetrics,
-    ScopeMetrics,
-)
-from opentelemetry.sdk.metrics.export import (
-    Buckets,
-    ExponentialHistogram,
-    ExponentialHistogramDataPoint,
-    NumberDataPoint,
-    Sum,
-)
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-
 from . import _safety
+from .contract import (
+    LABEL_SPAN,
+    MODEL_NAME,
+    MODEL_VERSION,
+    OTHER,
+    OUTCOME_ERROR,
+    OUTCOME_OK,
+    PREDICTION_SPAN,
+    SPAN_OTHER,
+)
 from .exphist import ExpHistogram
-from .sampling import REASON_NOT_SAMPLED
-from .version import __version__
 
-OTHER = "__other__"
 MAX_FEATURES = 1000  # per model; beyond, features are recorded on spans but not in metrics
 MAX_MODELS = 1000
 
-SCOPE = InstrumentationScope("modelwatch", __version__)
-_CUMULATIVE = AggregationTemporality.CUMULATIVE
-
 
 class FeatureStats:
-    """Aggregates of one feature of one model."""
+    """Aggregates of one feature of one model (what is recorded, and how, is up to :mod:`modelwatch.features`)."""
 
-    __slots__ = ("name", "key", "hist", "categories", "missing", "hashed", "dropped", "in_metrics")
+    __slots__ = ("name", "hist", "categories", "missing", "in_metrics")
 
-    def __init__(self, name: str, hashed: bool, dropped: bool, in_metrics: bool) -> None:
+    def __init__(self, name: str, in_metrics: bool) -> None:
         self.name = name
-        self.key = "ml.feature." + name  # span attribute key, built once
         self.hist = ExpHistogram()
         self.categories: dict[str, int] = {}
         self.missing = 0
-        self.hashed = hashed
-        self.dropped = dropped
         self.in_metrics = in_metrics
 
 
@@ -109,7 +91,7 @@ class ModelMetrics:
         self.model = model
         self.version = version
         self.lock = threading.Lock()
-        self.fold_rows: Any = None  # set by the Monitor: callable(model_metrics, rows)
+        self.fold_rows: Any = None  # modelwatch.rows.fold, set by the first Monitor: callable(model_metrics, rows)
         self.max_categories = max_categories
         self.feature_metrics = feature_metrics
         self._zero()
@@ -121,7 +103,7 @@ class ModelMetrics:
 
     def _zero(self) -> None:
         self.start_ns = time.time_ns()
-        self.outcomes: dict[str, int] = {"ok": 0, "error": 0}
+        self.outcomes: dict[str, int] = {OUTCOME_OK: 0, OUTCOME_ERROR: 0}
         self.decisions: dict[str, int] = {}  # by reason
         self.latency = ExpHistogram()
         self.score = ExpHistogram()
@@ -129,9 +111,9 @@ class ModelMetrics:
         self.output = ExpHistogram()
         self.classes: dict[str, int] = {}
         self.features: dict[str, FeatureStats] = {}
-        # Single predictions queue a copy of their feature row here; rows are folded into the
-        # feature aggregates a block at a time, column-wise (see modelwatch.rows).
-        self.rows: list[dict[str, Any]] = []
+        # Single predictions queue a snapshot of their feature row here, with the recorder that
+        # saw it; rows are folded into the feature aggregates a block at a time (see modelwatch.rows).
+        self.rows: list[tuple[Any, Any]] = []
 
     def flush(self) -> None:
         """Fold queued rows and pending values into the aggregates (caller holds the lock)."""
@@ -147,7 +129,7 @@ class ModelMetrics:
         """Features seen before but not in `present` (names) count `n` missing values each."""
         if len(self.features) > len(present):
             for name, f in self.features.items():
-                if name not in present and not f.dropped:
+                if name not in present:
                     f.missing += n
 
     def count_category(self, counts: dict[str, int], value: str, n: int = 1) -> None:
@@ -160,7 +142,7 @@ class ModelMetrics:
             counts[OTHER] = counts.get(OTHER, 0) + n
 
     def decision(self, reason: str, n: int = 1) -> None:
-        """Count `n` sampling decisions; every reason but ``not_sampled`` means kept."""
+        """Count `n` sampling decisions under `reason`; every reason but ``not_sampled`` means kept."""
         self.decisions[reason] = self.decisions.get(reason, 0) + n
 
 
@@ -210,8 +192,6 @@ class Registry:
 
 registry = Registry()
 
-PREDICTION_SPAN = "ml.predict"
-LABEL_SPAN = "ml.label"
 MAX_DROP_SERIES = 1000
 
 
@@ -262,13 +242,13 @@ class SpanDrops:
 
 def _span_kind(span: Any) -> str:
     name = getattr(span, "name", "")
-    return name if name in (PREDICTION_SPAN, LABEL_SPAN) else "other"
+    return name if name in (PREDICTION_SPAN, LABEL_SPAN) else SPAN_OTHER
 
 
 def _drop_key(span: Any) -> tuple[str, str]:
     attrs = getattr(span, "attributes", None) or {}
     try:
-        return str(attrs.get("ml.model.name", ""))[:256], str(attrs.get("ml.model.version", ""))[:256]
+        return str(attrs.get(MODEL_NAME, ""))[:256], str(attrs.get(MODEL_VERSION, ""))[:256]
     except Exception:
         return "", ""
 
@@ -294,150 +274,13 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-# -- OTel data -----------------------------------------------------------------
-
-
-def _exp_point(h: ExpHistogram, attrs: dict[str, Any], start: int, now: int) -> ExponentialHistogramDataPoint:
-    return ExponentialHistogramDataPoint(
-        attributes=attrs,
-        start_time_unix_nano=start,
-        time_unix_nano=now,
-        count=h.count,
-        sum=h.sum,
-        scale=h.scale,
-        zero_count=h.zero_count,
-        positive=Buckets(h.positive.offset, list(h.positive.counts)),
-        negative=Buckets(h.negative.offset, list(h.negative.counts)),
-        flags=0,
-        min=h.min if h.count else 0.0,
-        max=h.max if h.count else 0.0,
-    )
-
-
-def _num_point(value: int, attrs: dict[str, Any], start: int, now: int) -> NumberDataPoint:
-    return NumberDataPoint(attributes=attrs, start_time_unix_nano=start, time_unix_nano=now, value=value)
-
-
-def produce(now_ns: int | None = None) -> list[Metric]:
-    """OTel metric data for every model's aggregates, cumulative since each model's first prediction."""
-    now = now_ns or time.time_ns()
-    sums: dict[str, list[NumberDataPoint]] = {n: [] for n in ("ml.predictions", "ml.prediction.class", "ml.sampling.decisions", "ml.feature.category", "ml.feature.missing", "ml.spans.dropped")}
-    hists: dict[str, list[ExponentialHistogramDataPoint]] = {n: [] for n in ("ml.prediction.latency", "ml.prediction.score", "ml.prediction.confidence", "ml.prediction.output", "ml.feature.value")}
-    for m in registry.models():
-        base = {"ml.model.name": m.model, "ml.model.version": m.version}
-        start = m.start_ns
-        with m.lock:
-            m.flush()  # every queued row and pending value, once
-            for outcome, n in m.outcomes.items():
-                sums["ml.predictions"].append(_num_point(n, {**base, "outcome": outcome}, start, now))
-            for reason, n in m.decisions.items():
-                decision = "dropped" if reason == REASON_NOT_SAMPLED else "kept"
-                sums["ml.sampling.decisions"].append(_num_point(n, {**base, "decision": decision, "reason": reason}, start, now))
-            for value, n in m.classes.items():
-                sums["ml.prediction.class"].append(_num_point(n, {**base, "ml.prediction.value": value}, start, now))
-            for name, h in (("ml.prediction.latency", m.latency), ("ml.prediction.score", m.score),
-                            ("ml.prediction.confidence", m.confidence), ("ml.prediction.output", m.output)):
-                if h.count:
-                    hists[name].append(_exp_point(h, base, start, now))
-            for f in m.features.values():
-                if not f.in_metrics:
-                    continue
-                fattrs = {**base, "ml.feature.name": f.name}
-                if f.hist.count:
-                    hists["ml.feature.value"].append(_exp_point(f.hist, fattrs, start, now))
-                for value, n in f.categories.items():
-                    sums["ml.feature.category"].append(_num_point(n, {**fattrs, "ml.feature.value": value}, start, now))
-                if f.missing:
-                    sums["ml.feature.missing"].append(_num_point(f.missing, fattrs, start, now))
-    drops_start = span_drops.start_ns
-    for (model, version, reason, kind), n in sorted(span_drops.snapshot().items()):
-        sums["ml.spans.dropped"].append(_num_point(n, {"ml.model.name": model, "ml.model.version": version,
-                                                       "reason": reason, "span": kind}, drops_start, now))
-    issues = [
-        _num_point(n, {"ml.model.name": model, "kind": kind}, 0, now) for (kind, model), n in sorted(_safety.counts().items())
-    ]
-    out: list[Metric] = []
-    for name, points in sums.items():
-        if points:
-            out.append(Metric(name, _DESCRIPTIONS[name], "1", Sum(points, _CUMULATIVE, True)))
-    for name, hpoints in hists.items():
-        if hpoints:
-            unit = "s" if name == "ml.prediction.latency" else "1"
-            out.append(Metric(name, _DESCRIPTIONS[name], unit, ExponentialHistogram(hpoints, _CUMULATIVE)))
-    if issues:
-        out.append(Metric("modelwatch.sdk.issues", _DESCRIPTIONS["modelwatch.sdk.issues"], "1", Sum(issues, _CUMULATIVE, True)))
-    return out
-
-
-_DESCRIPTIONS = {
-    "ml.predictions": "Predictions made, by outcome",
-    "ml.prediction.class": "Predictions by predicted class (categorical outputs)",
-    "ml.sampling.decisions": "Tail-sampling decisions, by decision and reason",
-    "ml.feature.category": "Values of categorical features",
-    "ml.feature.missing": "Feature values missing (absent, None or NaN)",
-    "ml.prediction.latency": "Duration of the inference call",
-    "ml.prediction.score": "Model score / probability",
-    "ml.prediction.confidence": "Model confidence",
-    "ml.prediction.output": "Numeric predictions",
-    "ml.feature.value": "Values of numeric features",
-    "ml.spans.dropped": "Spans the SDK was to export and did not deliver, by reason",
-    "modelwatch.sdk.issues": "Problems the SDK handled (invalid values, truncations, hook errors, ...)",
-}
-
-
-def merge_into(metrics_data: MetricsData, extra: Sequence[Metric], resource: Resource | None = None) -> MetricsData:
-    """`metrics_data` with a modelwatch scope holding `extra` added to its first resource."""
-    if not extra:
-        return metrics_data
-    scope = ScopeMetrics(scope=SCOPE, metrics=list(extra), schema_url="")
-    rms = list(metrics_data.resource_metrics) if metrics_data is not None else []
-    if rms:
-        first = rms[0]
-        rms[0] = ResourceMetrics(resource=first.resource, scope_metrics=[*first.scope_metrics, scope], schema_url=first.schema_url)
-    else:
-        rms = [ResourceMetrics(resource=resource or Resource.create(), scope_metrics=[scope], schema_url="")]
-    return MetricsData(resource_metrics=rms)
-
-
-class PredictionMetricsExporter(MetricExporter):
-    """Wraps a metric exporter and adds modelwatch's aggregates to every export.
-
-    Use it where the application builds its own metric pipeline::
-
-        reader = PeriodicExportingMetricReader(PredictionMetricsExporter(OTLPMetricExporter()))
-
-    :func:`modelwatch.configure` does this for you. The OTel reader calls the
-    exporter only when at least one OTel instrument of its MeterProvider has
-    data; configure() registers the ``modelwatch.sdk.models`` gauge for that,
-    an application's own pipeline normally has instruments of its own.
-    """
-
-    def __init__(self, inner: MetricExporter, resource: Resource | None = None) -> None:
-        super().__init__(
-            preferred_temporality=getattr(inner, "_preferred_temporality", None),
-            preferred_aggregation=getattr(inner, "_preferred_aggregation", None),
-        )
-        self._inner = inner
-        self._resource = resource
-        global _delivery_installed
-        _delivery_installed = True
-
-    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
-        try:
-            merged = merge_into(metrics_data, produce(), self._resource)
-        except Exception:  # never lose the application's own metrics over ours
-            _safety.report("internal_error", "", "building prediction metrics failed", exc_info=True)
-            merged = metrics_data
-        return self._inner.export(merged, timeout_millis=timeout_millis, **kwargs)
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return self._inner.force_flush(timeout_millis)
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
-
-
 _delivery_installed = False
+
+
+def delivery_started() -> None:
+    """A metric pipeline now carries modelwatch's aggregates (a :class:`~modelwatch.metric_export.PredictionMetricsExporter` exists)."""
+    global _delivery_installed
+    _delivery_installed = True
 
 
 def delivery_installed() -> bool:

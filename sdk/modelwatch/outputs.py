@@ -161,26 +161,6 @@ class OutputReader:
     def read_batch(self, result: Any, n: int) -> BatchOutput:
         import numpy as np  # batch inputs are numpy/pandas, so numpy is already imported
 
-        def column(values: Any) -> Any:
-            if values is None:
-                return None
-            arr = np.asarray(values)
-            if arr.ndim == 0:
-                arr = np.full(n, arr.item())
-            arr = arr.reshape(-1) if arr.ndim > 1 and arr.shape[1:] == (1,) * (arr.ndim - 1) else arr
-            if arr.shape[0] != n:
-                raise ValueError(f"result has {arr.shape[0]} rows for {n} inputs")
-            return arr
-
-        def numeric(values: Any) -> Any:
-            arr = column(values)
-            if arr is None:
-                return None
-            try:
-                return arr.astype(np.float64)
-            except (TypeError, ValueError):
-                return None
-
         out = BatchOutput()
         if is_dataframe(result) or (isinstance(result, list) and result and isinstance(result[0], Mapping)):
             cols = (
@@ -188,13 +168,13 @@ class OutputReader:
                 if is_dataframe(result)
                 else {k: [row.get(k) for row in result] for k in result[0]}
             )
-            out.prediction = column(_first_key(cols, _PREDICTION_KEYS))
-            out.score = numeric(_first_key(cols, _SCORE_KEYS))
-            out.confidence = numeric(cols.get("confidence"))
-            out.risk = numeric(cols.get("risk"))
+            out.prediction = _column(np, n, _first_key(cols, _PREDICTION_KEYS))
+            out.score = _numeric(np, n, _first_key(cols, _SCORE_KEYS))
+            out.confidence = _numeric(np, n, cols.get("confidence"))
+            out.risk = _numeric(np, n, cols.get("risk"))
         elif isinstance(result, tuple) and len(result) == 2:
-            out.prediction = column(result[0])
-            out.score = numeric(result[1])
+            out.prediction = _column(np, n, result[0])
+            out.score = _numeric(np, n, result[1])
         else:
             arr = result.to_numpy() if is_series(result) else np.asarray(result)
             if arr.ndim == 2 and arr.shape[0] == n and arr.shape[1] >= 2 and arr.dtype.kind == "f":
@@ -206,18 +186,42 @@ class OutputReader:
                 out.confidence = (top_p - chance) / (1.0 - chance)
                 out.score = arr[:, 1] if arr.shape[1] == 2 else top_p
             else:
-                out.prediction = column(arr)
+                out.prediction = _column(np, n, arr)
         if self.prediction_fn is not None:
-            out.prediction = column(self.prediction_fn(result))
+            out.prediction = _column(np, n, self.prediction_fn(result))
         if self.score_fn is not None:
-            out.score = numeric(self.score_fn(result))
+            out.score = _numeric(np, n, self.score_fn(result))
         if self.confidence_fn is not None:
-            out.confidence = numeric(self.confidence_fn(result))
+            out.confidence = _numeric(np, n, self.confidence_fn(result))
         if self.risk_fn is not None:
-            out.risk = numeric(self.risk_fn(result))
+            out.risk = _numeric(np, n, self.risk_fn(result))
         if out.confidence is None and out.score is not None:
             in_unit = (out.score >= 0.0) & (out.score <= 1.0)
             out.confidence = np.where(in_unit, np.abs(2.0 * out.score - 1.0), np.nan)
         if out.risk is None:
             out.risk = out.score
         return out
+
+
+def _column(np: Any, n: int, values: Any) -> Any:
+    """N values of a batch result as a 1-D array (a scalar is repeated), None if absent."""
+    if values is None:
+        return None
+    arr = np.asarray(values)
+    if arr.ndim == 0:
+        arr = np.full(n, arr.item())
+    arr = arr.reshape(-1) if arr.ndim > 1 and arr.shape[1:] == (1,) * (arr.ndim - 1) else arr
+    if arr.shape[0] != n:
+        raise ValueError(f"result has {arr.shape[0]} rows for {n} inputs")
+    return arr
+
+
+def _numeric(np: Any, n: int, values: Any) -> Any:
+    """Like :func:`_column`, as float64; None when absent or not numeric."""
+    arr = _column(np, n, values)
+    if arr is None:
+        return None
+    try:
+        return arr.astype(np.float64)
+    except (TypeError, ValueError):
+        return None

@@ -19,7 +19,11 @@ keys, and whether the fast paths apply. Then:
 
 Rows that fit no simple schema (a feature that is an object, a numpy
 scalar, a NaN, a long string, a dropped or hashed feature) take the general
-path: the same result, value by value.
+path of :mod:`modelwatch.features`: the same result, value by value.
+
+A schema belongs to one :class:`~modelwatch.features.FeatureRecorder` (one
+decorator), and a queued row is folded by the recorder that queued it: rows
+of several decorators of one model version share a queue, not their options.
 """
 
 from __future__ import annotations
@@ -27,16 +31,19 @@ from __future__ import annotations
 import operator
 import sys
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import _safety
-from .exphist import fold_columns
-
-if TYPE_CHECKING:
-    from .metrics import ModelMetrics
-    from .monitor import Monitor
+from .exphist_fold import fold_columns
+from .features import FeatureRecorder
+from .metrics import FeatureStats, ModelMetrics
 
 MAX_SCHEMAS = 64  # per model; beyond, rows take the general path
+# Single predictions queue their feature rows; a block of this many rows is folded into the
+# aggregates at once (vectorised when numpy is loaded): the queue's memory stays bounded (~1 MB
+# for 25 features) and so does the occasional fold (about a millisecond, once per block).
+ROWS_PER_FOLD = 1024
+VALUES_PER_FOLD = 32_768  # a wide model (many features) folds after fewer rows
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 _SIMPLE = {float: "f", int: "i", str: "s", bool: "b", type(None): "n"}
@@ -45,20 +52,22 @@ _SIMPLE = {float: "f", int: "i", str: "s", bool: "b", type(None): "n"}
 class Schema:
     """What is known, once, about rows with these keys in this order and these value types."""
 
-    __slots__ = ("names", "types", "attr_keys", "floats", "ints", "strs", "fast_attrs", "columns")
+    __slots__ = ("recorder", "names", "types", "attr_keys", "floats", "ints", "strs", "fast_attrs", "columns", "rows_per_fold")
 
-    def __init__(self, monitor: "Monitor", names: tuple[str, ...], types: tuple[type, ...]) -> None:
+    def __init__(self, recorder: FeatureRecorder, names: tuple[str, ...], types: tuple[type, ...]) -> None:
+        self.recorder = recorder
         self.names = names
         self.types = types
         codes = [_SIMPLE[t] for t in types]
-        keys = [monitor.attr_key(n) for n in names]
+        keys = [recorder.attr_key(n) for n in names]
         self.attr_keys = tuple(keys)
         self.floats = _getter([i for i, c in enumerate(codes) if c == "f"])
         self.ints = _getter([i for i, c in enumerate(codes) if c == "i"])
         self.strs = _getter([i for i, c in enumerate(codes) if c == "s"])
         # zip(attr_keys, values) is exactly the attribute set when nothing needs filtering or hashing
-        self.fast_attrs = "n" not in codes and all(k is not None and k not in monitor.hashed_keys for k in keys)
+        self.fast_attrs = "n" not in codes and all(k is not None and k not in recorder.hashed_keys for k in keys)
         self.columns = tuple(zip(names, codes))
+        self.rows_per_fold = rows_per_fold(len(names))
 
     def attrs_ok(self, values: tuple[Any, ...], max_len: int) -> bool:
         """Whether zip(attr_keys, values) needs no filtering: finite floats, short strings, int64 ints."""
@@ -77,6 +86,11 @@ class Schema:
         return True
 
 
+def rows_per_fold(width: int) -> int:
+    """How many queued rows of `width` features are folded at once: a wide model folds smaller blocks (bounded memory and pauses)."""
+    return max(16, min(ROWS_PER_FOLD, VALUES_PER_FOLD // max(1, width)))
+
+
 def _getter(indices: list[int]) -> Any:
     """A C-level function returning the tuple of values at `indices`, or None if there are none."""
     if not indices:
@@ -87,74 +101,79 @@ def _getter(indices: list[int]) -> Any:
     return operator.itemgetter(*indices)
 
 
-def schema_for(monitor: "Monitor", features: dict[str, Any]) -> tuple[Schema | None, tuple[Any, ...] | None]:
+def schema_for(recorder: FeatureRecorder, features: dict[str, Any]) -> tuple[Schema | None, tuple[Any, ...] | None]:
     """(schema, values) of a feature row, or (None, None) when it needs the general path."""
     names = tuple(features)
     values = tuple(features.values())
     types = tuple(map(type, values))
-    last = monitor.last_schema
+    last = recorder.last_schema
     if last is not None and last.names == names and last.types == types:
         return last, values
-    schema = monitor.schemas.get((names, types))
+    schema = recorder.schemas.get((names, types))
     if schema is None:
-        if len(monitor.schemas) >= MAX_SCHEMAS or not all(t in _SIMPLE for t in types):
+        if len(recorder.schemas) >= MAX_SCHEMAS or not all(t in _SIMPLE for t in types):
             return None, None
         if not all(type(n) is str for n in names):
             return None, None
-        schema = Schema(monitor, names, types)
-        monitor.schemas[(names, types)] = schema
-    monitor.last_schema = schema
+        schema = Schema(recorder, names, types)
+        recorder.schemas[(names, types)] = schema
+    recorder.last_schema = schema
     return schema, values
 
 
-def fold(monitor: "Monitor", m: "ModelMetrics", rows: list[tuple[Any, Any]]) -> None:
+def fold(m: ModelMetrics, rows: list[tuple[Any, Any]]) -> None:
     """Fold queued rows into the model's feature aggregates (caller holds ``m.lock``).
 
     `rows` holds ``(schema, values_tuple)`` for compiled rows and
-    ``(None, features_dict)`` for the rest.
+    ``(recorder, features_dict)`` for the rest.
     """
     groups: dict[Schema, list[tuple[Any, ...]]] = {}
-    general: list[dict[str, Any]] = []
-    for schema, values in rows:
-        if schema is None:
-            general.append(values)
+    general: list[tuple[FeatureRecorder, dict[str, Any]]] = []
+    for owner, values in rows:
+        if type(owner) is Schema:
+            groups.setdefault(owner, []).append(values)
         else:
-            groups.setdefault(schema, []).append(values)
-    known = m.features
+            general.append((owner, values))
     np = sys.modules.get("numpy")
     for schema, block in groups.items():
-        n = len(block)
-        numeric: list[tuple[Any, str, tuple[Any, ...]]] = []
-        for (name, code), column in zip(schema.columns, zip(*block)):
-            f = known.get(name) or monitor.new_feature(m, name)
-            if f is None or f.dropped:
-                continue
-            if f.hashed:
-                for value in column:
-                    monitor.record_value(m, f, name, value)
-                continue
-            if code == "f" or code == "i":
-                if f.in_metrics:
-                    numeric.append((f, name, column))
-            elif code == "s":
-                _fold_strings(monitor, m, f, name, column)
-            elif code == "b":
-                if f.in_metrics:
-                    t = sum(column)
-                    if t:
-                        m.count_category(f.categories, "true", t)
-                    if n - t:
-                        m.count_category(f.categories, "false", n - t)
-            else:  # always None in this schema
-                f.missing += n
-        if numeric:
-            _fold_numeric(monitor, m, np, numeric, n)
-        m.count_absent(set(schema.names), n)
-    for features in general:
-        monitor.record_row(m, features)
+        _fold_block(np, m, schema, block)
+    for recorder, features in general:
+        recorder.record_row(m, features)
 
 
-def _fold_numeric(monitor: "Monitor", m: "ModelMetrics", np: Any, numeric: list[tuple[Any, str, tuple[Any, ...]]], n: int) -> None:
+def _fold_block(np: Any, m: ModelMetrics, schema: Schema, block: list[tuple[Any, ...]]) -> None:
+    """Rows of one schema, column by column."""
+    recorder = schema.recorder
+    n = len(block)
+    numeric: list[tuple[Any, str, tuple[Any, ...]]] = []
+    for (name, code), column in zip(schema.columns, zip(*block)):
+        f = recorder.stats(m, name)
+        if f is None:
+            continue
+        if name in recorder.hashed:
+            for value in column:
+                recorder.record_value(m, f, name, value)
+            continue
+        if code == "f" or code == "i":
+            if f.in_metrics:
+                numeric.append((f, name, column))
+        elif code == "s":
+            _fold_strings(recorder, m, f, name, column)
+        elif code == "b":
+            if f.in_metrics:
+                t = sum(column)
+                if t:
+                    m.count_category(f.categories, "true", t)
+                if n - t:
+                    m.count_category(f.categories, "false", n - t)
+        else:  # always None in this schema
+            f.missing += n
+    if numeric:
+        _fold_numeric(recorder, m, np, numeric, n)
+    m.count_absent(set(schema.names), n)
+
+
+def _fold_numeric(recorder: FeatureRecorder, m: ModelMetrics, np: Any, numeric: list[tuple[Any, str, tuple[Any, ...]]], n: int) -> None:
     """All numeric columns of a block at once: one (k, n) array when every value is finite."""
     if np is not None and n >= 32:
         try:
@@ -165,10 +184,10 @@ def _fold_numeric(monitor: "Monitor", m: "ModelMetrics", np: Any, numeric: list[
             fold_columns(np, [f.hist for f, _name, _column in numeric], arr)
             return
     for f, name, column in numeric:
-        _fold_numbers(monitor, np, f, name, column)
+        _fold_numbers(recorder, m, np, f, name, column)
 
 
-def fold_number_column(monitor: "Monitor", np: Any, f: Any, name: str, arr: Any) -> None:
+def fold_number_column(recorder: FeatureRecorder, np: Any, f: FeatureStats, name: str, arr: Any) -> None:
     """A float64 column that may hold NaN (missing) and infinities (counted, kept out of histograms)."""
     finite = np.isfinite(arr)
     bad = arr.size - int(np.count_nonzero(finite))
@@ -176,36 +195,35 @@ def fold_number_column(monitor: "Monitor", np: Any, f: Any, name: str, arr: Any)
         nan = int(np.count_nonzero(np.isnan(arr)))
         f.missing += nan
         if bad - nan:
-            _safety.report("nonfinite_value", monitor.model, "model %r feature %r: non-finite values (kept on spans, not in histograms)",
-                           monitor.model, name, key=name, n=bad - nan)
+            _safety.report("nonfinite_value", recorder.model, "model %r feature %r: non-finite values (kept on spans, not in histograms)",
+                           recorder.model, name, key=name, n=bad - nan)
         arr = arr[finite]
     if f.in_metrics and arr.size:
         f.hist.add_array(arr)
 
 
-def _fold_numbers(monitor: "Monitor", np: Any, f: Any, name: str, column: tuple[Any, ...]) -> None:
+def _fold_numbers(recorder: FeatureRecorder, m: ModelMetrics, np: Any, f: FeatureStats, name: str, column: tuple[Any, ...]) -> None:
     if np is not None and len(column) >= 32:
         try:
             arr = np.array(column, dtype=np.float64)
         except OverflowError:  # an int beyond float range: value by value
             for value in column:
-                monitor.record_value(monitor.metrics, f, name, value)
+                recorder.record_value(m, f, name, value)
             return
-        fold_number_column(monitor, np, f, name, arr)
+        fold_number_column(recorder, np, f, name, arr)
         return
     for value in column:
         if value - value == 0.0:
             f.hist.add(value)
         else:
-            monitor.record_value(monitor.metrics, f, name, value)
+            recorder.record_value(m, f, name, value)
 
 
-def _fold_strings(monitor: "Monitor", m: "ModelMetrics", f: Any, name: str, column: tuple[str, ...]) -> None:
+def _fold_strings(recorder: FeatureRecorder, m: ModelMetrics, f: FeatureStats, name: str, column: tuple[str, ...]) -> None:
     if not f.in_metrics:
         return
-    limit = monitor.options.max_string_length
+    limit = recorder.max_len
     for value, count in Counter(column).items():
         if len(value) > limit:
-            value = monitor.truncate(value, name, n=count)
+            value = recorder.truncate(value, name, n=count)
         m.count_category(f.categories, value, count)
-

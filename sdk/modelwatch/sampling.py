@@ -1,4 +1,4 @@
-"""The random half of tail sampling: a deterministic function of the trace id.
+"""Tail sampling in the SDK: which rule keeps a prediction, and the random half, a deterministic function of the trace id.
 
 The OpenTelemetry Collector's ``tail_sampling`` processor, policy type
 ``probabilistic``, keeps a trace when ``FNV-1a-64(salt || trace_id) <=
@@ -8,8 +8,10 @@ truncated. This module reproduces that bit for bit, so a span the SDK keeps at
 random is one that the collector's policy, configured with the same percentage
 and salt, would keep too (and vice versa).
 
-The rules (confidence, risk, errors, edge cases) live in the monitor; this
-module is only the hash, the threshold and the reason/weight vocabulary.
+:class:`TailSampler` is the whole decision of one monitored model: the rules
+(error, confidence, risk, edge case), their precedence
+(:data:`modelwatch.contract.SAMPLING_REASONS`), the random draw, and the
+weight, for one prediction and, vectorised, for a batch.
 """
 
 from __future__ import annotations
@@ -21,18 +23,18 @@ import weakref
 from fractions import Fraction
 from typing import Any
 
+from .config import SamplingPolicy
+from .contract import REASON_ERROR, REASON_NOT_SAMPLED, REASON_RANDOM, SAMPLING_REASONS
+
 FNV64_OFFSET = 0xCBF29CE484222325
 FNV64_PRIME = 0x100000001B3
 MASK64 = 0xFFFFFFFFFFFFFFFF
 
-# Values of `ml.sampling.reason`, in order of precedence: a prediction that
-# matches several rules is reported under the first.
-REASON_ERROR = "error"
-REASON_LOW_CONFIDENCE = "low_confidence"
-REASON_HIGH_RISK = "high_risk"
-REASON_EDGE_CASE = "edge_case"
-REASON_RANDOM = "random"
-REASON_NOT_SAMPLED = "not_sampled"  # metrics only: the reason a prediction was dropped
+DECISIONS = (*SAMPLING_REASONS, REASON_NOT_SAMPLED)
+"""Every decision in order of precedence; a decision's *code* is its index here."""
+ERROR = DECISIONS.index(REASON_ERROR)
+RANDOM = DECISIONS.index(REASON_RANDOM)
+NOT_SAMPLED = DECISIONS.index(REASON_NOT_SAMPLED)
 
 
 def fnv1a64(data: bytes, state: int = FNV64_OFFSET) -> int:
@@ -87,7 +89,7 @@ def random_ids(np: Any, n: int) -> tuple[Any, Any]:
     return hi, lo
 
 
-_samplers: "weakref.WeakSet[TraceIdSampler]" = weakref.WeakSet()
+_samplers: weakref.WeakSet[TraceIdSampler] = weakref.WeakSet()
 
 
 def _forget_pools_after_fork() -> None:
@@ -133,7 +135,7 @@ class TraceIdSampler:
             return trace_id, self.keep(trace_id)
         hi, lo = random_ids(np, POOL_SIZE)
         keep = self.keep_many(hi, lo).tolist()
-        pool = [((h << 64) | l, k) for h, l, k in zip(hi.tolist(), lo.tolist(), keep)]
+        pool = [((h << 64) | low, k) for h, low, k in zip(hi.tolist(), lo.tolist(), keep)]
         item = pool.pop()
         self._pool = pool
         return item
@@ -171,3 +173,46 @@ class TraceIdSampler:
                 h ^= (half >> np.uint64(shift)) & ff
                 h *= prime  # uint64 arithmetic wraps modulo 2**64, as Go's does
         return h <= np.uint64(self.threshold)
+
+
+class TailSampler:
+    """The tail-sampling decision of one monitored model, for one prediction or for N.
+
+    The rules fire on an error, a confidence strictly below
+    ``low_confidence_threshold`` and a risk strictly above
+    ``high_risk_threshold`` (either absent or NaN: no), and on an edge case;
+    otherwise the trace id's hash decides (:class:`TraceIdSampler`). The
+    decision is the first in :data:`DECISIONS` whose condition holds: both
+    :meth:`decide` and :meth:`decide_many` take the conditions in that order.
+    """
+
+    __slots__ = ("ids", "low", "high", "random_weight")
+
+    def __init__(self, policy: SamplingPolicy) -> None:
+        self.ids = TraceIdSampler(policy.rate, policy.hash_salt)
+        self.low = policy.low_confidence_threshold
+        self.high = policy.high_risk_threshold
+        self.random_weight = self.ids.weight  # ml.sampling.weight of a prediction kept at random; rule-kept ones weigh 1
+
+    def decide(self, error: bool, confidence: float | None, risk: float | None, edge: bool, random_keep: bool) -> tuple[int, bool, bool]:
+        """(decision code, low-confidence flag, high-risk flag) of one prediction."""
+        low = confidence is not None and confidence < self.low
+        high = risk is not None and risk > self.high
+        # conditions in the order of DECISIONS; the last always holds (not_sampled)
+        return (error, low, high, edge, random_keep, True).index(True), low, high
+
+    def weight(self, code: int) -> float:
+        """``ml.sampling.weight`` of a decision."""
+        return self.random_weight if code == RANDOM else 1.0
+
+    def decide_many(self, np: Any, confidence: Any, risk: Any, edge: Any, random_keep: Any) -> tuple[Any, Any, Any, Any]:
+        """(int8 decision codes, weights, low flags, high flags) of N predictions without an error; arrays may be None (absent)."""
+        n = len(edge)
+        none = np.zeros(n, dtype=bool)
+        with np.errstate(invalid="ignore"):
+            low = (confidence < self.low) if confidence is not None else none
+            high = (risk > self.high) if risk is not None else none
+        conditions = np.stack((none, low, high, edge, random_keep, np.ones(n, dtype=bool)))
+        codes = conditions.argmax(axis=0).astype(np.int8)  # the first condition that holds, per row
+        weights = np.where(codes == RANDOM, self.random_weight, 1.0)
+        return codes, weights, low, high

@@ -24,14 +24,18 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+)
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from . import _safety, metrics, spans
-from .labels import LABEL_SPAN_NAME
-from .monitor import NOT_RECORDED, SPAN_NAME, last
+from . import _safety, metric_export, metrics, spans
+from .contract import LABEL_SPAN, PREDICTION_SPAN
+from .predictions import NOT_RECORDED, last
 
 __all__ = ["Recorded", "capture"]
 
@@ -58,7 +62,7 @@ class Recorded:
 
     exporter: InMemorySpanExporter
     provider: TracerProvider
-    _metrics: metrics.PredictionMetricsExporter = field(repr=False)
+    _metrics: metric_export.PredictionMetricsExporter = field(repr=False)
     _sink: _InMemoryMetricExporter = field(repr=False)
 
     def spans(self) -> list[ReadableSpan]:
@@ -68,11 +72,11 @@ class Recorded:
 
     def predictions(self) -> list[ReadableSpan]:
         """The kept prediction spans."""
-        return [s for s in self.spans() if s.name == SPAN_NAME]
+        return [s for s in self.spans() if s.name == PREDICTION_SPAN]
 
     def labels(self) -> list[ReadableSpan]:
         """The label spans."""
-        return [s for s in self.spans() if s.name == LABEL_SPAN_NAME]
+        return [s for s in self.spans() if s.name == LABEL_SPAN]
 
     def metrics_data(self) -> MetricsData:
         """The metric data an exporter would receive now (modelwatch's scope included)."""
@@ -121,7 +125,7 @@ def capture(*, reset: bool = True) -> Iterator[Recorded]:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     sink = _InMemoryMetricExporter()
     was_installed = metrics._delivery_installed
-    bridge = metrics.PredictionMetricsExporter(sink)
+    bridge = metric_export.PredictionMetricsExporter(sink)
     previous = spans._configured_provider
     previous_direct = spans._configured_direct
     spans.set_configured_provider(provider, direct)

@@ -126,7 +126,7 @@ def test_sdk_drops_travel_over_otlp_and_account_for_every_missing_span(store_dir
     from datetime import datetime, timezone
 
     import modelwatch
-    from modelwatch import setup
+    from modelwatch import pipeline
     from modelwatch_analyzer.service.serve import ServeOptions, Server
 
     server = Server(ServeOptions(url=f"chdb://{store_dir}", database="completeness_e2e", grpc_port=0, http_port=0))
@@ -135,7 +135,7 @@ def test_sdk_drops_travel_over_otlp_and_account_for_every_missing_span(store_dir
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
         monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "20")
         start = datetime.now(timezone.utc)
-        assert setup.current() is None
+        assert pipeline.current() is None
         telemetry = modelwatch.configure(set_global=False, metric_export_interval_millis=3_600_000, max_queue_size=40)
         try:
             @modelwatch.monitor(model="e2e-drops", version="1", sampling_rate=1.0)

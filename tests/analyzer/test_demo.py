@@ -6,7 +6,7 @@ import itertools
 import time
 from datetime import timedelta
 
-from modelwatch import setup
+from modelwatch import pipeline
 from modelwatch_analyzer.cli import command as cli
 from modelwatch_analyzer.report import status
 from modelwatch_analyzer.store.client import Store
@@ -16,7 +16,7 @@ _db = itertools.count()
 
 def test_the_demo_streams_simulated_days_detects_the_drift_alerts_and_writes_the_report(store_dir, tmp_path, capsys):
     """SDK → OTLP → receiver → baseline → daily analyses → delivered alerts with traces → report, as it prints."""
-    assert setup.current() is None
+    assert pipeline.current() is None
     database = f"demo{next(_db)}"
     out = tmp_path / "demo.html"
     started = time.monotonic()
@@ -24,7 +24,7 @@ def test_the_demo_streams_simulated_days_detects_the_drift_alerts_and_writes_the
     elapsed = time.monotonic() - started
     text = capsys.readouterr().out
     assert code == 0, text
-    assert setup.current() is None  # the SDK was shut down again
+    assert pipeline.current() is None  # the SDK was shut down again
     assert elapsed < 60, f"the quick demo took {elapsed:.0f} s"
     # progress and the story: 5 days, drift from day 3, late labels
     assert all(f"day {d}/5" in text for d in range(1, 6))

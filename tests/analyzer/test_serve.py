@@ -14,7 +14,7 @@ import urllib.request
 import grpc
 import modelwatch
 import pytest
-from modelwatch import setup
+from modelwatch import pipeline
 from modelwatch_analyzer.service.serve import ServeOptions, Server
 from opentelemetry.proto.collector.trace.v1 import (
     trace_service_pb2,
@@ -53,7 +53,7 @@ def test_sdk_predictions_labels_and_metrics_arrive_over_real_otlp(server, protoc
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
     monkeypatch.setenv("OTEL_SERVICE_NAME", "scoring-api")
-    assert setup.current() is None
+    assert pipeline.current() is None
     telemetry = modelwatch.configure(set_global=False, metric_export_interval_millis=3_600_000)
     try:
         @modelwatch.monitor(model="fraud", version="2", sampling_rate=0.5)

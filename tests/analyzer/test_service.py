@@ -14,7 +14,7 @@ import modelwatch
 import numpy as np
 import pytest
 from analyzer_data import T0, insert
-from modelwatch import setup
+from modelwatch import pipeline
 from modelwatch_analyzer.analysis import baseline, results
 from modelwatch_analyzer.analysis.window import Window
 from modelwatch_analyzer.outputs.alerts.firing import Alerter
@@ -72,7 +72,7 @@ def test_sdk_predictions_through_serve_to_an_alert_that_links_to_the_traces(stor
                               analyzer=False))
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{srv.http_port}")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-    assert setup.current() is None
+    assert pipeline.current() is None
     telemetry = modelwatch.configure(set_global=False, metric_export_interval_millis=3_600_000)
     rng = random.Random(3)
     try:

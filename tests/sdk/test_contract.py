@@ -1,4 +1,4 @@
-"""The span contract (docs/contract.md, v1): every attribute, for every kind of prediction."""
+"""The span contract (DESIGN.md, v1): every attribute, for every kind of prediction."""
 
 from __future__ import annotations
 
@@ -267,11 +267,9 @@ def test_span_limits_from_the_environment_apply_to_prediction_spans(monkeypatch)
 
 def test_processor_added_to_the_configured_provider_later_receives_prediction_spans():
     """A span processor the application adds to modelwatch's provider after configure() sees every kept prediction at on_end."""
-    from modelwatch import setup
+    from modelwatch import pipeline
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
-        InMemorySpanExporter,
-    )
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     main, extra = InMemorySpanExporter(), InMemorySpanExporter()
     telemetry = modelwatch.configure(span_processor=SimpleSpanProcessor(main), metric_reader=_null_reader(), set_global=False)
@@ -287,7 +285,7 @@ def test_processor_added_to_the_configured_provider_later_receives_prediction_sp
         assert len(main.get_finished_spans()) == 1
     finally:
         telemetry.shutdown()
-        assert setup.current() is None
+        assert pipeline.current() is None
 
 
 def _null_reader():

@@ -229,7 +229,8 @@ def test_importing_modelwatch_imports_no_heavy_dependency():
     code = """
 import sys
 import modelwatch, modelwatch.testing
-modelwatch.configure(span_exporter=__import__("opentelemetry.sdk.trace.export.in_memory_span_exporter", fromlist=["x"]).InMemorySpanExporter(), set_global=False)
+exporter = __import__("opentelemetry.sdk.trace.export.in_memory_span_exporter", fromlist=["x"])
+modelwatch.configure(span_exporter=exporter.InMemorySpanExporter(), set_global=False)
 @modelwatch.monitor(model="m", sampling_rate=1.0)
 def f(x): return {"prediction": 1, "score": 0.3}
 for _ in range(3000): f({"a": 1.0, "b": "x"})
@@ -242,7 +243,8 @@ print(heavy)
 
 
 def test_application_tracer_provider_is_used_with_the_sampled_trace_ids():
-    """Without configure(), kept predictions go to the app's global TracerProvider, each with the trace id sampling hashed; a head sampler that drops them is reported."""
+    """Without configure(), kept predictions go to the app's global TracerProvider, each with the trace id sampling
+    hashed; a head sampler that drops them is reported."""
     code = """
 import modelwatch
 from opentelemetry import trace

@@ -100,7 +100,8 @@ def test_a_capture_block_does_not_see_the_prediction_made_before_it():
 
 
 def test_an_interrupted_call_leaves_no_stale_prediction():
-    """A monitored call interrupted by KeyboardInterrupt is not a prediction, and last_prediction() no longer returns the previous call's."""
+    """A monitored call interrupted by KeyboardInterrupt is not a prediction, and last_prediction() no longer returns
+    the previous call's."""
 
     @modelwatch.monitor(model="int", sampling_rate=1.0)
     def predict(x):
@@ -135,7 +136,7 @@ def test_a_failed_recording_leaves_no_stale_prediction(monkeypatch):
         def broken(*args, **kwargs):
             raise RuntimeError("bug")
 
-        monkeypatch.setattr(mon, "record", broken)
+        monkeypatch.setattr(mon.inputs, "raw", broken)  # the first step of recording a call
         assert predict({"x": 2.0}) == 7
         assert modelwatch.last_prediction().id == ""
 

@@ -11,20 +11,10 @@ from concurrent import futures
 import grpc
 import modelwatch
 import pytest
-from modelwatch import setup
-from opentelemetry.proto.collector.metrics.v1 import (
-    metrics_service_pb2,
-    metrics_service_pb2_grpc,
-)
-from opentelemetry.proto.collector.trace.v1 import (
-    trace_service_pb2,
-    trace_service_pb2_grpc,
-)
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    SpanExporter,
-    SpanExportResult,
-)
+from modelwatch import pipeline
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 
 class _Received:
@@ -113,7 +103,7 @@ def http_receiver():
 @pytest.fixture
 def fresh_configure():
     """configure() is once per process; give each test its own and shut it down after."""
-    assert setup.current() is None
+    assert pipeline.current() is None
     made = []
 
     def make(**kw):

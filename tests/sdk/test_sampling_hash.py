@@ -287,7 +287,7 @@ def test_keep_many_matches_keep(rate: float, salt: str) -> None:
     sampler = TraceIdSampler(rate, salt)
     ids = _random_ids(4242, 20_000)
     hi, lo = _split(ids)
-    assert [(int(h) << 64) | int(l) for h, l in zip(hi[:50], lo[:50])] == ids[:50]  # the split is right
+    assert [(int(h) << 64) | int(low) for h, low in zip(hi[:50], lo[:50])] == ids[:50]  # the split is right
     got = sampler.keep_many(hi, lo)
     assert isinstance(got, np.ndarray)
     assert got.dtype == np.bool_

@@ -10,7 +10,7 @@ import time
 
 import modelwatch
 import pytest
-from modelwatch import setup
+from modelwatch import pipeline
 from modelwatch.errors import ConfigurationError
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 from opentelemetry.sdk.trace.export import SpanExportResult
@@ -90,7 +90,7 @@ def fresh_configure(monkeypatch):
     for k in list(os.environ):
         if k.startswith("OTEL_BSP_"):
             monkeypatch.delenv(k)
-    assert setup.current() is None
+    assert pipeline.current() is None
     made = []
 
     def make(**kw):
@@ -117,7 +117,8 @@ def _exported(exporter, model):
 
 
 def test_burst_against_a_slow_exporter_counts_every_dropped_span(fresh_configure, monkeypatch):
-    """With a small queue (OTEL_BSP_MAX_QUEUE_SIZE) and a slow exporter, kept predictions = exported spans + ml.spans.dropped{reason=queue_full}."""
+    """With a small queue (OTEL_BSP_MAX_QUEUE_SIZE) and a slow exporter, kept predictions = exported spans +
+    ml.spans.dropped{reason=queue_full}."""
     monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "200")
     monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "50")
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "10")
@@ -148,7 +149,8 @@ def test_spans_the_exporter_fails_to_send_are_counted(fresh_configure):
 
 
 def test_a_60k_burst_of_kept_spans_fits_the_default_queue(fresh_configure):
-    """60,000 kept predictions made while the exporter is stalled all wait in the default queue and are exported once it resumes: none dropped."""
+    """60,000 kept predictions made while the exporter is stalled all wait in the default queue and are exported once
+    it resumes: none dropped."""
     spans, sink = _StalledExporter(), _Metrics()
     telemetry = fresh_configure(span_exporter=spans, metric_exporter=sink)
     _burst("burst-60k", 60_000)
@@ -160,7 +162,8 @@ def test_a_60k_burst_of_kept_spans_fits_the_default_queue(fresh_configure):
 
 
 def test_a_hanging_exporter_never_blocks_inference_memory_stays_bounded_and_refusals_are_counted(fresh_configure, monkeypatch):
-    """Against an exporter that never returns, predictions complete, memory stops growing once the queue is full, and every refused span is counted."""
+    """Against an exporter that never returns, predictions complete, memory stops growing once the queue is full, and
+    every refused span is counted."""
     import tracemalloc
 
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")
@@ -188,7 +191,8 @@ def test_a_hanging_exporter_never_blocks_inference_memory_stays_bounded_and_refu
 
 
 def test_queue_settings_argument_then_environment_then_default(monkeypatch, caplog):
-    """max_queue_size and the batch settings come from the argument, else OTEL_BSP_*, else the defaults; a bad variable warns and falls back."""
+    """max_queue_size and the batch settings come from the argument, else OTEL_BSP_*, else the defaults; a bad variable
+    warns and falls back."""
     from modelwatch.export import CountingBatchSpanProcessor
 
     for k in ("OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_EXPORT_TIMEOUT"):

@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from modelwatch import setup as sdk_setup
+from modelwatch import pipeline as sdk_pipeline
 
 from modelwatch_analyzer.analysis import results as results_mod
 from modelwatch_analyzer.demo import traffic, world
@@ -56,7 +56,7 @@ def run(options: DemoOptions) -> int:
     if problem is not None:
         say(f"modelwatch demo: {problem}")
         return 2
-    if sdk_setup.current() is not None:
+    if sdk_pipeline.current() is not None:
         say("modelwatch demo: the SDK is already configured in this process; run the demo in a process of its own")
         return 2
     url = options.url or f"chdb://{tempfile.mkdtemp(prefix='modelwatch-demo-')}"

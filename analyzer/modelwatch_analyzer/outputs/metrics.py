@@ -54,14 +54,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from modelwatch.pipeline import otlp_protocol
+
 from modelwatch_analyzer.analysis.results import INSUFFICIENT, Result, severity_rank
 
 logger = logging.getLogger("modelwatch.analyzer.emit")
 
 DEFAULT_SERVICE_NAME = "modelwatch-analyzer"
-OTEL_EXPORTER_OTLP_PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
-"""``grpc`` or ``http/protobuf`` (the default); ``OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`` takes precedence."""
-PROTOCOLS = ("grpc", "http/protobuf")
 
 MAX_POINTS_PER_ROUND = 2000
 """Points of one metric name per export: the SDK's default cardinality limit (more would overflow into one series)."""
@@ -154,19 +153,6 @@ def rounds(points: Sequence[MetricPoint], max_per_name: int = MAX_POINTS_PER_ROU
     return [b for b, _, _ in out]
 
 
-def _protocol(arg: str | None) -> str:
-    if arg is not None:
-        if arg not in PROTOCOLS:
-            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {arg!r}")
-        return arg
-    raw = (os.environ.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL") or os.environ.get(OTEL_EXPORTER_OTLP_PROTOCOL)
-           or "http/protobuf")
-    if raw not in PROTOCOLS:
-        logger.warning("modelwatch: unsupported OTLP protocol %r; using http/protobuf", raw)
-        return "http/protobuf"
-    return raw
-
-
 def _otlp_exporter(protocol: str, timeout: float | None) -> Any:
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
@@ -235,7 +221,7 @@ class Emitter:
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
         from opentelemetry.sdk.resources import OTEL_SERVICE_NAME, Resource
 
-        inner = exporter if exporter is not None else _otlp_exporter(_protocol(protocol), timeout)
+        inner = exporter if exporter is not None else _otlp_exporter(otlp_protocol("metrics", protocol), timeout)
         self._lock = threading.Lock()
         self.last_ok: bool | None = None
         self.failures = 0

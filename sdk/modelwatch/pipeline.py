@@ -1,4 +1,4 @@
-"""``modelwatch.configure()``: tracer and meter providers with OTLP exporters, in one call.
+"""The OTel pipeline: ``modelwatch.configure()`` sets up tracer and meter providers with OTLP exporters, in one call.
 
 Honours the standard variables: ``OTEL_SDK_DISABLED``, ``OTEL_SERVICE_NAME``,
 ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_EXPORTER_OTLP_PROTOCOL`` (and its
@@ -23,13 +23,17 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from . import _safety, metrics, spans
-from .decorator import sdk_disabled
+from . import _safety, metric_export, metrics, spans
+from .config import sdk_disabled
+from .contract import METRIC_SDK_MODELS
 from .errors import ConfigurationError
 from .version import __version__
 
 OTEL_EXPORTER_OTLP_PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
+"""``grpc`` or ``http/protobuf`` (the default); ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` and
+``OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`` take precedence for their signal."""
 PROTOCOLS = ("grpc", "http/protobuf")
+DEFAULT_PROTOCOL = "http/protobuf"
 
 
 @dataclass
@@ -63,15 +67,23 @@ _lock = threading.Lock()
 _current: Telemetry | None = None
 
 
-def _protocol(signal: str, arg: str | None) -> str:
-    if arg is not None:
-        if arg not in PROTOCOLS:
-            raise ConfigurationError(f"protocol must be one of {PROTOCOLS}, got {arg!r}")
-        return arg
-    raw = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL") or os.environ.get(OTEL_EXPORTER_OTLP_PROTOCOL) or "http/protobuf"
+def otlp_protocol(signal: str, protocol: str | None = None) -> str:
+    """The OTLP protocol of one signal (``"traces"`` or ``"metrics"``): `protocol` if given, else from the environment.
+
+    The environment is ``OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL``, then
+    ``OTEL_EXPORTER_OTLP_PROTOCOL``, then ``http/protobuf``. A bad `protocol`
+    raises :class:`~modelwatch.errors.ConfigurationError` (a ``ValueError``);
+    a bad environment value logs a warning and falls back to ``http/protobuf``.
+    """
+    if protocol is not None:
+        if protocol not in PROTOCOLS:
+            raise ConfigurationError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+        return protocol
+    raw = (os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL") or os.environ.get(OTEL_EXPORTER_OTLP_PROTOCOL)
+           or DEFAULT_PROTOCOL)
     if raw not in PROTOCOLS:
-        _safety.logger.warning("modelwatch: unsupported OTLP protocol %r; using http/protobuf", raw)
-        return "http/protobuf"
+        _safety.logger.warning("modelwatch: unsupported OTLP protocol %r; using %s", raw, DEFAULT_PROTOCOL)
+        return DEFAULT_PROTOCOL
     return raw
 
 
@@ -123,57 +135,74 @@ def configure(
             _current = Telemetry(disabled=True)
             return _current
 
-        from opentelemetry import metrics as metrics_api
-        from opentelemetry import trace
-        from opentelemetry.sdk.metrics import MeterProvider
-        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
         from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-        from opentelemetry.sdk.trace.sampling import ParentBased, ALWAYS_ON
-
-        from .export import CountingBatchSpanProcessor
 
         attrs = dict(resource_attributes or {})
         if service_name is not None:
             attrs[SERVICE_NAME] = service_name
         resource = Resource.create(attrs)
-
-        # Our spans are already tail-sampled: the head sampler must keep every span we start.
-        tracer_provider, direct = spans.owned_provider(resource, ParentBased(ALWAYS_ON))
-        if span_processor is None:
-            exporter = span_exporter if span_exporter is not None else _span_exporter(_protocol("TRACES", protocol))
-            span_processor = CountingBatchSpanProcessor(exporter, max_queue_size=max_queue_size)
-        tracer_provider.add_span_processor(span_processor)
-
-        if metric_reader is None:
-            mexp = metric_exporter if metric_exporter is not None else _metric_exporter(_protocol("METRICS", protocol))
-            metric_reader = PeriodicExportingMetricReader(
-                metrics.PredictionMetricsExporter(mexp, resource),
-                export_interval_millis=metric_export_interval_millis,
-            )
-        meter_provider = MeterProvider(resource=resource, metric_readers=[metric_reader])
-        # The SDK reader exports only when some OTel instrument has data; this gauge always has,
-        # so modelwatch's aggregates ship every interval even in a process with no other instrument.
-        from opentelemetry.metrics import Observation
-
-        meter_provider.get_meter("modelwatch", __version__).create_observable_gauge(
-            "modelwatch.sdk.models",
-            callbacks=[lambda _options: [Observation(len(metrics.registry.models()))]],
-            description="Model versions monitored in this process",
-        )
-
+        tracer_provider, direct, span_processor = _tracer_provider(resource, span_processor, span_exporter, protocol, max_queue_size)
+        meter_provider = _meter_provider(resource, metric_reader, metric_exporter, protocol, metric_export_interval_millis)
         # The SDK's own BatchSpanProcessor (when passed in) logs a warning per dropped span when the collector is down.
         logging.getLogger("opentelemetry.sdk._shared_internal").addFilter(_safety.RateLimitFilter())
-
         if set_global:
-            if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
-                trace.set_tracer_provider(tracer_provider)
-            else:
-                _safety.logger.warning("modelwatch: a global TracerProvider is already set; modelwatch uses its own")
-            if type(metrics_api.get_meter_provider()).__name__ == "_ProxyMeterProvider":  # no public name for "unset"
-                metrics_api.set_meter_provider(meter_provider)
+            _set_global(tracer_provider, meter_provider)
         spans.set_configured_provider(tracer_provider, direct)
         _current = Telemetry(tracer_provider, meter_provider, span_processor=span_processor)
         return _current
+
+
+def _tracer_provider(resource: Any, span_processor: Any, span_exporter: Any, protocol: str | None,
+                     max_queue_size: int | None) -> tuple[Any, Any, Any]:
+    """(provider, its direct span path, the processor added to it): an OTLP exporter behind the counting queue, unless given."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
+
+    from .export import CountingBatchSpanProcessor
+
+    # Our spans are already tail-sampled: the head sampler must keep every span we start.
+    tracer_provider, direct = spans.owned_provider(resource, ParentBased(ALWAYS_ON))
+    if span_processor is None:
+        exporter = span_exporter if span_exporter is not None else _span_exporter(otlp_protocol("traces", protocol))
+        span_processor = CountingBatchSpanProcessor(exporter, max_queue_size=max_queue_size)
+    tracer_provider.add_span_processor(span_processor)
+    return tracer_provider, direct, span_processor
+
+
+def _meter_provider(resource: Any, metric_reader: Any, metric_exporter: Any, protocol: str | None,
+                    interval_millis: float | None) -> Any:
+    """A MeterProvider whose reader's exports carry modelwatch's aggregates (unless a reader is given)."""
+    from opentelemetry.metrics import Observation
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    if metric_reader is None:
+        mexp = metric_exporter if metric_exporter is not None else _metric_exporter(otlp_protocol("metrics", protocol))
+        metric_reader = PeriodicExportingMetricReader(
+            metric_export.PredictionMetricsExporter(mexp, resource),
+            export_interval_millis=interval_millis,
+        )
+    meter_provider = MeterProvider(resource=resource, metric_readers=[metric_reader])
+    # The SDK reader exports only when some OTel instrument has data; this gauge always has,
+    # so modelwatch's aggregates ship every interval even in a process with no other instrument.
+    meter_provider.get_meter("modelwatch", __version__).create_observable_gauge(
+        METRIC_SDK_MODELS,
+        callbacks=[lambda _options: [Observation(len(metrics.registry.models()))]],
+        description="Model versions monitored in this process",
+    )
+    return meter_provider
+
+
+def _set_global(tracer_provider: Any, meter_provider: Any) -> None:
+    """Make the providers the application's global ones, where none is set yet."""
+    from opentelemetry import metrics as metrics_api
+    from opentelemetry import trace
+
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        trace.set_tracer_provider(tracer_provider)
+    else:
+        _safety.logger.warning("modelwatch: a global TracerProvider is already set; modelwatch uses its own")
+    if type(metrics_api.get_meter_provider()).__name__ == "_ProxyMeterProvider":  # no public name for "unset"
+        metrics_api.set_meter_provider(meter_provider)
 
 
 def current() -> Telemetry | None:
