@@ -13,7 +13,7 @@ from __future__ import annotations
 # -- spans ---------------------------------------------------------------------
 
 PREDICTION_SPAN = "ml.predict"
-"""Name of the SDK's prediction spans. Any span with ``ml.model.name`` that is not a label span is a prediction."""
+"""Name of a prediction span: the store types the spans of this name into ``ml_predictions``."""
 
 LABEL_SPAN = "ml.label"
 """Name of a ground-truth label span; labels are never sampled away."""

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
+from modelwatch import contract as c
 
 from modelwatch_analyzer.analysis import baseline as baselines
 from modelwatch_analyzer.analysis import (
@@ -41,7 +42,7 @@ from modelwatch_analyzer.analysis.scan import CategoricalAgg, NumericAgg
 from modelwatch_analyzer.analysis.window import Window
 from modelwatch_analyzer.store.client import Store
 
-OTHER = "__other__"
+OTHER = c.OTHER  # the bucket of the categories a baseline does not list
 """The bucket of categories outside the reference's list (unseen, or beyond its cap)."""
 
 EVIDENCE_TRACES = 5

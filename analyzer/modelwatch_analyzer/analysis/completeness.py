@@ -61,6 +61,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from modelwatch import contract as c
+
 from modelwatch_analyzer.analysis.results import Result
 from modelwatch_analyzer.store.client import Store
 
@@ -136,10 +138,10 @@ def pipeline_gap(store: Store, model: str | None = None, start: datetime | None 
     params: dict[str, Any] = {"start": _ns(start, 0), "end": _ns(end, _FAR_FUTURE_NS)}
     where = ""
     if model is not None:
-        where += " AND Attributes['ml.model.name'] = {model:String}"
+        where += f" AND Attributes['{c.MODEL_NAME}'] = {{model:String}}"
         params["model"] = model
     if version:
-        where += " AND Attributes['ml.model.version'] = {version:String}"
+        where += f" AND Attributes['{c.MODEL_VERSION}'] = {{version:String}}"
         params["version"] = version
     t0, t1 = "fromUnixTimestamp64Nano({start:Int64})", "fromUnixTimestamp64Nano({end:Int64})"
     out = _kept_and_dropped(store, where, params, t0, t1)
@@ -152,12 +154,12 @@ def _kept_and_dropped(store: Store, where: str, params: dict[str, Any], t0: str,
     """Per model, the increase inside [t0, t1) of the SDK's kept-decision and dropped-span counters (cumulative
     sums: a value below the previous one is a reset, and counts from zero)."""
     rows = store.query(
-        f"SELECT Attributes['ml.model.name'], MetricName, Attributes['reason'], StartTimeUnix < {t0}, "
+        f"SELECT Attributes['{c.MODEL_NAME}'], MetricName, Attributes['reason'], StartTimeUnix < {t0}, "
         f"countIf(TimeUnix <= {t0}), argMaxIf(Value, TimeUnix, TimeUnix <= {t0}), "
         f"arrayMap(p -> p.2, arraySort(p -> p.1, groupArrayIf((TimeUnix, Value), TimeUnix > {t0} AND TimeUnix < {t1}))) "
         f"FROM {store.table('otel_metrics_sum')} "
-        "WHERE ((MetricName = 'ml.sampling.decisions' AND Attributes['decision'] = 'kept') "
-        "OR (MetricName = 'ml.spans.dropped' AND Attributes['span'] = 'ml.predict')) "
+        f"WHERE ((MetricName = '{c.METRIC_DECISIONS}' AND Attributes['decision'] = 'kept') "
+        f"OR (MetricName = '{c.METRIC_SPANS_DROPPED}' AND Attributes['span'] = '{c.PREDICTION_SPAN}')) "
         f"AND TimeUnix < {t1}{where} "
         "GROUP BY ServiceName, ResourceAttributes, StartTimeUnix, Attributes, MetricName", params)
     out: dict[str, PipelineGap] = {}
@@ -176,7 +178,7 @@ def _kept_and_dropped(store: Store, where: str, params: dict[str, Any], t0: str,
             first = step if first is None else first
             prev = v
         g.series += 1
-        if metric == "ml.sampling.decisions":
+        if metric == c.METRIC_DECISIONS:
             g.kept += increase
             if n_before or began_before:  # the first step may include predictions from before the window
                 g.edge += first or 0.0
@@ -197,12 +199,12 @@ def _add_stored(store: Store, tables: set[str], out: dict[str, PipelineGap], mod
             if m in out:
                 out[m].stored += float(n)
     if "otel_traces" in tables:
-        tw = span_where + (" AND SpanAttributes['ml.model.name'] = {model:String}" if model is not None else "") + (
-            " AND SpanAttributes['ml.model.version'] = {version:String}" if version else "")
+        tw = span_where + (f" AND SpanAttributes['{c.MODEL_NAME}'] = {{model:String}}" if model is not None else "") + (
+            f" AND SpanAttributes['{c.MODEL_VERSION}'] = {{version:String}}" if version else "")
         for m, extra in store.query(
-                "SELECT SpanAttributes['ml.model.name'], sum(greatest(toInt64OrZero(SpanAttributes['ml.batch.size']), 1) - 1) "
-                f"FROM {store.table('otel_traces')} WHERE SpanName = 'ml.predict' AND StatusCode = 'Error' "
-                f"AND mapContains(SpanAttributes, 'ml.batch.size') AND {tw} GROUP BY 1", params):
+                f"SELECT SpanAttributes['{c.MODEL_NAME}'], sum(greatest(toInt64OrZero(SpanAttributes['{c.BATCH_SIZE}']), 1) - 1) "
+                f"FROM {store.table('otel_traces')} WHERE SpanName = '{c.PREDICTION_SPAN}' AND StatusCode = 'Error' "
+                f"AND mapContains(SpanAttributes, '{c.BATCH_SIZE}') AND {tw} GROUP BY 1", params):
             if m in out and extra:
                 out[m].batch_rows += float(extra)
                 out[m].stored += float(extra)

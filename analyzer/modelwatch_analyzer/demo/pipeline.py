@@ -24,6 +24,7 @@ import threading
 from typing import Any
 
 import modelwatch
+from modelwatch import contract as c
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan
@@ -52,7 +53,7 @@ class SimulatedClock:
         self.inner.on_start(span, parent_context=parent_context)
 
     def on_end(self, span: Any) -> None:
-        if span.name == "ml.predict" and self.now_ns:
+        if span.name == c.PREDICTION_SPAN and self.now_ns:
             duration = (span.end_time or 0) - (span.start_time or 0)
             span = ReadableSpan(span.name, span.context, span.parent, span.resource, span.attributes, span.events,
                                 span.links, span.kind, None, span.status, self.now_ns, self.now_ns + max(duration, 0),

@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from modelwatch import contract as c
+
 from modelwatch_analyzer.store.client import Store
 from modelwatch_analyzer.textsafe import escape, escape_all
 
@@ -105,15 +107,15 @@ def cost(store: Store, model: str | None = None) -> Cost:
             by_reason.setdefault(m, {})[reason or "(none)"] = float(n)
         counters = _counters(store, tables, model)
         for m, n, w in stored:
-            made = counters.get((m, "ml.predictions"), {})
-            decisions = counters.get((m, "ml.sampling.decisions"), {})
+            made = counters.get((m, c.METRIC_PREDICTIONS), {})
+            decisions = counters.get((m, c.METRIC_DECISIONS), {})
             seen = sum(made.values())
             kept = {k: v for k, v in decisions.items() if k != "not_sampled"}
             models.append(ModelCost(m, seen if seen else float(w), "metrics" if seen else "weights", int(n), float(w),
                                     kept or by_reason.get(m, {}), decisions.get("not_sampled", 0.0)))
     spans = all_spans = 0
     if "otel_traces" in tables:
-        spans, all_spans = store.query(f"SELECT countIf(SpanName = 'ml.predict'), count() FROM {store.table('otel_traces')}")[0]
+        spans, all_spans = store.query(f"SELECT countIf(SpanName = '{c.PREDICTION_SPAN}'), count() FROM {store.table('otel_traces')}")[0]
     return Cost(models, per_table, int(spans), int(all_spans))
 
 
@@ -121,11 +123,11 @@ def _counters(store: Store, tables: set[str], model: str | None) -> dict[tuple[s
     """(model, metric) -> {outcome or reason: total} from the SDK's cumulative sums (latest value per series)."""
     if "otel_metrics_sum" not in tables:
         return {}
-    where = " AND Attributes['ml.model.name'] = {model:String}" if model else ""
+    where = f" AND Attributes['{c.MODEL_NAME}'] = {{model:String}}" if model else ""
     rows = store.query(
-        "SELECT m, name, key, sum(v) FROM (SELECT Attributes['ml.model.name'] AS m, MetricName AS name, "
-        "if(MetricName = 'ml.predictions', Attributes['outcome'], Attributes['reason']) AS key, max(Value) AS v "
-        f"FROM {store.table('otel_metrics_sum')} WHERE MetricName IN ('ml.predictions', 'ml.sampling.decisions'){where} "
+        f"SELECT m, name, key, sum(v) FROM (SELECT Attributes['{c.MODEL_NAME}'] AS m, MetricName AS name, "
+        f"if(MetricName = '{c.METRIC_PREDICTIONS}', Attributes['outcome'], Attributes['reason']) AS key, max(Value) AS v "
+        f"FROM {store.table('otel_metrics_sum')} WHERE MetricName IN ('{c.METRIC_PREDICTIONS}', '{c.METRIC_DECISIONS}'){where} "
         "GROUP BY ServiceName, ResourceAttributes, StartTimeUnix, Attributes, MetricName) GROUP BY m, name, key",
         {"model": model} if model else {})
     out: dict[tuple[str, str], dict[str, float]] = {}

@@ -27,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from modelwatch import contract as c
+
 from modelwatch_analyzer.store import schema, typed_tables
 from modelwatch_analyzer.store.client import Store, ident
 
@@ -59,8 +61,8 @@ def _untyped(store: Store, table: str) -> tuple[str, str]:
     if table == "ml_predictions":
         return "SpanId", (f"SpanName = '{schema.PREDICTION_SPAN}' AND toDate(Timestamp) = {{day:Date}} AND SpanId "
                           f"NOT IN (SELECT SpanId FROM {store.table(table)} WHERE toDate(Timestamp) = {{day:Date}})")
-    key = "(SpanAttributes['ml.model.name'], SpanAttributes['ml.prediction.id'])"
-    return key, (f"SpanName = '{schema.LABEL_SPAN}' AND SpanAttributes['ml.prediction.id'] != '' AND "
+    key = f"(SpanAttributes['{c.MODEL_NAME}'], SpanAttributes['{c.PREDICTION_ID}'])"
+    return key, (f"SpanName = '{schema.LABEL_SPAN}' AND SpanAttributes['{c.PREDICTION_ID}'] != '' AND "
                  f"toDate(Timestamp) = {{day:Date}} AND {key} NOT IN "
                  f"(SELECT ModelName, PredictionId FROM {store.table(table)})")
 

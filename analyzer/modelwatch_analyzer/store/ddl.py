@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from modelwatch import contract as c
+
 from modelwatch_analyzer.store.client import ident
 
 
@@ -46,8 +48,8 @@ class Context:
         return f"TTL toDateTime({column}) + toIntervalDay({int(days)})" if days > 0 else ""
 
 
-_BY_PREDICTION = ("cityHash64(SpanAttributes['ml.model.name'], if(SpanAttributes['ml.prediction.id'] != '', "
-                  "SpanAttributes['ml.prediction.id'], TraceId))")
+_BY_PREDICTION = (f"cityHash64(SpanAttributes['{c.MODEL_NAME}'], if(SpanAttributes['{c.PREDICTION_ID}'] != '', "
+                  f"SpanAttributes['{c.PREDICTION_ID}'], TraceId))")
 SHARD_KEYS = {
     # a prediction and its label on one shard (the label span carries the prediction's id), so the
     # performance join runs shard-locally; a model's results, alerts, baselines and detector state on

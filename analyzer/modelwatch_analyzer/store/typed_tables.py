@@ -3,11 +3,13 @@ views over ``otel_traces`` (the span contract: docs/contract.md)."""
 
 from __future__ import annotations
 
+from modelwatch import contract as c
+
 from modelwatch_analyzer.store.client import ident
 from modelwatch_analyzer.store.ddl import Context, create_table
 
-PREDICTION_SPAN = "ml.predict"
-LABEL_SPAN = "ml.label"
+PREDICTION_SPAN = c.PREDICTION_SPAN
+LABEL_SPAN = c.LABEL_SPAN
 
 _UNSUPPORTED = "json: unsupported value: "  # how the exporter renders a non-finite double
 LEADING_ZERO = "^[-+]?0[0-9]"
@@ -45,11 +47,11 @@ def _weight(attr: str) -> str:
     was not kept as sent (the raw value stays in ``otel_traces``), so that
     bounding one bad attribute neither refuses a batch nor passes unnoticed.
     """
-    w = f"toFloat64OrNull({attr}['ml.sampling.weight'])"
+    w = f"toFloat64OrNull({attr}['{c.SAMPLING_WEIGHT}'])"
     if not _BOUNDED_WEIGHTS:
         return f"if(isFinite(ifNull({w}, 1.)) AND {w} >= 1., {w}, 1.) AS Weight"
     return (f"if(isFinite(ifNull({w}, 1.)) AND {w} >= 1., least({w}, {MAX_WEIGHT!r}), 1.) AS Weight,\n"
-            f"    mapContains({attr}, 'ml.sampling.weight') "
+            f"    mapContains({attr}, '{c.SAMPLING_WEIGHT}') "
             f"AND NOT ifNull(isFinite({w}) AND {w} >= 1. AND {w} <= {MAX_WEIGHT!r}, false) AS WeightClamped")
 
 
@@ -90,27 +92,27 @@ def predictions_select(ctx: Context) -> str:
     categorical = ("mapFromArrays(arrayMap(k -> substring(k, 12), arrayFilter((k, n) -> isNull(n), _fk, _fn)), "
                    "arrayFilter((v, n) -> isNull(n), _fv, _fn))")
     return f"""WITH
-    mapFilter((k, v) -> startsWith(k, 'ml.feature.'), {attr}) AS _f,
+    mapFilter((k, v) -> startsWith(k, '{c.FEATURE_PREFIX}'), {attr}) AS _f,
     mapKeys(_f) AS _fk,
     mapValues(_f) AS _fv,
     arrayMap(v -> {_num('v')}, _fv) AS _fn
 SELECT
     Timestamp,
-    {attr}['ml.model.name'] AS ModelName,
-    {attr}['ml.model.version'] AS ModelVersion,
-    if({attr}['ml.prediction.id'] != '', {attr}['ml.prediction.id'], TraceId) AS PredictionId,
+    {attr}['{c.MODEL_NAME}'] AS ModelName,
+    {attr}['{c.MODEL_VERSION}'] AS ModelVersion,
+    if({attr}['{c.PREDICTION_ID}'] != '', {attr}['{c.PREDICTION_ID}'], TraceId) AS PredictionId,
     TraceId,
     SpanId,
     ServiceName,
     {_weight(attr)},
-    {attr}['ml.sampling.reason'] AS Reason,
-    {attr}['ml.low_confidence'] = 'true' AS LowConfidence,
-    {attr}['ml.high_risk'] = 'true' AS HighRisk,
+    {attr}['{c.SAMPLING_REASON}'] AS Reason,
+    {attr}['{c.LOW_CONFIDENCE}'] = 'true' AS LowConfidence,
+    {attr}['{c.HIGH_RISK}'] = 'true' AS HighRisk,
     StatusCode = 'Error' AS IsError,
-    {attr}['ml.prediction.value'] AS Prediction,
-    {_num(f"{attr}['ml.prediction.value']")} AS PredictionNumber,
-    {_num(f"{attr}['ml.prediction.score']")} AS Score,
-    {_num(f"{attr}['ml.prediction.confidence']")} AS Confidence,
+    {attr}['{c.PREDICTION_VALUE}'] AS Prediction,
+    {_num(f"{attr}['{c.PREDICTION_VALUE}']")} AS PredictionNumber,
+    {_num(f"{attr}['{c.PREDICTION_SCORE}']")} AS Score,
+    {_num(f"{attr}['{c.PREDICTION_CONFIDENCE}']")} AS Confidence,
     {numeric} AS Numeric,
     {categorical} AS Categorical,
     Duration AS DurationNs
@@ -138,11 +140,11 @@ def labels_select(ctx: Context) -> str:
     attr = "SpanAttributes"
     return f"""SELECT
     Timestamp,
-    {attr}['ml.model.name'] AS ModelName,
-    {attr}['ml.model.version'] AS ModelVersion,
-    {attr}['ml.prediction.id'] AS PredictionId,
-    {attr}['ml.label.value'] AS Label,
-    {_num(f"{attr}['ml.label.value']")} AS LabelNumber,
+    {attr}['{c.MODEL_NAME}'] AS ModelName,
+    {attr}['{c.MODEL_VERSION}'] AS ModelVersion,
+    {attr}['{c.PREDICTION_ID}'] AS PredictionId,
+    {attr}['{c.LABEL_VALUE}'] AS Label,
+    {_num(f"{attr}['{c.LABEL_VALUE}']")} AS LabelNumber,
     TraceId
 FROM {ctx.name('otel_traces')}
-WHERE SpanName = '{LABEL_SPAN}' AND {attr}['ml.prediction.id'] != ''"""
+WHERE SpanName = '{LABEL_SPAN}' AND {attr}['{c.PREDICTION_ID}'] != ''"""
