@@ -43,7 +43,7 @@ Contenders, each in its own subprocess (peak RSS = the child's ``ru_maxrss``):
   when ``--rows`` exceeds ``--evidently-max-rows`` (at 10M rows it needs more
   than 19 GB).
 
-Targets (issue #4): >= 40x faster than Evidently's default preset and >= 5x
+Targets: >= 40x faster than Evidently's default preset and >= 5x
 faster than numpy/scipy at 1M rows; 10M rows per side in <= 10 s embedded;
 the analyzer's own memory does not grow with the rows.
 

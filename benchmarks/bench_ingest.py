@@ -11,7 +11,7 @@ waiting for its acknowledgement (which the server gives once the rows are
 committed). Reported: spans/s per protocol, rows found afterwards (zero loss
 means every acknowledged span is there, in ``otel_traces`` and typed in
 ``ml_predictions``), and bytes on disk per prediction after merges.
-Targets (issue #3): >= 25,000 spans/s, <= 60 bytes per prediction.
+Targets: >= 25,000 spans/s, <= 60 bytes per prediction.
 """
 
 from __future__ import annotations

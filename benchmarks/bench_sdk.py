@@ -11,7 +11,7 @@ Baselines, same machine, same process, same 25 features (20 numeric, 5 strings):
 modelwatch runs with all metrics on (counts, latency, score, confidence,
 per-feature distributions and category counts) and the same kind of span
 pipeline. Overheads are (time of variant - time of (a)); the ratios divide
-them by the overhead of (b). Targets (issue #2): dropped <= 0.5, kept <= 1.5,
+them by the overhead of (b). Targets: dropped <= 0.5, kept <= 1.5,
 default 10 % random sampling <= 0.7; batch of 100k rows x 25 features:
 dropped rows tracked at >= 1M rows/s, a kept row costs no more than a kept
 single prediction.

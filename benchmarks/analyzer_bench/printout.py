@@ -92,10 +92,10 @@ def table(rows: list[Row], rows_per_side: int, base: float) -> None:
 
 
 def targets(rows: int, mw: dict, npy: dict | None, ev: dict | None, small: int, heap_small: int | None) -> None:
-    """The targets of issue #4, each met, MISSED, or not measured in this run."""
+    """The targets, each met, MISSED, or not measured in this run."""
     base = mw["analyze_s"]
     print()
-    print("targets (issue #4):")
+    print("targets:")
     if ev is not None:
         r = ev["compute_s"] / base
         print(f"  >= 40x faster than Evidently's default preset: {r:.0f}x  {'ok' if r >= 40 else 'MISSED'}")
