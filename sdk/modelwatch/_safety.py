@@ -35,6 +35,14 @@ def report(kind: str, model: str, message: str, *args: object, key: str = "", ex
         logger.warning("modelwatch: " + message + " (further occurrences are counted, not logged)", *args, exc_info=exc_info)
 
 
+def text(x: object) -> str:
+    """``str(x)``, or a placeholder when that raises: for naming what could not be recorded."""
+    try:
+        return str(x)
+    except Exception:  # a caller's object whose __str__ (or a container item's __repr__) raises
+        return f"<unprintable {type(x).__name__}>"
+
+
 def _new_lock_after_fork() -> None:
     global _lock
     _lock = threading.Lock()  # the parent may have held it at fork time

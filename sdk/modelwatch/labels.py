@@ -80,7 +80,7 @@ def record_label(
             _safety.report("head_sampled_out", str(model), "a label span was dropped by the tracer's head sampler")
         return recording
     except Exception:
-        _safety.report("internal_error", str(model), "recording a label failed", key="label", exc_info=True)
+        _safety.report("internal_error", _safety.text(model), "recording a label failed", key="label", exc_info=True)
         return False
 
 

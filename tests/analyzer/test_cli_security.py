@@ -413,3 +413,17 @@ def test_an_unreachable_clickhouse_prints_nothing_else_in_a_real_process(tmp_pat
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "modelwatch: cannot reach ClickHouse at http://127.0.0.1:1: connection refused"]
+
+
+@pytest.mark.parametrize("option,value", [("--grpc-port", "99999"), ("--grpc-port", "-1"), ("--http-port", "99999"),
+                                          ("--http-port", "65536"), ("--http-port", "x")])
+def test_serve_refuses_a_port_outside_0_to_65535_before_opening_anything(option, value, tmp_path, capsys):
+    """A port out of range is a usage error (exit 2, naming the option), not a listener on another port (gRPC wrapped
+    99999 to 34463) or a thread traceback (HTTP); no store is created."""
+    store = tmp_path / "store"
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["serve", "--url", f"chdb://{store}", option, value])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}:" in err and "Traceback" not in err
+    assert not store.exists()

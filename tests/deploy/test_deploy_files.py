@@ -18,7 +18,7 @@ import modelwatch
 import pytest
 from conftest import DASHBOARD, ROOT
 from modelwatch import config as sdk_config
-from modelwatch.labels import LABEL_SPAN_NAME
+from modelwatch.contract import LABEL_SPAN as LABEL_SPAN_NAME
 from modelwatch.sampling import REASON_EDGE_CASE, TraceIdSampler, threshold
 from modelwatch.testing import capture
 from modelwatch_analyzer.cli import command as cli

@@ -175,3 +175,21 @@ def test_hashed_numeric_features_are_hashed_on_spans_whatever_their_type(monkeyp
         spans = rec.predictions()
     assert [s.attributes["ml.feature.salary"] for s in spans] == [keyed_hash(52000.5, b"k3"), keyed_hash(61000.25, b"k3")]
     assert [s.attributes["ml.feature.account"] for s in spans] == [keyed_hash(1234567, b"k3"), keyed_hash(7654321, b"k3")]
+
+
+def test_record_label_never_raises_for_a_model_name_that_cannot_be_printed():
+    """A model argument whose __str__ raises: record_label returns False and counts an internal error, in capture
+    mode and with the SDK unconfigured alike (the error used to escape from the handler that reported it)."""
+
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no str for you")
+
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr for you")
+
+    assert modelwatch.record_label(Unprintable(), "p1", 1) is False
+    with capture() as rec:
+        assert modelwatch.record_label(Unprintable(), "p2", 1) is False
+        assert rec.issues()[("internal_error", "<unprintable Unprintable>")] == 1
+        assert rec.labels() == []

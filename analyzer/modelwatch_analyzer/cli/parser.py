@@ -23,6 +23,17 @@ EXAMPLES = """examples:
 """
 
 
+def _port(text: str) -> int:
+    """A TCP port to listen on: 0 (any free port) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0 to 65535; 0 picks a free one)")
+    return port
+
+
 def _store_url(command: argparse.ArgumentParser) -> None:
     command.add_argument("--url", help="store URL (default: MODELWATCH_CLICKHOUSE_URL, else the embedded store)")
 
@@ -45,8 +56,8 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
     serve_cmd = commands.add_parser("serve", help="receive OTLP (gRPC and HTTP) into the store, until SIGTERM / Ctrl-C")
     _store_url(serve_cmd)
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
-    serve_cmd.add_argument("--grpc-port", type=int, default=4317)
-    serve_cmd.add_argument("--http-port", type=int, default=4318)
+    serve_cmd.add_argument("--grpc-port", type=_port, default=4317)
+    serve_cmd.add_argument("--http-port", type=_port, default=4318)
     serve_cmd.add_argument("--token", help="bearer token required on every request (default: MODELWATCH_TOKEN); "
                            "visible to other users in `ps`: prefer --token-file or MODELWATCH_TOKEN")
     serve_cmd.add_argument("--token-file", metavar="FILE", help="read the bearer token from FILE (surrounding whitespace "

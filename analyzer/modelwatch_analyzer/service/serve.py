@@ -92,6 +92,9 @@ class Server:
 
     def __init__(self, options: ServeOptions) -> None:
         self.options = options
+        for name, port in (("grpc_port", options.grpc_port), ("http_port", options.http_port)):
+            if not 0 <= port <= 65535:  # grpcio would listen on port % 65536
+                raise ConfigError(f"{name} {port} is not a port (0 to 65535; 0 picks a free one)")
         self.tls = _tls(options)  # before the store is opened: a bad option opens nothing
         self.store = Store(options.url, database=options.database)
         schema.apply(self.store)
