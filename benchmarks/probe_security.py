@@ -240,7 +240,7 @@ def trace_request(rng: random.Random, marker: str, n: int, *, start: int | None 
     t = NOW_NS - rng.randrange(3600) * 10**9 if start is None else start
     for i in range(n):
         span = spans.add(name=name, trace_id=rng.randbytes(16), span_id=rng.randbytes(8),
-                         start_time_unix_nano=t, end_time_unix_nano=max(t, 0) + 1000)
+                         start_time_unix_nano=t, end_time_unix_nano=min(t + 1000, 2**64 - 1))
         _set(span.attributes, "ml.model.name", model)
         _set(span.attributes, "ml.model.version", "1")
         _set(span.attributes, "ml.prediction.id", f"{marker}~{i}")
@@ -338,13 +338,6 @@ def _parsed_items(sig: str, body: bytes) -> int | None:
         return None
 
 
-def _deep_anyvalue_json(depth: int) -> dict:
-    v: dict = {"stringValue": "bottom"}
-    for _ in range(depth):
-        v = {"kvlistValue": {"values": [{"key": "k", "value": v}]}}
-    return v
-
-
 def malformed_cases(n_total: int, seed: int) -> list[Case]:
     rng = random.Random(seed)
     cases: list[Case] = []
@@ -431,11 +424,10 @@ def malformed_cases(n_total: int, seed: int) -> list[Case]:
             d = rng.choice([50, 200, 5000])
             doc = json.loads(otlp_json(trace_request(rng, m, 1)))
             doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"].append(
-                {"key": "deep", "value": _deep_anyvalue_json(d)})
-            try:
-                body = json.dumps(doc).encode()
-            except RecursionError:
-                body = json.dumps(doc["resourceSpans"][0]["resource"]).encode()
+                {"key": "deep", "value": "DEEP-PLACEHOLDER"})
+            deep = ('{"kvlistValue":{"values":[{"key":"k","value":' * d + '{"stringValue":"bottom"}'
+                    + "}]}}" * d)  # written out: json.dumps itself would recurse too deep
+            body = json.dumps(doc).replace('"DEEP-PLACEHOLDER"', deep).encode()
             add(f"JSON kvlist nested x{d}", "traces", body, {"Content-Type": JSON_CT}, {200, 400}, 1, m)
         elif which == "wrong-types":
             body = json.dumps({"resourceSpans": rng.choice(["x", 1, {"a": 1}, [1, 2], [{"scopeSpans": "x"}]])}).encode()
@@ -753,7 +745,7 @@ def probe_overload(p: Probe, args, tmp: Path) -> None:
     store = tmp / "p3-store"
     n = args.overload
     bodies = [trace_request(rng, f"ov{i}", args.overload_spans).SerializeToString() for i in range(n)]
-    grpc_bodies = [trace_request(rng, f"og{i}", args.overload_spans).SerializeToString() for i in range(n // 2)]
+    grpc_bodies = [trace_request(rng, f"og{i}", args.overload_spans).SerializeToString() for i in range(n)]
     serve = Serve(store)
     results: list = [None] * n
     grpc_results: list = [None] * len(grpc_bodies)
@@ -849,6 +841,8 @@ def probe_auth(p: Probe, args, tmp: Path) -> None:
             if status == -1 and "\x00" in (value or ""):
                 status = 401  # http.client refuses to send a NUL in a header: nothing left this machine
             expect = {401} if what in bad else {200, 401} if what in lenient else {200}
+            if "NUL" in what:
+                expect = {400, 401}  # the HTTP parser may refuse a NUL in a header before the token is read
             results.append((f"HTTP {what}", status, expect))
             expected_stored[m] = 2 if status == 200 else 0
         for what, value in [("missing", None), ("wrong", "Bearer nope"), ("prefix", f"Bearer {token[:-1]}"),
@@ -1108,7 +1102,7 @@ def sdk_child(mode: str, calls: int, seed: int) -> int:
         options = {"model": "hostile", "sampling_rate": 1.0, **opts[variant % len(opts)]}
 
         @modelwatch.monitor(**options)
-        def predict(x, **kw):
+        def predict(x=None, **kw):
             if rng.random() < 0.1:
                 raise ModelError("the model's own")
             return _hostile_output(rng)
