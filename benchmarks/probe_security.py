@@ -1285,11 +1285,7 @@ url = "{hook.url}"
                 p.check(proc.returncode in (0, 3), f"wave {wave}: analyze --alert exited {proc.returncode}: "
                                                     f"{err.strip()[-300:]}")
             if wave == 0:
-                deadline = time.monotonic() + 60  # let the scheduled round finish too
-                while time.monotonic() < deadline and not any("analysing" in ln or "drifted" in ln or model in ln
-                                                               for ln in serve.lines):
-                    time.sleep(0.5)
-                time.sleep(3)
+                time.sleep(5)  # the scheduled round began with serve; let it finish too
                 first = len(hook.bodies)
     finally:
         serve.stop()
@@ -1303,10 +1299,16 @@ url = "{hook.url}"
     for key, n in keys.items():
         p.check(n == 1, f"alert {key} POSTed {n} times within the cooldown")
     p.check(len(hook.bodies) == first, f"the second wave POSTed {len(hook.bodies) - first} more alerts")
-    scheduled = any("analys" in ln.lower() for ln in serve.lines)
+    runs = query(store, "SELECT RunId, any(WindowEnd), any(WindowStart) FROM modelwatch.ml_results "
+                        f"WHERE ModelName = '{model}' GROUP BY RunId")[0]
+    # the scheduled round's window ends on the hour; a forwarded --last 24h one ends at its own now
+    scheduled = sum(1 for _r, end, _s in runs if str(end)[14:19] in ("00:00", "00:00.000"))
+    p.check(scheduled >= 1, f"serve's scheduled analyzer stored no round ({len(runs)} runs: {runs[:3]})")
+    p.check(len(runs) - scheduled >= 2 * args.alert_procs - 1,
+            f"{len(runs) - scheduled} forwarded analyses stored, expected {2 * args.alert_procs}")
     p.detail = (f"{args.alert_procs} x 2 forwarded analyze --alert + the scheduled analyzer; {len(hook.bodies)} POSTs "
                 f"for {len(keys)} alert keys: " + ", ".join(f"{k[2] or k[0]}/{k[3]}x{n}" for k, n in sorted(
-                    keys.items(), key=str)) + ("" if scheduled else " (serve logged no scheduled round)"))
+                    keys.items(), key=str)) + f"; {len(runs)} runs stored ({scheduled} scheduled)")
 
 
 # -- main -------------------------------------------------------------------------------------------------------
