@@ -303,7 +303,8 @@ def otlp_json(req) -> bytes:
 
 
 SIGNAL_PATH = {"traces": "/v1/traces", "metrics": "/v1/metrics", "logs": "/v1/logs"}
-SIGNAL_TABLE = {"traces": "otel_traces", "metrics": "otel_metrics_gauge", "logs": "otel_logs"}
+SIGNAL_TABLE = {"traces": ["otel_traces"], "logs": ["otel_logs"],
+                "metrics": [f"otel_metrics_{k}" for k in ("gauge", "sum", "histogram", "exponential_histogram", "summary")]}
 GRPC_METHOD = {"traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
                "metrics": "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
                "logs": "/opentelemetry.proto.collector.logs.v1.LogsService/Export"}
@@ -557,7 +558,86 @@ def malformed_cases(n_total: int, seed: int) -> list[Case]:
             {"Content-Type": JSON_CT if as_json else PROTO}, {200}, items(req), m,
             typed=items(req) if sig == "traces" else 0, grpc=not as_json and rng.random() < 0.3)
 
-    weighted = [(random_bytes, 10), (truncated_proto, 12), (gzip_cases, 12), (content_types, 8), (encodings, 5),
+    def hostile_metrics():
+        m = marker()
+        metrics_pb2 = _pb()[1]
+        req = metrics_pb2.ExportMetricsServiceRequest()
+        rm = req.resource_metrics.add()
+        _set(rm.resource.attributes, "probe.case", m)
+        met = rm.scope_metrics.add().metrics.add(name="probe.h")
+        t = NOW_NS - rng.randrange(3600) * 10**9
+        kind = rng.choice(["histogram, counts and bounds mismatched", "histogram, NaN sum", "histogram, no buckets",
+                           "exponential histogram, scale -100", "exponential histogram, huge offset",
+                           "summary, NaN quantiles", "sum, NaN and inf", "gauge, int64 extremes", "no data"])
+        n = 2
+        for i in range(n):
+            if kind.startswith("histogram"):
+                dp = met.histogram.data_points.add(time_unix_nano=t, count=rng.randrange(10**6))
+                if "mismatched" in kind:
+                    dp.bucket_counts.extend([1] * rng.randrange(0, 9))
+                    dp.explicit_bounds.extend(sorted(rng.random() for _ in range(rng.randrange(0, 9))))
+                elif "NaN" in kind:
+                    dp.sum = math.nan
+                    dp.bucket_counts.extend([1, 2])
+                    dp.explicit_bounds.extend([math.inf])
+            elif kind.startswith("exponential"):
+                dp = met.exponential_histogram.data_points.add(time_unix_nano=t, count=3, zero_count=1)
+                dp.scale = -100 if "scale" in kind else 20
+                dp.positive.offset = 2**31 - 1 if "offset" in kind else -(2**31)
+                dp.positive.bucket_counts.extend([1, 1])
+            elif kind.startswith("summary"):
+                dp = met.summary.data_points.add(time_unix_nano=t, count=1, sum=math.nan)
+                q = dp.quantile_values.add(quantile=math.nan, value=math.inf)
+                q = dp.quantile_values.add(quantile=2.0, value=-math.inf)
+            elif kind.startswith("sum"):
+                met.sum.data_points.add(time_unix_nano=t, as_double=rng.choice([math.nan, math.inf, -math.inf]))
+                met.sum.aggregation_temporality = rng.choice([0, 1, 2, 7])
+            elif kind.startswith("gauge"):
+                met.gauge.data_points.add(time_unix_nano=t, as_int=rng.choice([2**63 - 1, -(2**63)]))
+        count = 0 if kind == "no data" else n
+        add(f"metrics {kind}", "metrics", req.SerializeToString(), {"Content-Type": PROTO}, {200, 400}, count, m,
+            grpc=rng.random() < 0.3)
+
+    def lone_surrogate_json():
+        m = marker()
+        where = rng.choice(["name", "model", "value"])
+        ph = "SURROGATE-PLACEHOLDER"
+        kw = {"name": ph} if where == "name" else {"model": ph} if where == "model" else {"attrs": {"v": ph}}
+        body = otlp_json(trace_request(rng, m, 2, **kw)).replace(ph.encode(), rng.choice([b"\\ud800", b"\\udfff",
+                                                                                         b"a\\u0000b"]))
+        add(f"JSON lone surrogate / NUL in span {where}", "traces", body, {"Content-Type": JSON_CT}, {200, 400}, 2, m)
+
+    def odd_ids_and_types():
+        m = marker()
+        req = trace_request(rng, m, 2)
+        span = req.resource_spans[0].scope_spans[0].spans[0]
+        which = rng.choice(["ids", "types", "events"])
+        if which == "ids":
+            span.trace_id = rng.choice([b"", b"\x01\x02\x03", b"\x00" * 16, rng.randbytes(40)])
+            span.span_id = rng.choice([b"", b"\x01", b"\x00" * 8, rng.randbytes(20)])
+            span.parent_span_id = rng.choice([b"", rng.randbytes(3)])
+        elif which == "types":
+            for k in ("ml.model.name", "ml.prediction.id", "ml.feature.x", "ml.prediction.value", "ml.sampling.weight"):
+                v = span.attributes.add(key=k).value
+                pick = rng.randrange(4)
+                if pick == 0:
+                    v.array_value.values.add().double_value = math.nan
+                elif pick == 1:
+                    v.kvlist_value.values.add(key="a").value.string_value = "b"
+                elif pick == 2:
+                    v.bytes_value = rng.randbytes(8)
+                # 3: an empty AnyValue
+        else:
+            for i in range(rng.choice([100, 5000])):
+                ev = span.events.add(name=f"e{i}", time_unix_nano=rng.choice([0, 1, 2**64 - 1]))
+                _set(ev.attributes, "k", "v")
+            span.links.add(trace_id=b"\x01", span_id=b"")
+            span.status.code = 7
+            span.kind = 99
+        add(f"span {which} odd", "traces", req.SerializeToString(), {"Content-Type": PROTO}, {200, 400}, 2, m,
+            grpc=rng.random() < 0.3)
+
+    weighted = [(hostile_metrics, 5), (lone_surrogate_json, 3), (odd_ids_and_types, 5), (random_bytes, 10), (truncated_proto, 12), (gzip_cases, 12), (content_types, 8), (encodings, 5),
                 (json_shapes, 10), (deep_proto, 3), (huge_attrs, 2), (timestamps, 12), (json_timestamps, 3),
                 (weights, 8), (hostile_names, 12), (invalid_utf8, 4), (odd_paths, 3), (valid, 8)]
     pool = [f for f, w in weighted for _ in range(w)]
@@ -614,7 +694,7 @@ def _documented_http(status: int) -> bool:
 
 def _stored(store_dir: Path, sig_tables: dict[str, str]) -> dict[str, int]:
     qs = [f"SELECT ResourceAttributes['probe.case'] AS m, count() FROM modelwatch.{t} WHERE m != '' GROUP BY m"
-          for t in sig_tables.values()]
+          for tables in sig_tables.values() for t in tables]
     out: dict[str, int] = collections.Counter()
     for rows in query(store_dir, *qs):
         for m, c in rows:
@@ -789,7 +869,7 @@ def probe_overload(p: Probe, args, tmp: Path) -> None:
     finally:
         rc = serve.stop()
     p.check(alive and rc == 0, f"serve unhealthy after the overload (exit {rc})")
-    stored = _stored(store, {"traces": "otel_traces"})
+    stored = _stored(store, {"traces": ["otel_traces"]})
     answers = collections.Counter()
     for i, (status, retry) in enumerate(results):
         answers[status] += 1
@@ -956,7 +1036,7 @@ def probe_auth(p: Probe, args, tmp: Path) -> None:
     p.check(rc == 0, f"serve's SIGTERM exit code {rc}")
     for path in written:
         p.check(not path.exists(), f"a refused command wrote {path}")
-    stored = _stored(store, {"traces": "otel_traces"})
+    stored = _stored(store, {"traces": ["otel_traces"]})
     for i, (what, status, expect) in enumerate(results):
         p.check(status in expect, f"{what}: answered {status}, expected {sorted(expect)}")
         m = f"au{i}"
@@ -1299,6 +1379,12 @@ url = "{hook.url}"
     for key, n in keys.items():
         p.check(n == 1, f"alert {key} POSTed {n} times within the cooldown")
     p.check(len(hook.bodies) == first, f"the second wave POSTed {len(hook.bodies) - first} more alerts")
+    rows = query(store, "SELECT Rule, Feature, Severity, countIf(SupersededBy = ''), "
+                        "countIf(SupersededBy = '' AND Delivered) FROM modelwatch.ml_alerts FINAL "
+                        f"WHERE ModelName = '{model}' GROUP BY Rule, Feature, Severity")[0]
+    for rule, feature, severity, live, delivered in rows:
+        p.check(int(live) == 1 and int(delivered) == 1,
+                f"ml_alerts holds {live} live rows ({delivered} delivered) for {rule}/{feature}/{severity}")
     runs = query(store, "SELECT RunId, any(WindowEnd), any(WindowStart) FROM modelwatch.ml_results "
                         f"WHERE ModelName = '{model}' GROUP BY RunId")[0]
     # the scheduled round's window ends on the hour; a forwarded --last 24h one ends at its own now
