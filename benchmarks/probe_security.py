@@ -116,7 +116,8 @@ class Serve:
     START = re.compile(r"OTLP gRPC on [^:]+:(\d+).*OTLP HTTP on https?://[^ ]+:(\d+)")
 
     def __init__(self, store_dir: Path, *, token_file: Path | None = None, config: Path | None = None,
-                 analyzer: bool = False, cwd: Path | None = None, timeout: float = 120) -> None:
+                 analyzer: bool = False, cwd: Path | None = None, timeout: float = 120,
+                 extra: list[str] | None = None) -> None:
         self.store_dir = store_dir
         self.url = f"chdb://{store_dir}"
         args = CLI + ["serve", "--url", self.url, "--grpc-port", "0", "--http-port", "0"]
@@ -126,6 +127,7 @@ class Serve:
             args += ["--token-file", str(token_file)]
         if config is not None:
             args += ["--config", str(config)]
+        args += extra or []  # later options win
         self.proc = spawn(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
         self.lines: list[str] = []
         self.started = threading.Event()
@@ -760,6 +762,7 @@ def probe_kill9(p: Probe, args, tmp: Path) -> None:
     rng = random.Random(args.seed + 2)
     store = tmp / "p2-store"
     acked: set[str] = set()
+    repairs: list[int] = []
     sent = 0
     batch = 50
     serve = Serve(store)
@@ -791,13 +794,13 @@ def probe_kill9(p: Probe, args, tmp: Path) -> None:
             for t in threads:
                 t.join(60)
             serve = Serve(store)  # repairs at start what the kill left untyped
-            repaired = [ln.strip() for ln in serve.lines if "typed" in ln and "interrupted" in ln]
+            repaired = sum(int(m.group(1)) for ln in serve.lines
+                           for m in [re.search(r"typed (\d+) ml_predictions rows", ln)] if m)
             st = run(CLI + ["status", "--url", f"chdb://{store}"], cwd=tmp)
             p.check(st.returncode == 0 and "WARNING" not in st.stdout + st.stderr,
                     f"round {rnd}: status after restart exited {st.returncode}: "
                     f"{(st.stdout + st.stderr).strip()[-400:]}")
-            if repaired:
-                p.detail += f" [round {rnd}: {repaired[0][19:90]}...]"
+            repairs.append(repaired)
     finally:
         rc = serve.stop()
     p.check(rc == 0, f"serve's SIGTERM exit code {rc}")
@@ -815,7 +818,8 @@ def probe_kill9(p: Probe, args, tmp: Path) -> None:
     p.check(not untyped, f"{len(untyped)} spans in otel_traces without a typed row after the restarts")
     p.cases += len(acked)
     p.detail = (f"{args.kill_rounds} rounds, {sent} spans sent, {len(acked)} acknowledged, {len(raw_ids)} in "
-                f"otel_traces, {len(typed_ids)} in ml_predictions" + p.detail)
+                f"otel_traces, {len(typed_ids)} in ml_predictions; typed by serve at restart: "
+                + "/".join(map(str, repairs)) + " spans per round")
 
 
 # -- 3. overload ---------------------------------------------------------------------------------------------------
@@ -1214,16 +1218,18 @@ def sdk_child(mode: str, calls: int, seed: int) -> int:
             if len(foreign) < 5:
                 foreign.append(f"{type(exc).__name__}: {str(exc)[:160]}")
         if i % 97 == 0:  # the other public calls a new user makes, with hostile arguments too
-            try:
-                modelwatch.record_label(_hostile_value(rng), _hostile_value(rng), _hostile_value(rng))
-                modelwatch.set_prediction_id(_hostile_value(rng))
-                modelwatch.mark_edge_case()
-                modelwatch.last_prediction()
-                outcome["api calls"] += 1
-            except BaseException as exc:  # noqa: BLE001
-                outcome["sdk raised"] += 1
-                if len(foreign) < 5:
-                    foreign.append(f"api {type(exc).__name__}: {str(exc)[:160]}")
+            for name, api in (("record_label", lambda: modelwatch.record_label(
+                                    _hostile_value(rng), _hostile_value(rng), _hostile_value(rng))),
+                              ("set_prediction_id", lambda: modelwatch.set_prediction_id(_hostile_value(rng))),
+                              ("mark_edge_case", modelwatch.mark_edge_case),
+                              ("last_prediction", modelwatch.last_prediction)):
+                try:
+                    api()
+                    outcome["api calls"] += 1
+                except BaseException as exc:  # noqa: BLE001
+                    outcome["sdk raised"] += 1
+                    if len(foreign) < 5:
+                        foreign.append(f"{name}: {type(exc).__name__}: {str(exc)[:160]}")
     print(json.dumps({"mode": mode, "outcome": outcome, "foreign": foreign}), flush=True)
     return 0
 
@@ -1236,7 +1242,7 @@ def probe_sdk(p: Probe, args, tmp: Path) -> None:
         "disabled": {"OTEL_SDK_DISABLED": "true"},
         "unconfigured": {},
     }
-    per = args.sdk_calls // len(modes)
+    per = -(-args.sdk_calls // len(modes))
     procs = {}
     for i, (mode, env) in enumerate(modes.items()):
         procs[mode] = spawn([sys.executable, str(Path(__file__).resolve()), "--sdk-child", mode, "--sdk-calls", str(per),
@@ -1493,6 +1499,16 @@ def probe_cli_usage(p: Probe, args, tmp: Path) -> None:
         t.start()
     for t in threads:
         t.join(600)
+    # a port out of range must be a usage error, not a listener on some other port
+    for flag, port in (("--grpc-port", "99999"), ("--grpc-port", "-1")):
+        try:
+            srv = Serve(tmp / f"p7-ports{port}", extra=[flag, port], timeout=60)
+        except RuntimeError as exc:
+            p.check("Traceback" not in str(exc), f"`serve {flag} {port}` printed a traceback")
+            continue
+        p.check(False, f"`serve {flag} {port}` started, listening on gRPC port {srv.grpc_port} "
+                       f"(HTTP {srv.http_port}) instead of refusing the port")
+        srv.stop()
     if os.environ.get("PROBE_DEBUG"):
         for d, c in sorted(took, reverse=True):
             print(f"    {d:5.1f} s  {c}")
