@@ -18,7 +18,10 @@ Probes:
 5. 16k hostile SDK calls (unreachable endpoint, disabled, unconfigured): the SDK
    never raises anything but the model's own exceptions;
 6. concurrent analyses with alerting: serve's scheduled analyzer and several
-   forwarded ``analyze --alert`` at once; each alert key is POSTed exactly once.
+   forwarded ``analyze --alert`` at once; each alert key is POSTed exactly once;
+7. the CLI as a new user: mistakes and hostile arguments get a documented exit
+   code and a short message, never a traceback or a raw escape sequence, and a
+   port out of range is refused rather than bound elsewhere.
 
 One line per probe, then a Markdown table (probe, cases, failures, seconds)
 that can be pasted into docs. Exit 1 when any probe failed. The default run is
@@ -1217,7 +1220,7 @@ def sdk_child(mode: str, calls: int, seed: int) -> int:
             outcome["sdk raised"] += 1
             if len(foreign) < 5:
                 foreign.append(f"{type(exc).__name__}: {str(exc)[:160]}")
-        if i % 97 == 0:  # the other public calls a new user makes, with hostile arguments too
+        if i % 13 == 0:  # the other public calls a new user makes, with hostile arguments too
             for name, api in (("record_label", lambda: modelwatch.record_label(
                                     _hostile_value(rng), _hostile_value(rng), _hostile_value(rng))),
                               ("set_prediction_id", lambda: modelwatch.set_prediction_id(_hostile_value(rng))),
