@@ -592,8 +592,8 @@ def malformed_cases(n_total: int, seed: int) -> list[Case]:
                 dp.positive.bucket_counts.extend([1, 1])
             elif kind.startswith("summary"):
                 dp = met.summary.data_points.add(time_unix_nano=t, count=1, sum=math.nan)
-                q = dp.quantile_values.add(quantile=math.nan, value=math.inf)
-                q = dp.quantile_values.add(quantile=2.0, value=-math.inf)
+                dp.quantile_values.add(quantile=math.nan, value=math.inf)
+                dp.quantile_values.add(quantile=2.0, value=-math.inf)
             elif kind.startswith("sum"):
                 met.sum.data_points.add(time_unix_nano=t, as_double=rng.choice([math.nan, math.inf, -math.inf]))
                 met.sum.aggregation_temporality = rng.choice([0, 1, 2, 7])
@@ -642,7 +642,8 @@ def malformed_cases(n_total: int, seed: int) -> list[Case]:
         add(f"span {which} odd", "traces", req.SerializeToString(), {"Content-Type": PROTO}, {200, 400}, 2, m,
             grpc=rng.random() < 0.3)
 
-    weighted = [(hostile_metrics, 5), (lone_surrogate_json, 3), (odd_ids_and_types, 5), (random_bytes, 10), (truncated_proto, 12), (gzip_cases, 12), (content_types, 8), (encodings, 5),
+    weighted = [(hostile_metrics, 5), (lone_surrogate_json, 3), (odd_ids_and_types, 5), (random_bytes, 10),
+                (truncated_proto, 12), (gzip_cases, 12), (content_types, 8), (encodings, 5),
                 (json_shapes, 10), (deep_proto, 3), (huge_attrs, 2), (timestamps, 12), (json_timestamps, 3),
                 (weights, 8), (hostile_names, 12), (invalid_utf8, 4), (odd_paths, 3), (valid, 8)]
     pool = [f for f, w in weighted for _ in range(w)]
@@ -774,7 +775,8 @@ def probe_kill9(p: Probe, args, tmp: Path) -> None:
             stop = threading.Event()
             lock = threading.Lock()
 
-            def sender(worker: int) -> None:
+            def sender(worker: int, stop: threading.Event = stop, rnd: int = rnd, serve: Serve = serve,
+                       lock: threading.Lock = lock) -> None:
                 nonlocal sent
                 k = 0
                 while not stop.is_set():
@@ -872,6 +874,8 @@ def probe_overload(p: Probe, args, tmp: Path) -> None:
                     grpc_results[i] = "OK"
                 except grpc.RpcError as exc:
                     grpc_results[i] = exc.code().name
+                    if exc.code() == grpc.StatusCode.UNAVAILABLE and not _retry_info(exc):
+                        grpc_results[i] = "UNAVAILABLE without RetryInfo"
         alive = serve.healthy()
     finally:
         rc = serve.stop()
@@ -887,13 +891,24 @@ def probe_overload(p: Probe, args, tmp: Path) -> None:
                                                  f"spans stored, expected {want}")
     gans = collections.Counter(grpc_results)
     for i, code in enumerate(grpc_results):
-        p.check(code in ("OK", "RESOURCE_EXHAUSTED", "UNAVAILABLE"), f"gRPC request {i}: {code}")
+        # overload must be retryable: UNAVAILABLE with a RetryInfo delay (RESOURCE_EXHAUSTED is not retried)
+        p.check(code in ("OK", "UNAVAILABLE"), f"gRPC request {i}: {code}")
         want = args.overload_spans if code == "OK" else 0
         p.check(stored.get(f"og{i}", 0) == want, f"gRPC request {i} {code}: {stored.get(f'og{i}', 0)} stored")
     p.detail = (f"{n} HTTP at once: " + ", ".join(f"{k}x{v}" for k, v in sorted(answers.items()))
                 + f"; {len(grpc_bodies)} gRPC at once: " + ", ".join(f"{k}x{v}" for k, v in sorted(gans.items())))
     if answers.get(503, 0) + answers.get(429, 0) == 0:
         p.detail += " (the limit was not reached)"
+
+
+def _retry_info(exc) -> bool:
+    """Whether a gRPC error carries a google.rpc.RetryInfo detail (the delay OTLP exporters wait before retrying)."""
+    from google.rpc import error_details_pb2, status_pb2
+
+    raw = dict(exc.trailing_metadata() or ()).get("grpc-status-details-bin")
+    if not raw:
+        return False
+    return any(d.Is(error_details_pb2.RetryInfo.DESCRIPTOR) for d in status_pb2.Status.FromString(raw).details)
 
 
 # -- 4. auth -------------------------------------------------------------------------------------------------------
@@ -1366,10 +1381,10 @@ url = "{hook.url}"
                      for _ in range(args.alert_procs)]
             for proc in procs:
                 try:
-                    out, err = proc.communicate(timeout=240)
+                    _out, err = proc.communicate(timeout=240)
                 except subprocess.TimeoutExpired:
                     kill(proc)
-                    out, err = "", "timed out"
+                    err = "timed out"
                 outcomes.append(proc.returncode)
                 p.check(proc.returncode in (0, 3), f"wave {wave}: analyze --alert exited {proc.returncode}: "
                                                     f"{err.strip()[-300:]}")
@@ -1591,7 +1606,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     total = time.monotonic() - t_all
-    print(f"\n| probe | checks | failures | seconds |\n|---|---:|---:|---:|")
+    print("\n| probe | checks | failures | seconds |\n|---|---:|---:|---:|")
     for p in results:
         print(f"| {p.number}. {p.name} | {p.cases} | {len(p.failures)} | {p.seconds:.0f} |")
     failed = sum(bool(p.failures) for p in results)
