@@ -19,7 +19,8 @@ import pytest
 from conftest import DASHBOARD, ROOT
 from modelwatch import config as sdk_config
 from modelwatch.contract import LABEL_SPAN as LABEL_SPAN_NAME
-from modelwatch.sampling import REASON_EDGE_CASE, TraceIdSampler, threshold
+from modelwatch.contract import REASON_EDGE_CASE
+from modelwatch.sampling import TraceIdSampler, threshold
 from modelwatch.testing import capture
 from modelwatch_analyzer.cli import command as cli
 from modelwatch_analyzer.service import config as analyzer_config
