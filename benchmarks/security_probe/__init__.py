@@ -1,0 +1,1 @@
+"""The probes of ``benchmarks/probe_security.py``, one module per concern."""
