@@ -398,3 +398,13 @@ def test_logs_json_gzip_hex_ids_token_and_size_limit(store_dir):
     finally:
         srv.store.command(f"DROP DATABASE IF EXISTS `{srv.store.database}`")
         srv.stop()
+
+
+def test_the_lock_file_url_of_an_ipv6_or_wildcard_bind_is_one_a_client_can_open():
+    """serve --host ::1 names http://[::1]:PORT (not http://::1:PORT); a wildcard bind is reached on 127.0.0.1."""
+    from modelwatch_analyzer.service.serve import local_url
+
+    assert local_url("http", "::1", 4318) == "http://[::1]:4318"
+    assert local_url("https", "127.0.0.1", 1) == "https://127.0.0.1:1"
+    assert local_url("http", "0.0.0.0", 4318) == local_url("http", "::", 4318) == "http://127.0.0.1:4318"
+    assert local_url("http", "localhost", 4318) == "http://localhost:4318"

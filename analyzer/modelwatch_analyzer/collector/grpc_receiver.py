@@ -129,12 +129,16 @@ def start(receiver: Receiver, host: str, port: int, workers: int = EXPORT_THREAD
         ],
         maximum_concurrent_rpcs=4 * max(max_concurrent_requests, workers),
     )
-    if tls is None:
-        bound = server.add_insecure_port(f"{host}:{port}")
-    else:
-        cert, key = tls
-        bound = server.add_secure_port(f"{host}:{port}", grpc.ssl_server_credentials([(key, cert)]))
+    address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"  # IPv6 in brackets
+    try:
+        if tls is None:
+            bound = server.add_insecure_port(address)
+        else:
+            cert, key = tls
+            bound = server.add_secure_port(address, grpc.ssl_server_credentials([(key, cert)]))
+    except RuntimeError:  # grpcio >= 1.60 raises where older versions returned 0
+        bound = 0
     if bound == 0:
-        raise OSError(f"cannot listen on {host}:{port} (gRPC)")
+        raise OSError(f"cannot listen on {address} (gRPC): address in use or not on this machine")
     server.start()
     return server, bound

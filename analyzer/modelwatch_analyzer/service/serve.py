@@ -115,8 +115,7 @@ class Server:
         self.http_port = self.http.start()
         self._stopped = threading.Event()
         if self.store.embedded:  # the CLI finds us here while we own the directory (store/lockfile.py)
-            shown = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host
-            lockfile.write_lock(self.store.location, f"{self.scheme}://{shown}:{self.http_port}", cli_secret,
+            lockfile.write_lock(self.store.location, local_url(self.scheme, options.host, self.http_port), cli_secret,
                               options.tls_cert if self.tls else None)
         self.analyzer = None
         if options.analyzer:
@@ -152,6 +151,19 @@ class Server:
         self.store.close()
 
 
+def local_url(scheme: str, host: str, port: int) -> str:
+    """The URL a local client reaches a server bound to `host`:`port` at: a wildcard address (``0.0.0.0``, ``::``,
+    empty) by 127.0.0.1, an IPv6 address in brackets."""
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"{scheme}://{_bracketed(host)}:{port}"
+
+
+def _bracketed(host: str) -> str:
+    """`host` as it stands before ``:port``: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 def token_of(options: ServeOptions) -> str | None:
     """The bearer token: the options' (from --token or --token-file), else ``MODELWATCH_TOKEN``; None for none."""
     return (options.token if options.token is not None else os.environ.get(MODELWATCH_TOKEN)) or None
@@ -185,8 +197,8 @@ def run(options: ServeOptions) -> int:
     server = Server(options)
     o = options
     tls = " (TLS)" if server.tls else ""
-    print(f"modelwatch serve: OTLP gRPC on {o.host}:{server.grpc_port}{tls}, "
-          f"OTLP HTTP on {server.scheme}://{o.host}:{server.http_port} "
+    print(f"modelwatch serve: OTLP gRPC on {_bracketed(o.host)}:{server.grpc_port}{tls}, "
+          f"OTLP HTTP on {server.scheme}://{_bracketed(o.host)}:{server.http_port} "
           f"(POST /v1/traces, /v1/metrics); store {server.store.location} (database {server.store.database})"
           + ("; bearer token required" if server.receiver.token else ""), flush=True)
     for gap in server.repaired:
