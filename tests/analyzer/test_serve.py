@@ -408,3 +408,18 @@ def test_the_lock_file_url_of_an_ipv6_or_wildcard_bind_is_one_a_client_can_open(
     assert local_url("https", "127.0.0.1", 1) == "https://127.0.0.1:1"
     assert local_url("http", "0.0.0.0", 4318) == local_url("http", "::", 4318) == "http://127.0.0.1:4318"
     assert local_url("http", "localhost", 4318) == "http://localhost:4318"
+
+
+def test_a_grpc_address_not_on_this_machine_is_a_one_line_oserror(store):
+    """grpcio raises a RuntimeError for a failed bind; serve reports it as OSError naming the address (the CLI prints
+    one line and exits 1), not a traceback."""
+    from modelwatch_analyzer.collector import grpc_receiver
+    from modelwatch_analyzer.collector.ingest import Ingest
+    from modelwatch_analyzer.collector.receiver import Receiver
+
+    ingest = Ingest(store)
+    try:
+        with pytest.raises(OSError, match=r"cannot listen on 203\.0\.113\.9:0 \(gRPC\)"):
+            grpc_receiver.start(Receiver(ingest), "203.0.113.9", 0)
+    finally:
+        ingest.close()
