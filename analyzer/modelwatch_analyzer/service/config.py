@@ -46,7 +46,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI
+    import tomli as tomllib
 
 from modelwatch_analyzer import toml_checks as check
 from modelwatch_analyzer.analysis.analyze import DataQualitySettings, Settings
