@@ -624,3 +624,16 @@ def test_serve_with_tls_flags_prints_an_https_start_line(tmp_path, certificate):
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
+
+
+def test_status_counts_and_warns_of_clamped_weights(server):
+    """`modelwatch status` says how many stored predictions of a model carried a weight the view had to bound."""
+    from modelwatch_analyzer.report import status
+
+    sent = {pid: w for pid, (w, _stored, _flag) in WEIGHTS.items()}
+    assert _post(server.http_port, "/v1/traces", _weighted(sent).SerializeToString(), PROTO)[0] == 200
+    info = status.gather(server.store)
+    clamped = sum(flag for _w, _s, flag in WEIGHTS.values())
+    assert [m["weights_clamped"] for m in info["models"]] == [clamped]
+    warning = [line for line in status.text(info).splitlines() if "outside [1, 1e6]" in line]
+    assert len(warning) == 1 and f"{clamped:,} predictions" in warning[0]

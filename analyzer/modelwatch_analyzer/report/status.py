@@ -149,7 +149,7 @@ def gather(store: Store, model: str | None = None, runs: int = 5) -> dict[str, A
                            "runs": [], "alerts": {"recent": [], "undelivered": 0, "failed": 0}}
     where = _Where(model)
     if "ml_predictions" in tables:
-        out["models"] = _models(store, where, "ml_labels" in tables)
+        out["models"] = _models(store, where, "ml_labels" in tables, out["schema_version"] >= 12)
     if "otel_traces" in tables:
         out["spans"] = {name: int(n) for name, n in store.query(
             f"SELECT SpanName, count() FROM {store.table('otel_traces')} GROUP BY SpanName ORDER BY count() DESC")}
@@ -185,11 +185,15 @@ class _Where:
         return {"model": self.model} if self.model else {}
 
 
-def _models(store: Store, where: _Where, labels: bool) -> list[dict[str, Any]]:
-    """Per model and version: predictions stored, made (sum of weights), their time range and, with labels, how many."""
-    out = [{"model": m, "version": v, "stored": int(n), "estimated": float(w), "first": _iso(first), "last": _iso(last)}
-           for m, v, n, w, first, last in store.query(
-               f"SELECT ModelName, ModelVersion, count(), sum(Weight), min(Timestamp), max(Timestamp) "
+def _models(store: Store, where: _Where, labels: bool, clamped: bool) -> list[dict[str, Any]]:
+    """Per model and version: predictions stored, made (sum of weights), their time range, how many carried a
+    sampling weight the typed view had to bound (`clamped`: the store has the column, migration 12) and, with
+    labels, how many."""
+    flagged = "countIf(WeightClamped)" if clamped else "0"
+    out = [{"model": m, "version": v, "stored": int(n), "estimated": float(w), "first": _iso(first), "last": _iso(last),
+            "weights_clamped": int(k)}
+           for m, v, n, w, first, last, k in store.query(
+               f"SELECT ModelName, ModelVersion, count(), sum(Weight), min(Timestamp), max(Timestamp), {flagged} "
                f"FROM {store.table('ml_predictions')} {where.sql} GROUP BY ModelName, ModelVersion "
                "ORDER BY ModelName, ModelVersion", where.params)]
     if labels:
@@ -289,6 +293,11 @@ def text(info: dict[str, Any], c: Cost | None = None) -> str:
         for m in info["models"]:
             out.append(f"  {m['model']:<24} {m['version'] or '-':<12} {m['stored']:>9,} {m['estimated']:>10,.0f} "
                        f"{m.get('labels', 0):>8,}  {_t(m['first'])} → {_t(m['last'])}")
+        for m in info["models"]:
+            if m.get("weights_clamped"):
+                out.append(f"  WARNING: {m['model']} {m['version'] or '-'}: {m['weights_clamped']:,} predictions carried an "
+                           "ml.sampling.weight outside [1, 1e6] or not a number; counted at the bounded weight (the sent "
+                           "value is in otel_traces): check the sender's sampling")
     else:
         out.append("\nmodels: none yet (no prediction spans stored). Point the SDK at `modelwatch serve`.")
     spans = info["spans"]
