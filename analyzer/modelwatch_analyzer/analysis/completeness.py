@@ -58,12 +58,13 @@ Limits, all documented in the result's details:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from modelwatch import contract as c
 
 from modelwatch_analyzer.analysis.results import Result
+from modelwatch_analyzer.analysis.window import to_ns
 from modelwatch_analyzer.store.client import Store
 
 FEATURE = "__pipeline__"
@@ -117,11 +118,7 @@ class PipelineGap:
 
 
 def _ns(t: datetime | None, default: int) -> int:
-    if t is None:
-        return default
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
-    return int(round(t.timestamp() * 1e6)) * 1000
+    return default if t is None else to_ns(t)
 
 
 def pipeline_gap(store: Store, model: str | None = None, start: datetime | None = None, end: datetime | None = None,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from concurrent import futures
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -52,7 +52,7 @@ def _handler(receiver: Receiver, signal: Signal) -> Any:
             receiver.export(signal, receiver.decode(signal, body), body)
         except Rejected as exc:
             if exc.code == "unavailable":
-                _abort_retry_later(context, exc.message)
+                _abort_retry_later(context, exc.message)  # raises
             context.abort(_CODES[exc.code], exc.message)
         return signal.response_type()
 
@@ -62,14 +62,15 @@ def _handler(receiver: Receiver, signal: Signal) -> Any:
     })
 
 
-def _abort_retry_later(context: grpc.ServicerContext, message: str) -> None:
+def _abort_retry_later(context: grpc.ServicerContext, message: str) -> NoReturn:
     """End the call ``UNAVAILABLE`` with a ``RetryInfo`` of :data:`RETRY_AFTER_SECONDS` (the gRPC form of HTTP's
     503 + Retry-After)."""
     detail = any_pb2.Any()
     detail.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=RETRY_AFTER_SECONDS)))
     status = status_pb2.Status(code=code_pb2.UNAVAILABLE, message=message, details=[detail])
     context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
-    context.abort(grpc.StatusCode.UNAVAILABLE, message)
+    context.abort(grpc.StatusCode.UNAVAILABLE, message)  # raises
+    raise AssertionError("unreachable: ServicerContext.abort raises")
 
 
 class Admission(grpc.ServerInterceptor):

@@ -170,11 +170,6 @@ class OtlpApp:
         await reply.respond(200, b"{}" if json_body else response.SerializeToString())
 
 
-def make_app(receiver: Receiver, max_concurrent_requests: int = MAX_CONCURRENT_REQUESTS) -> OtlpApp:
-    """The ASGI application."""
-    return OtlpApp(receiver, max_concurrent_requests)
-
-
 async def _read_body(headers: dict[str, str], receive: Any, limit: int) -> bytes | None:
     """The request body, at most `limit` bytes (:class:`Rejected` "too_large" beyond); None when the client left."""
     declared = headers.get("content-length")
@@ -219,7 +214,7 @@ class HttpServer:
     def __init__(self, receiver: Receiver, host: str, port: int,
                  max_concurrent_requests: int = MAX_CONCURRENT_REQUESTS,
                  tls_cert: str | None = None, tls_key: str | None = None) -> None:
-        config = uvicorn.Config(make_app(receiver, max_concurrent_requests), host=host, port=port, lifespan="off",
+        config = uvicorn.Config(OtlpApp(receiver, max_concurrent_requests), host=host, port=port, lifespan="off",
                                 log_level="warning", access_log=False, timeout_graceful_shutdown=30,
                                 ssl_certfile=tls_cert, ssl_keyfile=tls_key)
         self.server = uvicorn.Server(config)
