@@ -27,6 +27,11 @@ PREDICTION_ID = "ml.prediction.id"
 PREDICTION_VALUE = "ml.prediction.value"
 PREDICTION_SCORE = "ml.prediction.score"
 PREDICTION_CONFIDENCE = "ml.prediction.confidence"
+PROBABILITY_PREFIX = "ml.prediction.probability."
+"""``ml.prediction.probability.<class>``: a multiclass model's probability of each class (the class
+rendered as ``ml.prediction.value`` renders it); read by label-free performance estimation."""
+MAX_PROBABILITIES = 50
+"""A model with more classes than this records no per-class probabilities (span attribute limits)."""
 FEATURE_PREFIX = "ml.feature."
 """``ml.feature.<name>``: one attribute per input feature."""
 SAMPLING_REASON = "ml.sampling.reason"
@@ -42,6 +47,11 @@ BATCH_SIZE = "ml.batch.size"
 def feature_key(name: str) -> str:
     """The span attribute key of a feature."""
     return FEATURE_PREFIX + name
+
+
+def probability_key(label: str) -> str:
+    """The span attribute key of one class's probability."""
+    return PROBABILITY_PREFIX + label
 
 
 # -- sampling reasons ------------------------------------------------------------
