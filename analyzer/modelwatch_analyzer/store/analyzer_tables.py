@@ -130,3 +130,19 @@ def hourly_aggregates(ctx: Context) -> list[str]:
     tail = (f"PARTITION BY toYYYYMM(HourStart)\nORDER BY (ModelName, ModelVersion, BaselineId, HourStart, Kind, Feature)\n"
             f"{ctx.ttl('HourStart', ctx.retention.predictions_days)}")
     return create_table(ctx, "ml_hourly_aggregates", columns, ctx.engine("ReplacingMergeTree", "ComputedAt"), tail)
+
+
+def estimators(ctx: Context) -> list[str]:
+    """Label-free performance estimators (see analysis/estimation.py): one per baseline that had labels, its
+    calibration, loss models and reference thresholds as JSON; ``Probabilities`` of multiclass predictions."""
+    columns = """    ModelName LowCardinality(String),
+    ModelVersion LowCardinality(String),
+    BaselineId String,
+    CreatedAt DateTime64(3),
+    Task LowCardinality(String),
+    Spec String CODEC(ZSTD(3))"""
+    tables = physical_and_distributed(ctx, "ml_predictions")
+    return [f"ALTER TABLE {table}{ctx.on_cluster} ADD COLUMN IF NOT EXISTS Probabilities "
+            "Map(LowCardinality(String), Float64) CODEC(ZSTD(1))" for table in tables] + create_table(
+        ctx, "ml_estimators", columns, ctx.engine("ReplacingMergeTree", "CreatedAt"),
+        "ORDER BY (ModelName, ModelVersion, BaselineId)")

@@ -148,6 +148,14 @@ class Store:
             except Exception as exc:
                 raise _wrap(exc, self.url, sql) from exc
 
+    def columns(self, sql: str, parameters: dict[str, Any] | None = None) -> list[Sequence[Any]]:
+        """The columns of a SELECT's result (one sequence per selected expression): for reading many rows."""
+        with self._lock:
+            try:
+                return list(self._client.query(sql, parameters=parameters or None).result_columns)
+            except Exception as exc:
+                raise _wrap(exc, self.url, sql) from exc
+
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
         """Insert rows (native protocol, no SQL text built from values)."""
         if not rows:

@@ -67,6 +67,7 @@ SHARD_KEYS = {
 # tables created after migration 6 (which re-creates the Distributed tables of SHARD_KEYS): sharded from the start
 LATER_SHARD_KEYS = {
     "ml_hourly_aggregates": "cityHash64(ModelName)",  # a model's hours on the shard that analyses it
+    "ml_estimators": "cityHash64(ModelName)",
 }
 
 

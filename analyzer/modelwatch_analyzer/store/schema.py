@@ -23,6 +23,8 @@ Tables (their roles: docs/contract.md):
   (model, prediction id) (ReplacingMergeTree).
 * ``ml_baselines``, ``ml_results``, ``ml_alerts``: written by the analyzer;
   Replacing engines keyed so that re-running a window replaces its results.
+* ``ml_estimators`` (migration 13): label-free performance estimators, one per baseline built with labels;
+  ``ml_predictions.Probabilities`` (same migration): a multiclass prediction's ``ml.prediction.probability.*``.
 * ``ml_hourly_aggregates`` (migration 8): the aggregates of analysed whole
   hours per baseline, read back by later analyses (see ``hourly.py``).
 
@@ -115,6 +117,12 @@ def _alert_superseded(ctx: Context) -> list[str]:
     return stmts + [f"ALTER TABLE {ctx.name('ml_alerts')}{ctx.on_cluster} MATERIALIZE COLUMN RecordedAt"]
 
 
+def _estimators(ctx: Context) -> list[str]:
+    """``ml_predictions`` gains ``Probabilities`` and its view fills it; ``ml_estimators`` holds the estimators."""
+    return analyzer_tables.estimators(ctx) + [
+        f"ALTER TABLE {ctx.database}.{ident('ml_predictions_mv')}{ctx.on_cluster} MODIFY QUERY\n{typed_tables.predictions_select(ctx)}"]
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -135,6 +143,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "hourly aggregates record their sample rate", _hourly_sample_rate),
     Migration(11, "alerts record which alert a concurrent duplicate gave way to", _alert_superseded),
     Migration(12, "typed predictions: sampling weights bounded to [1, 1e6], out-of-range ones flagged", _bounded_weights),
+    Migration(13, "performance estimators; typed predictions keep multiclass probabilities", _estimators),
 )
 
 

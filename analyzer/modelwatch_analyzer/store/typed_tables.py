@@ -74,7 +74,8 @@ def predictions(ctx: Context) -> list[str]:
     Confidence Nullable(Float64) CODEC(ZSTD(1)),
     Numeric Map(LowCardinality(String), Float64) CODEC(ZSTD(1)),
     Categorical Map(LowCardinality(String), String) CODEC(ZSTD(1)),
-    DurationNs UInt64 CODEC(ZSTD(1))"""
+    DurationNs UInt64 CODEC(ZSTD(1)),
+    Probabilities Map(LowCardinality(String), Float64) CODEC(ZSTD(1))"""
     tail = (f"PARTITION BY toDate(Timestamp)\nORDER BY (ModelName, ModelVersion, Timestamp)\n"
             f"{ctx.ttl('Timestamp', ctx.retention.predictions_days)}\nSETTINGS ttl_only_drop_parts = 1")
     return create_table(ctx, "ml_predictions", columns, ctx.engine(), tail) + [
@@ -91,11 +92,17 @@ def predictions_select(ctx: Context) -> str:
                "arrayMap(n -> assumeNotNull(n), arrayFilter(n -> isNotNull(n), _fn)))")
     categorical = ("mapFromArrays(arrayMap(k -> substring(k, 12), arrayFilter((k, n) -> isNull(n), _fk, _fn)), "
                    "arrayFilter((v, n) -> isNull(n), _fv, _fn))")
+    # a class's probability: finite numbers in [0, 1] only (anything else is left out of the map)
+    probabilities = (f"mapFromArrays(arrayMap(k -> substring(k, {len(c.PROBABILITY_PREFIX) + 1}), "
+                     "arrayFilter((k, n) -> ifNull(n >= 0 AND n <= 1, false), mapKeys(_p), _pn)), "
+                     "arrayMap(n -> assumeNotNull(n), arrayFilter(n -> ifNull(n >= 0 AND n <= 1, false), _pn)))")
     return f"""WITH
     mapFilter((k, v) -> startsWith(k, '{c.FEATURE_PREFIX}'), {attr}) AS _f,
     mapKeys(_f) AS _fk,
     mapValues(_f) AS _fv,
-    arrayMap(v -> {_num('v')}, _fv) AS _fn
+    arrayMap(v -> {_num('v')}, _fv) AS _fn,
+    mapFilter((k, v) -> startsWith(k, '{c.PROBABILITY_PREFIX}'), {attr}) AS _p,
+    arrayMap(v -> toFloat64OrNull(v), mapValues(_p)) AS _pn
 SELECT
     Timestamp,
     {attr}['{c.MODEL_NAME}'] AS ModelName,
@@ -115,7 +122,8 @@ SELECT
     {_num(f"{attr}['{c.PREDICTION_CONFIDENCE}']")} AS Confidence,
     {numeric} AS Numeric,
     {categorical} AS Categorical,
-    Duration AS DurationNs
+    Duration AS DurationNs,
+    {probabilities} AS Probabilities
 FROM {ctx.name('otel_traces')}
 WHERE SpanName = '{PREDICTION_SPAN}'"""
 
