@@ -66,7 +66,7 @@ def record_batch(
 
     kept_idx = np.flatnonzero(codes != NOT_SAMPLED).tolist()
     if kept_idx:
-        _emit_rows(np, mon, batch, out, kept_idx, hi, lo, codes, weights, low, high, ids, start_ns, duration_ns)
+        _emit_rows(np, mon, batch, result, out, kept_idx, hi, lo, codes, weights, low, high, ids, start_ns, duration_ns)
     return BatchPredictions(mon.model, mon.version, hi, lo, codes, weights, ids)
 
 
@@ -222,7 +222,7 @@ def _clean(values: list[Any], limit: int) -> bool:
 
 
 def _emit_rows(
-    np: Any, mon: Monitor, batch: Batch, out: Any, kept_idx: list[int], hi: Any, lo: Any, codes: Any,
+    np: Any, mon: Monitor, batch: Batch, result: Any, out: Any, kept_idx: list[int], hi: Any, lo: Any, codes: Any,
     weights: Any, low: Any, high: Any, ids: list[str] | None, start_ns: int, duration_ns: int,
 ) -> None:
     """The kept rows' spans, built column-wise: the columns that need no coercion are zipped as they are."""
@@ -246,6 +246,7 @@ def _emit_rows(
     pred = out.prediction[k].tolist() if out.prediction is not None else None
     score = out.score[k].tolist() if out.score is not None else None
     conf = out.confidence[k].tolist() if out.confidence is not None else None
+    probs = _kept_probabilities(np, mon, result, out, kept_idx, batch.n)
     his, los = hi[k].tolist(), lo[k].tolist()
     rs, ws, lows, highs = codes[k].tolist(), weights[k].tolist(), low[k].tolist(), high[k].tolist()
     for j, i in enumerate(kept_idx):
@@ -259,8 +260,19 @@ def _emit_rows(
             attrs[PREDICTION_SCORE] = score[j]
         if conf is not None and conf[j] == conf[j]:
             attrs[PREDICTION_CONFIDENCE] = conf[j]
+        if probs is not None and probs[j]:
+            attrs.update(probs[j])
         if clean_rows is not None:
             attrs.update(zip(clean_keys, clean_rows[j]))
         for key, values in other:
             rec.set_attr(attrs, key, values[j])
         mon.emit(trace_id, attrs, start_ns, duration_ns, None)
+
+
+def _kept_probabilities(np: Any, mon: Monitor, result: Any, out: Any, kept_idx: list[int], n: int) -> list[Any] | None:
+    """Each kept row's ``(ml.prediction.probability.<class>, p)`` pairs (the ``probabilities=`` hook's, else the result's)."""
+    fn = mon.outputs.probabilities_fn
+    if fn is not None:
+        raw = mon.hook("probabilities", fn, result)
+        return mon.probabilities.rows(np, raw, kept_idx, n, "hook") if raw is not None else None
+    return mon.probabilities.rows(np, out.probabilities, kept_idx, n, "result")

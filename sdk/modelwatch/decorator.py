@@ -58,6 +58,7 @@ def monitor(
     score: Callable[[Any], Any] | None = None,
     confidence: Callable[[Any], Any] | None = None,
     risk: Callable[[Any], Any] | None = None,
+    probabilities: Callable[[Any], Any] | None = None,
     edge_case: Callable[..., Any] | None = None,
     prediction_id: Callable[..., Any] | None = None,
     sampling_rate: float | None = None,
@@ -88,6 +89,10 @@ def monitor(
         feature_names: column names for numpy arrays and lists.
         prediction, score, confidence, risk: ``callable(result)`` overriding the
             defaults of :mod:`modelwatch.outputs` (for a batch, returning N values).
+        probabilities: ``callable(result)`` returning a multiclass model's
+            per-class probabilities, ``ml.prediction.probability.<class>``: a
+            mapping class -> probability or a list in class order (for a batch,
+            an (N, C) array or N of those); called for kept predictions only.
         edge_case: ``callable(features_input, result)`` returning True (or N
             booleans for a batch) for rows the application wants always kept.
             Inside the call, :func:`modelwatch.mark_edge_case` does the same.
@@ -101,7 +106,7 @@ def monitor(
     policy = SamplingPolicy.resolve(sampling_rate, low_confidence_threshold, high_risk_threshold)
     options = RecordingOptions.resolve(drop_features, hash_features, max_string_length, max_categories, feature_metrics)
     _check(model, version, prediction=prediction, score=score, confidence=confidence, risk=risk,
-           edge_case=edge_case, prediction_id=prediction_id)
+           probabilities=probabilities, edge_case=edge_case, prediction_id=prediction_id)
 
     def decorate(fn: F) -> F:
         if not callable(fn):
@@ -113,7 +118,7 @@ def monitor(
         mon = Monitor(
             name, version, policy, options,
             InputReader(fn, features, feature_names),
-            OutputReader(fn, prediction, score, confidence, risk),
+            OutputReader(fn, prediction, score, confidence, risk, probabilities),
             edge_case, prediction_id,
         )
         wrapper = _async_wrapper(fn, mon) if inspect.iscoroutinefunction(fn) else _sync_wrapper(fn, mon)

@@ -4,8 +4,8 @@ A :class:`Monitor` is built once per decorated function, and holds what both
 :mod:`modelwatch.record` (one row) and :mod:`modelwatch.batch` (N rows) use:
 the model version and its shared :class:`~modelwatch.metrics.ModelMetrics`,
 the readers of inputs and outputs, the tail sampler, the feature recorder
-with this decorator's options, the user hooks, and the making of a kept
-prediction's span.
+with this decorator's options, the recorder of per-class probabilities, the
+user hooks, and the making of a kept prediction's span.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from .features import FeatureRecorder
 from .inputs import InputReader
 from .metrics import ModelMetrics, registry, span_drops
 from .outputs import OutputReader
+from .probabilities import ProbabilityRecorder
 from .sampling import TailSampler
 
 
@@ -59,6 +60,7 @@ class Monitor:
         self.prediction_id_fn = prediction_id
         self.sampling = TailSampler(policy)
         self.features = FeatureRecorder(model, options)
+        self.probabilities = ProbabilityRecorder(model, outputs.owner, outputs._class_name, self.features.max_len)
         self.metrics: ModelMetrics = registry.get(model, version, options.max_categories, options.feature_metrics)
         self.metrics.fold_rows = rows.fold  # every queued row carries its own recorder: any monitor may fold
         # ml.model.version is optional in the contract: an unversioned model's spans do not carry an empty one

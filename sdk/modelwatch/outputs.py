@@ -1,14 +1,16 @@
-"""Reading prediction, score, confidence and risk out of an inference result.
+"""Reading prediction, score, confidence, risk and class probabilities out of an inference result.
 
 Defaults, for one row:
 
 * a mapping: ``prediction`` (or ``label``, ``class``, ``value``, ``output``),
-  ``score`` (or ``probability``, ``proba``), ``confidence``, ``risk``;
+  ``score`` (or ``probability``, ``proba``), ``confidence``, ``risk``,
+  ``probabilities`` (a mapping class -> probability, or a list in class order);
 * a vector of class probabilities (``predict_proba`` of one row: two or more
   numbers in [0, 1] summing to 1): the prediction is the most probable class
   (named by the estimator's ``classes_`` when the decorated callable is a
   bound method of one), the score is P(class 1) for two classes, the top
-  probability otherwise;
+  probability otherwise; with three classes or more, the vector also is the
+  per-class probabilities;
 * a pair ``(prediction, score)`` with the score a number in [0, 1];
 * anything else: the prediction itself, with no score.
 
@@ -27,7 +29,10 @@ dicts with the keys above, or a pair ``(predictions, scores)``.
 
 Every default can be replaced by a callable of the result
 (``prediction=``, ``score=``, ``confidence=``, ``risk=``); for batch calls it
-returns N values.
+returns N values. ``probabilities=`` replaces the per-class probabilities (one
+row's mapping or list; for a batch an (N, C) array or N of them); it is called,
+and they are checked and rendered, only for kept predictions: see
+:mod:`modelwatch.probabilities`.
 """
 
 from __future__ import annotations
@@ -46,13 +51,14 @@ _SCORE_KEYS = ("score", "probability", "proba")
 class Output:
     """What was read from one result."""
 
-    __slots__ = ("prediction", "score", "confidence", "risk")
+    __slots__ = ("prediction", "score", "confidence", "risk", "probabilities")
 
     def __init__(self) -> None:
         self.prediction: Any = None
         self.score: float | None = None
         self.confidence: float | None = None
         self.risk: float | None = None
+        self.probabilities: Any = None  # as the result gives them: read by modelwatch.probabilities if kept
 
 
 @dataclass
@@ -63,6 +69,8 @@ class BatchOutput:
     score: Any = None
     confidence: Any = None
     risk: Any = None
+    probabilities: Any = None
+    """An (N, C) array, or N rows' probabilities as the result gives them (read only for kept rows)."""
 
 
 def _first_key(d: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
@@ -95,6 +103,7 @@ class OutputReader:
         score: Callable[[Any], Any] | None = None,
         confidence: Callable[[Any], Any] | None = None,
         risk: Callable[[Any], Any] | None = None,
+        probabilities: Callable[[Any], Any] | None = None,
     ) -> None:
         self.owner = getattr(fn, "__self__", None)
         self._keys = (_PREDICTION_KEYS[0], _SCORE_KEYS[0])
@@ -102,6 +111,7 @@ class OutputReader:
         self.score_fn = score
         self.confidence_fn = confidence
         self.risk_fn = risk
+        self.probabilities_fn = probabilities  # called by the recording, for kept predictions only
 
     def _class_name(self, index: int) -> Any:
         classes = getattr(self.owner, "classes_", None)
@@ -123,6 +133,7 @@ class OutputReader:
                               next((k for k in _SCORE_KEYS if k in result), skey))
             out.confidence = number_or_none(result.get("confidence"))
             out.risk = number_or_none(result.get("risk"))
+            out.probabilities = result.get("probabilities")
         else:
             probs = _probabilities(result)
             if probs is None and is_ndarray(result) and result.ndim == 2 and result.shape[0] == 1:
@@ -133,6 +144,8 @@ class OutputReader:
                 out.score = probs[1] if len(probs) == 2 else probs[top]
                 chance = 1.0 / len(probs)
                 out.confidence = (probs[top] - chance) / (1.0 - chance)
+                if len(probs) > 2:
+                    out.probabilities = probs
             elif isinstance(result, tuple) and len(result) == 2 and number_or_none(result[1]) is not None:
                 out.prediction = result[0]
                 out.score = number_or_none(result[1])
@@ -172,6 +185,7 @@ class OutputReader:
             out.score = _numeric(np, n, _first_key(cols, _SCORE_KEYS))
             out.confidence = _numeric(np, n, cols.get("confidence"))
             out.risk = _numeric(np, n, cols.get("risk"))
+            out.probabilities = cols.get("probabilities")
         elif isinstance(result, tuple) and len(result) == 2:
             out.prediction = _column(np, n, result[0])
             out.score = _numeric(np, n, result[1])
@@ -185,6 +199,8 @@ class OutputReader:
                 chance = 1.0 / arr.shape[1]
                 out.confidence = (top_p - chance) / (1.0 - chance)
                 out.score = arr[:, 1] if arr.shape[1] == 2 else top_p
+                if arr.shape[1] > 2:
+                    out.probabilities = arr
             else:
                 out.prediction = _column(np, n, arr)
         if self.prediction_fn is not None:

@@ -8,7 +8,8 @@ recorded here, in the order that keeps a dropped prediction cheap:
    ``probabilistic`` policy hash) against the rate;
 3. the feature row is queued as a tuple (see :mod:`modelwatch.rows`) and
    folded into the metrics a block at a time;
-4. only a kept prediction gets span attributes and becomes an OTel span,
+4. only a kept prediction gets span attributes (the contract's, the outputs,
+   the per-class probabilities, then the features) and becomes an OTel span,
    with the trace id that was hashed and start/end times taken around the call.
 
 Nothing here raises into the caller: :mod:`modelwatch.decorator` calls
@@ -99,6 +100,8 @@ def _record_row(
         if len(queue) >= fold_at:
             m.flush()
     if attrs is not None:
+        if out is not None:
+            _record_probabilities(mon, out, result, attrs)
         if schema is not None and schema.attrs_ok(values, recorder.max_len):
             attrs.update(zip(schema.attr_keys, values))
         else:
@@ -134,3 +137,13 @@ def _record_output(mon: Monitor, out: Output, attrs: dict[str, Any] | None) -> N
         m.confidence.pending.append(out.confidence)
         if attrs is not None:
             attrs[PREDICTION_CONFIDENCE] = out.confidence
+
+
+def _record_probabilities(mon: Monitor, out: Output, result: Any, attrs: dict[str, Any]) -> None:
+    """A kept multiclass prediction's ``ml.prediction.probability.<class>``, after the outputs, before the features."""
+    fn = mon.outputs.probabilities_fn
+    raw = mon.hook("probabilities", fn, result) if fn is not None else out.probabilities
+    if raw is not None:
+        pairs = mon.probabilities.row(raw)
+        if pairs:
+            attrs.update(pairs)

@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import json
 import math
+from decimal import Decimal
 from typing import Any, Callable
 
 NUMBER, CATEGORY, BOOL, MISSING, NONFINITE, SEQUENCE, INVALID = range(7)
@@ -159,6 +160,51 @@ def number_or_none(value: Any) -> float | None:
         return float(plain)
     if kind == BOOL:
         return float(plain)
+    return None
+
+
+def format_double(value: float) -> str:
+    """A finite float as the collector's clickhouse exporter stores it (pdata ``AsString``: Go's JSON form).
+
+    Shortest round-trip digits, without the ``.0`` of an integral value (``2.0`` is ``2``), in
+    fixed notation unless ``|x| < 1e-6`` or ``|x| >= 1e21`` (``1e-7``, ``1e+21``). The analyzer's
+    ``store.attribute_text`` renders finite doubles with this function (its tests hold it to Go's output).
+    """
+    magnitude = abs(value)
+    if 1e-4 <= magnitude < 1e16:
+        text = repr(value)  # the shortest round-trip form, in fixed notation in this range
+        return text[:-2] if text.endswith(".0") else text
+    if value == 0.0:
+        return "-0" if math.copysign(1.0, value) < 0 else "0"
+    sign, digits, exponent = Decimal(repr(value)).as_tuple()
+    text = "".join(map(str, digits)).rstrip("0") or "0"
+    point = len(digits) + int(exponent)  # value = 0.<text> * 10**point
+    prefix = "-" if sign else ""
+    if magnitude < 1e-6 or magnitude >= 1e21:
+        exp = point - 1
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        return f"{prefix}{mantissa}e{f'-{-exp}' if exp < 0 else f'+{exp:02d}'}"
+    if point <= 0:
+        return f"{prefix}0.{'0' * -point}{text}"
+    if point >= len(text):
+        return f"{prefix}{text}{'0' * (point - len(text))}"
+    return f"{prefix}{text[:point]}.{text[point:]}"
+
+
+def attribute_text(value: Any, max_len: int) -> str | None:
+    """The text the exporter stores for `value` once recorded as an attribute, or None if it records none.
+
+    `value` is coerced as a prediction is (:func:`coerce`): strings as is (cut to `max_len`,
+    as ``ml.prediction.value`` is), bools ``true`` / ``false``, ints in decimal, floats by
+    :func:`format_double` (a class ``2.0`` is ``2``); missing, non-finite and other values have none.
+    """
+    kind, plain = coerce(value)
+    if kind == CATEGORY:
+        return plain[:max_len]
+    if kind == BOOL:
+        return "true" if plain else "false"
+    if kind == NUMBER:
+        return str(plain) if type(plain) is int else format_double(plain)
     return None
 
 

@@ -22,15 +22,17 @@ empty      empty string
 =========  ==============================================================
 
 This module works on OTLP protobuf ``AnyValue`` messages and on plain Python
-values; it has no dependency beyond the standard library.
+values; finite doubles are rendered by the SDK's :func:`modelwatch.values.format_double`
+(the SDK keys per-class probabilities by the same text).
 """
 
 from __future__ import annotations
 
 import base64
 import math
-from decimal import Decimal
 from typing import Any
+
+from modelwatch.values import format_double as _es6  # finite doubles: the SDK renders class names the same way
 
 
 class _Unsupported(ValueError):
@@ -44,33 +46,6 @@ def format_double(value: float) -> str:
     if math.isinf(value):
         return "json: unsupported value: " + ("+Inf" if value > 0 else "-Inf")
     return _es6(value)
-
-
-def _es6(value: float) -> str:
-    magnitude = abs(value)
-    if 1e-4 <= magnitude < 1e16:
-        # Python's repr is the shortest round-trip form, in fixed notation in this range; Go writes
-        # the same digits, without the trailing ".0" of integral values
-        text = repr(value)
-        return text[:-2] if text.endswith(".0") else text
-    if value == 0.0:
-        return "-0" if math.copysign(1.0, value) < 0 else "0"
-    sign, digits, exponent = Decimal(repr(value)).as_tuple()  # repr: shortest round-trip digits
-    text = "".join(map(str, digits)).rstrip("0") or "0"
-    # value = 0.<text> * 10**point
-    point = len(digits) + int(exponent)
-    prefix = "-" if sign else ""
-    if magnitude < 1e-6 or magnitude >= 1e21:
-        exp = point - 1
-        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
-        # Go writes at least two exponent digits (e-07, e+21); pdata strips the padding of e-0X
-        suffix = f"-{-exp}" if exp < 0 else f"+{exp:02d}"
-        return f"{prefix}{mantissa}e{suffix}"
-    if point <= 0:
-        return f"{prefix}0.{'0' * -point}{text}"
-    if point >= len(text):
-        return f"{prefix}{text}{'0' * (point - len(text))}"
-    return f"{prefix}{text[:point]}.{text[point:]}"
 
 
 _JSON_ESCAPES = {
