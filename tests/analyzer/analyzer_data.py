@@ -23,12 +23,14 @@ COLUMNS = ("Timestamp", "ModelName", "ModelVersion", "PredictionId", "TraceId", 
 def insert(store: Store, model: str, start: datetime, numeric: Mapping[str, np.ndarray] | None = None,
            categorical: Mapping[str, Sequence[str]] | None = None, weights: np.ndarray | None = None,
            score: np.ndarray | None = None, prediction: Sequence[str] | None = None, version: str = "1",
-           seconds: float = 3600.0, id_prefix: str = "p") -> list[str]:
+           seconds: float = 3600.0, id_prefix: str = "p",
+           probabilities: Mapping[str, np.ndarray] | None = None) -> list[str]:
     """Insert n predictions spread evenly over `seconds` from `start`; NaN in a numeric array = feature absent.
-    Returns the prediction ids."""
+    `probabilities`: class -> P(class) per row (``ml_predictions.Probabilities``). Returns the prediction ids."""
     numeric = dict(numeric or {})
     categorical = dict(categorical or {})
-    n = len(next(iter(numeric.values()))) if numeric else len(next(iter(categorical.values())))
+    n = len(next(iter(numeric.values()))) if numeric else len(next(iter(categorical.values()))) if categorical \
+        else len(prediction or [])
     weights = np.ones(n) if weights is None else weights
     ids = [f"{id_prefix}{i}" for i in range(n)]
     rows = []
@@ -40,9 +42,10 @@ def insert(store: Store, model: str, start: datetime, numeric: Mapping[str, np.n
             pred_num = float(pred) if pred != "" else None
         except ValueError:
             pred_num = None
-        rows.append((start + timedelta(seconds=seconds * i / n), model, version, ids[i], f"{i:032x}", f"{i:016x}", "svc",
-                     float(weights[i]), "random", pred, pred_num, None if score is None else float(score[i]), num, cat))
-    store.insert("ml_predictions", rows, COLUMNS)
+        row = (start + timedelta(seconds=seconds * i / n), model, version, ids[i], f"{i:032x}", f"{i:016x}", "svc",
+               float(weights[i]), "random", pred, pred_num, None if score is None else float(score[i]), num, cat)
+        rows.append(row + ({k: float(v[i]) for k, v in probabilities.items()},) if probabilities is not None else row)
+    store.insert("ml_predictions", rows, COLUMNS + (("Probabilities",) if probabilities is not None else ()))
     return ids
 
 

@@ -5,7 +5,8 @@ over the model's rows in the window, whatever the number of features),
 finishes every method of :mod:`.methods` with :mod:`.stats`, corrects the
 tests' p-values across the model's features (Benjamini-Hochberg), grades
 severities, and returns :class:`~.results.Result` rows. :func:`run` also
-adds performance against labels (:mod:`.performance`) and pipeline
+adds performance against labels (:mod:`.performance`), performance estimated
+without them (:mod:`.estimation`, when the baseline has an estimator), and pipeline
 completeness (:mod:`.completeness`: kept predictions the store lacks) and
 stores the rows (a re-run of the same window replaces them).
 """
@@ -24,6 +25,8 @@ from modelwatch import contract as c
 from modelwatch_analyzer.analysis import baseline as baselines
 from modelwatch_analyzer.analysis import (
     completeness,
+    estimation,
+    estimator,
     hourly,
     performance,
     results,
@@ -65,6 +68,7 @@ class Settings:
     drift: DriftSettings = field(default_factory=DriftSettings)
     quality: DataQualitySettings = field(default_factory=DataQualitySettings)
     performance: performance.PerformanceSettings = field(default_factory=performance.PerformanceSettings)
+    estimation: estimator.EstimationSettings = field(default_factory=estimator.EstimationSettings)
     reuse_hours: bool = True  # read (and keep) the hourly aggregates of whole hours: see hourly.py
     numeric_sample_rows: int = 0  # more rows to scan than this: numeric features from a uniform sample of ~this many
 
@@ -123,6 +127,7 @@ def run(store: Store, window: Window, settings: Settings | None = None, baseline
         baseline = baselines.load(store, window.model, window.version)
     rows = analyze(store, window, settings, baseline)
     rows += _stamp(performance.evaluate(store, window, settings.performance), window, baseline)
+    rows += _stamp(estimated(store, window, settings, baseline), window, baseline)
     rows += _stamp(completeness.results(store, window, settings.quality.pipeline_gap), window, baseline)
     run_id, run_at = uuid.uuid4().hex[:16], datetime.now(timezone.utc)
     for r in rows:
@@ -130,6 +135,16 @@ def run(store: Store, window: Window, settings: Settings | None = None, baseline
     if save:
         results.save(store, rows)
     return rows
+
+
+def estimated(store: Store, window: Window, settings: Settings, baseline: Baseline) -> list[Result]:
+    """Label-free performance estimates (:mod:`.estimation`) when the baseline has an estimator."""
+    if not settings.estimation.enabled:
+        return []
+    est = estimator.load(store, baseline.model, baseline.id)
+    if est is None:
+        return []
+    return estimation.evaluate(store, window, est, settings.estimation, min_labels=settings.performance.min_labels)
 
 
 # -- numeric ---------------------------------------------------------------------------

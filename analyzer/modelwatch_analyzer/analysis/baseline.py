@@ -180,8 +180,8 @@ def from_frame(df: Any, model: str, version: str, *, categorical: Iterable[str] 
     return Baseline(model, version, features, float(w.sum()), source)
 
 
-def from_file(path: str | Path, model: str, version: str, **kwargs: Any) -> Baseline:
-    """A baseline from a parquet or CSV training file (see :func:`from_frame` for the options)."""
+def read_frame(path: str | Path) -> Any:
+    """A parquet or CSV training file as a pandas DataFrame (a clear error when it cannot be read)."""
     import pandas as pd
 
     p = Path(path)
@@ -189,16 +189,19 @@ def from_file(path: str | Path, model: str, version: str, **kwargs: Any) -> Base
         raise BaselineError(f"training file {str(p)!r} not found")
     try:
         if p.suffix.lower() in (".parquet", ".pq"):
-            df = pd.read_parquet(p)
-        elif p.suffix.lower() in (".csv", ".gz", ".txt"):
-            df = _read_csv(p)
-        else:
-            raise BaselineError(f"{p.name}: use a .parquet or .csv file")
+            return pd.read_parquet(p)
+        if p.suffix.lower() in (".csv", ".gz", ".txt"):
+            return _read_csv(p)
     except BaselineError:
         raise
     except Exception as exc:
         raise BaselineError(f"cannot read {p}: {exc}") from exc
-    return from_frame(df, model, version, source=f"file:{p.name}", **kwargs)
+    raise BaselineError(f"{p.name}: use a .parquet or .csv file")
+
+
+def from_file(path: str | Path, model: str, version: str, **kwargs: Any) -> Baseline:
+    """A baseline from a parquet or CSV training file (see :func:`from_frame` for the options)."""
+    return from_frame(read_frame(path), model, version, source=f"file:{Path(path).name}", **kwargs)
 
 
 def _read_csv(path: Path) -> Any:

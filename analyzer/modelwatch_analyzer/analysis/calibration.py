@@ -6,10 +6,11 @@ a prediction is right, which holds only for calibrated scores. A
 observed frequency of that class at that score on the reference, by
 weighted isotonic regression (scikit-learn's ``IsotonicRegression``, a
 monotone step fit). It is applied only when it helps: a 5-fold
-cross-fitted isotonic map must lower the reference's expected calibration
-error (ECE, 10 equal-width bins) compared with the raw scores; otherwise the
-scores are used as they are (an isotonic fit to an already calibrated model
-would only add its own noise). The fitted map is stored as its knots
+cross-fitted isotonic map must lower the reference's Brier score (a proper
+scoring rule: the raw scores of a calibrated model are optimal under it, so
+an isotonic fit that only adds its own noise loses) compared with the raw
+scores; otherwise the scores are used as they are. The expected calibration
+error (ECE, 10 equal-width bins) before and after is kept for the record. The fitted map is stored as its knots
 (``np.interp`` between them, clipped at both ends), as
 ``IsotonicRegression.predict`` evaluates it.
 """
@@ -71,6 +72,10 @@ def ece(p: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
     return float(np.abs(wp - wy).sum() / total)
 
 
+def _brier(p: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    return float(np.sum(w * (p - y) ** 2) / np.sum(w))
+
+
 def _isotonic(p: np.ndarray, y: np.ndarray, w: np.ndarray) -> Any:
     from sklearn.isotonic import IsotonicRegression
 
@@ -97,7 +102,7 @@ def fit(scores: np.ndarray, outcome: np.ndarray, weights: np.ndarray | None = No
         test = folds == k
         crossed[test] = _isotonic(p[~test], y[~test], w[~test]).predict(p[test])
     cross = ece(crossed, y, w)
-    if not cross < raw:
+    if not _brier(crossed, y, w) < _brier(p, y, w):
         return Calibration(ece_raw=raw, ece_calibrated=raw)
     model = _isotonic(p, y, w)
     return Calibration(tuple(map(float, model.X_thresholds_)), tuple(map(float, model.y_thresholds_)), raw, cross)

@@ -33,6 +33,7 @@ import numpy as np
 from modelwatch_analyzer.analysis import calibration, cbpe, loss_model
 from modelwatch_analyzer.analysis.calibration import Calibration
 from modelwatch_analyzer.analysis.loss_model import LossModel
+from modelwatch_analyzer.analysis.performance import POSITIVE_PAIRS
 from modelwatch_analyzer.analysis.window import utc
 from modelwatch_analyzer.errors import BaselineError
 from modelwatch_analyzer.store.client import Store
@@ -42,7 +43,6 @@ LOSSES = ("mae", "mse", "rmse")
 """Metrics where lower is better; every other is better higher."""
 MAX_CLASSES = 50
 REGRESSION_MIN_VALUES = 20
-_POSITIVE = ({"0", "1"}, "1"), ({"false", "true"}, "true"), ({"no", "yes"}, "yes")
 
 
 @dataclass
@@ -126,12 +126,12 @@ def infer_task(data: Labelled, task: str = "auto", positive_label: str | None = 
     if len(classes) > 2:
         raise BaselineError(f"{len(classes)} classes but one score per prediction: a multiclass model must record one "
                             "probability per class (ml.prediction.probability.<class>, see docs/contract.md)")
-    positive = positive_label or next((pos for pair, pos in _POSITIVE if set(classes) <= pair), None)
+    positive = positive_label or next((pos for pair, pos in POSITIVE_PAIRS if set(classes) <= pair), None)
     if positive is None:
         raise BaselineError(f"which class is the positive one (the class ml.prediction.score is the probability of)? "
                             f"classes {classes}: set positive_label")
     negative = next((c for c in classes if c != positive), next(
-        (other for pair, pos in _POSITIVE if pos == positive for other in sorted(pair - {pos})), "not " + positive))
+        (other for pair, pos in POSITIVE_PAIRS if pos == positive for other in sorted(pair - {pos})), "not " + positive))
     return BINARY, [negative, positive]
 
 
@@ -151,7 +151,9 @@ def fit(data: Labelled, model: str, version: str, baseline_id: str, settings: Es
         est.calibrations = [calibration.fit(probs[:, k], data.label.astype(str) == c, data.weight)
                             for k, c in enumerate(classes)]
     else:
-        est.loss = loss_model.fit(data.columns, data.numeric, data.prediction_number, data.label_number, data.weight)
+        columns = {**data.columns, loss_model.PREDICTION: data.prediction_number}
+        numeric = {**data.numeric, loss_model.PREDICTION: True}
+        est.loss = loss_model.fit(columns, numeric, data.prediction_number, data.label_number, data.weight)
     est.reference = _reference_band(data, est, settings)
     return est
 
@@ -207,6 +209,25 @@ def _take(data: Labelled, idx: np.ndarray) -> Labelled:
                     data.label_number[idx], None if data.score is None else data.score[idx],
                     {k: v[idx] for k, v in data.probabilities.items()}, {k: v[idx] for k, v in data.columns.items()},
                     data.numeric)
+
+
+def describe(est: Estimator) -> str:
+    """One line on a fitted estimator: what it estimates, its calibration, the reference band of its headline metric."""
+    if est.task == BINARY:
+        cal = est.calibrations[0]
+        what = (f"binary (positive class {est.classes[1]!r}), scores "
+                + (f"recalibrated (ECE {cal.ece_raw:.3f} -> {cal.ece_calibrated:.3f})" if not cal.identity
+                   else f"calibrated as they are (ECE {cal.ece_raw:.3f})"))
+    elif est.task == MULTICLASS:
+        fixed = sum(not c.identity for c in est.calibrations)
+        what = f"multiclass ({len(est.classes)} classes, {fixed} recalibrated)"
+    else:
+        what = "regression (loss model of the absolute and squared error)"
+    metric = "mae" if est.task == REGRESSION else "accuracy"
+    band = est.reference.get(metric, {})
+    ref = (f"; reference {metric} {band['mean']:.4g} ± {band['std']:.2g} over {band['chunks']} chunks of "
+           f"{band['chunk_size']}" if band else "")
+    return f"performance estimator: {what}, {est.rows:,} labelled rows{ref}"
 
 
 # -- storage -----------------------------------------------------------------------------------

@@ -36,6 +36,8 @@ LEAVES = 15
 LEARNING_RATE = 0.1
 MAX_FIT_ROWS = 20_000
 HOLDOUT = 0.2
+PREDICTION = "prediction.value"
+"""The input column of the model's own prediction (next to the features)."""
 
 
 @dataclass
@@ -130,6 +132,11 @@ def fit_trees(x: np.ndarray, target: np.ndarray, w: np.ndarray, seed: int = 0) -
                                           early_stopping=False, random_state=seed)
     # equal weights are passed as none: scikit-learn's weighted binning is an order of magnitude slower
     model.fit(x, target, sample_weight=w if w.size and w.max() > w.min() else None)
+    return copy_trees(model)
+
+
+def copy_trees(model: Any) -> Trees:
+    """A fitted ``HistGradientBoostingRegressor``'s trees as :class:`Trees` (see :func:`fit_trees`)."""
     nodes = [p[0].nodes for p in model._predictors]
     leaf = [n["is_leaf"].astype(bool) for n in nodes]
     return Trees(float(np.asarray(model._baseline_prediction).reshape(-1)[0]), 1.0,

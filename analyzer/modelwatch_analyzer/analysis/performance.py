@@ -32,7 +32,8 @@ from modelwatch_analyzer.store.client import Store
 AUC_RESOLUTION = 4  # decimals of the score histogram
 _LOCAL = " SETTINGS distributed_product_mode = 'local'"
 """On a cluster each shard joins its own predictions and labels (they share a shard: see schema.SHARD_KEYS)."""
-_POSITIVE = ({"0", "1"}, "1"), ({"false", "true"}, "true"), ({"no", "yes"}, "yes")
+POSITIVE_PAIRS = ({"0", "1"}, "1"), ({"false", "true"}, "true"), ({"no", "yes"}, "yes")
+"""Label pairs whose positive class goes without saying (``positive_label`` names any other)."""
 
 
 @dataclass
@@ -42,10 +43,15 @@ class PerformanceSettings:
     min_labels: float = 30.0  # effective labelled predictions below which: insufficient data
 
 
+def latest_labels(store: Store) -> str:
+    """The latest label of each of the model's prediction ids (``{model:String}``), with ``HasLabel = 1``."""
+    return (f"SELECT PredictionId, argMax(Label, Timestamp) AS Label, argMax(LabelNumber, Timestamp) AS LabelNumber, "
+            f"1 AS HasLabel FROM {store.table('ml_labels')} WHERE ModelName = {{model:String}} GROUP BY PredictionId")
+
+
 def _joined(store: Store, window: Window) -> tuple[str, dict[str, Any]]:
     where, params = window.where()
-    labels = (f"SELECT PredictionId, argMax(Label, Timestamp) AS Label, argMax(LabelNumber, Timestamp) AS LabelNumber, "
-              f"1 AS HasLabel FROM {store.table('ml_labels')} WHERE ModelName = {{model:String}} GROUP BY PredictionId")
+    labels = latest_labels(store)
     sql = (f"(SELECT Weight, Prediction, PredictionNumber, Score, PredictionId FROM {store.table('ml_predictions')} "
            f"WHERE {where}) AS p LEFT JOIN ({labels}) AS l ON p.PredictionId = l.PredictionId")
     return sql, params
@@ -90,7 +96,8 @@ def _regression(store: Store, joined: str, params: dict[str, Any], n: float) -> 
     w = float(w or 0)
     if w <= 0:
         return []
-    return [_metric("mae", float(abs_err) / w, w), _metric("rmse", float(np.sqrt(float(sq_err) / w)), w)]
+    return [_metric("mae", float(abs_err) / w, w), _metric("mse", float(sq_err) / w, w),
+            _metric("rmse", float(np.sqrt(float(sq_err) / w)), w)]
 
 
 def _classification(store: Store, joined: str, params: dict[str, Any], n: float,
@@ -102,12 +109,13 @@ def _classification(store: Store, joined: str, params: dict[str, Any], n: float,
     total = sum(confusion.values())
     correct = sum(w for (a, b), w in confusion.items() if a == b)
     out = [_metric("accuracy", correct / total, total)]
-    positive = settings.positive_label or next((pos for pair, pos in _POSITIVE if set(labels) <= pair and len(labels) == 2), None)
+    positive = settings.positive_label or next((pos for pair, pos in POSITIVE_PAIRS if set(labels) <= pair and len(labels) == 2), None)
     matrix = {f"{a}->{b}": w for (a, b), w in sorted(confusion.items())}
     if positive is not None:
-        p, r, f = _prf(confusion, positive)
+        p, r, f, sp = _prf(confusion, positive)
         out += [_metric("precision", p, total, positive=positive), _metric("recall", r, total, positive=positive),
-                _metric("f1", f, total, positive=positive, confusion=matrix)]
+                _metric("f1", f, total, positive=positive, confusion=matrix),
+                _metric("specificity", sp, total, positive=positive)]
         auc = _auc(store, joined, dict(params, positive=positive))
         if auc is not None:
             out.append(_metric("roc_auc", auc, total, positive=positive, resolution=10.0 ** -AUC_RESOLUTION))
@@ -115,18 +123,22 @@ def _classification(store: Store, joined: str, params: dict[str, Any], n: float,
         per = [_prf(confusion, c) for c in labels]
         out += [_metric("precision", float(np.mean([x[0] for x in per])), total, average="macro"),
                 _metric("recall", float(np.mean([x[1] for x in per])), total, average="macro"),
-                _metric("f1", float(np.mean([x[2] for x in per])), total, average="macro", confusion=matrix)]
+                _metric("f1", float(np.mean([x[2] for x in per])), total, average="macro", confusion=matrix),
+                _metric("specificity", float(np.mean([x[3] for x in per])), total, average="macro")]
     return out
 
 
-def _prf(confusion: dict[tuple[str, str], float], positive: str) -> tuple[float, float, float]:
+def _prf(confusion: dict[tuple[str, str], float], positive: str) -> tuple[float, float, float, float]:
+    """Precision, recall, F1 and specificity of class `positive` against the rest."""
     tp = confusion.get((positive, positive), 0.0)
     predicted = sum(w for (_, b), w in confusion.items() if b == positive)
     actual = sum(w for (a, _), w in confusion.items() if a == positive)
+    negatives = sum(confusion.values()) - actual
     precision = tp / predicted if predicted else 0.0
     recall = tp / actual if actual else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return precision, recall, f1
+    specificity = (negatives - (predicted - tp)) / negatives if negatives else 0.0
+    return precision, recall, f1, specificity
 
 
 def _auc(store: Store, joined: str, params: dict[str, Any]) -> float | None:

@@ -14,12 +14,13 @@ import signal
 import sys
 import threading
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Sequence
 
-from modelwatch_analyzer.analysis import baseline, completeness, results
+from modelwatch_analyzer.analysis import baseline, completeness, estimation_data, estimator, results
 from modelwatch_analyzer.analysis.results import INSUFFICIENT, Result
 from modelwatch_analyzer.analysis.window import Window, parse_time
-from modelwatch_analyzer.errors import ConfigError
+from modelwatch_analyzer.errors import BaselineError, ConfigError
 from modelwatch_analyzer.service import config as configuration
 from modelwatch_analyzer.service.scheduler import AnalyzerService, analyse_model
 from modelwatch_analyzer.store.client import Store
@@ -61,20 +62,44 @@ def _baseline(args: Any) -> int:
     if bool(args.file) == bool(args.since):
         raise ConfigError("baseline create: give either --file (training data) or --since/--until (stored predictions)")
     categorical = _split(args.categorical)
+    if args.chunk_size < 1:
+        raise ConfigError("--chunk-size: a number of rows, at least 1")
+    if (args.probabilities or args.positive_label) and not (args.label or args.since):
+        raise ConfigError("--probabilities and --positive-label are for the performance estimator: give --label")
+    settings = estimator.EstimationSettings(chunk_size=args.chunk_size)
     if args.file:
-        b = baseline.from_file(args.file, args.model, args.version, categorical=categorical, weight=args.weight,
-                               prediction=args.prediction, score=args.score, exclude=_split(args.exclude))
+        frame = baseline.read_frame(args.file)
+        exclude = _split(args.exclude) + ([args.label] if args.label else [])
+        exclude += [c for c in frame.columns if args.probabilities and str(c).startswith(args.probabilities)]
+        b = baseline.from_frame(frame, args.model, args.version, categorical=categorical, weight=args.weight,
+                                prediction=args.prediction, score=args.score, exclude=exclude, source=f"file:{Path(args.file).name}")
+        labelled = estimation_data.reference_from_frame(
+            frame, label=args.label, prediction=args.prediction, score=args.score, probabilities=args.probabilities,
+            weight=args.weight, exclude=_split(args.exclude), categorical=categorical) if args.label else None
     else:
         window = Window(args.model, parse_time(args.since, now, "--since"), parse_time(args.until, now, "--until"),
                         args.window_version)
         if window.end <= window.start:
             raise ConfigError("--since must be before --until")
         b = baseline.from_window(store, window, args.version, categorical=categorical)
+        labelled = estimation_data.reference_from_window(store, window, b, settings.max_rows)
+    fitted = None
+    if labelled is not None and len(labelled) >= settings.min_effective:
+        fitted = estimator.fit(labelled, b.model, b.version, b.id, settings, args.task, args.positive_label)
+    elif args.label:
+        raise BaselineError(f"{len(labelled) if labelled is not None else 0} labelled rows: too few to fit the "
+                            f"performance estimator (at least {settings.min_effective:g})")
     baseline.save(store, b)
     kinds = [f.kind for f in b.features.values()]
     print(f"baseline {e(b.id)} for {e(b.model)} version {e(b.version)}: {len(kinds)} columns "
           f"({kinds.count('numeric')} numeric, {kinds.count('categorical')} categorical), "
           f"{b.rows:,.0f} reference rows, from {e(b.source)}")
+    if fitted is not None:
+        estimator.save(store, fitted)
+        print(estimator.describe(fitted))
+    elif args.since:
+        print(f"no performance estimator: {len(labelled) if labelled is not None else 0} of the window's predictions "
+              "have labels (record labels, or build from a labelled file with --label)")
     return 0
 
 
@@ -102,7 +127,6 @@ def _analyze(args: Any) -> int:
             raise ConfigError("--numeric-sample-rows: a number of rows, 0 for every row")
         model.settings.numeric_sample_rows = args.numeric_sample_rows
     store = Store(args.url, create=False)
-    from modelwatch_analyzer.errors import BaselineError
     from modelwatch_analyzer.store import schema
 
     if not schema.version(store):

@@ -13,6 +13,7 @@ EXAMPLES = """examples:
   modelwatch schema apply --url http://default:pw@localhost:8123/modelwatch
   modelwatch schema print --cluster prod > schema.sql      # review the cluster DDL
   modelwatch baseline create --model credit --version 3 --file train.parquet --score proba --prediction label
+  modelwatch baseline create --model credit --version 3 --file valid.parquet --score proba --prediction pred --label y
   modelwatch baseline create --model credit --version 3 --since 2026-11-01 --until 2026-11-08
   modelwatch analyze --model credit --last 24h             # readable summary
   modelwatch analyze --model credit --last 24h --format json --fail-on-drift   # in CI: exit 3 on drift
@@ -102,6 +103,15 @@ def _add_baseline(commands: argparse._SubParsersAction) -> None:
     create.add_argument("--score", help="with --file: the column holding the model's score / probability")
     create.add_argument("--weight", help="with --file: a column of row weights")
     create.add_argument("--exclude", default="", help="with --file: comma-separated columns to ignore (ids, labels)")
+    create.add_argument("--label", help="with --file: the column of true labels; fits the label-free performance "
+                        "estimator (with --since: stored predictions' labels are used when they have any)")
+    create.add_argument("--probabilities", metavar="PREFIX",
+                        help="with --file --label: the prefix of a multiclass model's per-class probability columns")
+    create.add_argument("--task", choices=("auto", "classification", "regression"), default="auto",
+                        help="the estimator's task (default: from the labels)")
+    create.add_argument("--positive-label", help="a binary classifier's positive class (what its score is the probability of)")
+    create.add_argument("--chunk-size", type=int, default=5000,
+                        help="reference rows per chunk of the estimator's reference band (default: 5000)")
     listing = base_actions.add_parser("list", help="the stored baselines, newest first")
     _store_url(listing)
     listing.add_argument("--model")
