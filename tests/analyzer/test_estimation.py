@@ -11,13 +11,12 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from analyzer_data import T0, insert, insert_labels
 from modelwatch_analyzer.analysis import analyze, calibration, cbpe, estimation, estimation_data, estimator, loss_model
 from modelwatch_analyzer.analysis import baseline as baselines
 from modelwatch_analyzer.analysis.window import Window
 from modelwatch_analyzer.errors import BaselineError
 from sklearn import metrics
-
-from analyzer_data import T0, insert, insert_labels
 
 
 def _binary(rng: np.random.Generator, n: int, shift: float = 0.0, miscalibrate: bool = False):
