@@ -272,3 +272,109 @@ def test_few_predictions_are_insufficient_not_an_estimate(store):
     insert(store, "m", T0, numeric={"x": np.zeros(10)}, score=score[:10], prediction=[str(v) for v in pred[:10]])
     rows = estimation.evaluate(store, Window("m", T0, T0 + timedelta(hours=1)), est)
     assert len(rows) == 1 and rows[0].status == "insufficient_data" and "effective" in rows[0].details["reason"]
+
+
+# -- the scheduled analyzer, alerts, metrics, the CLI ---------------------------------------------------------
+
+
+def _fitted_baseline(store, model="m", seed=20):
+    rng = np.random.default_rng(seed)
+    x, _p, y, score, pred = _binary(rng, 20_000)
+    frame = pd.DataFrame({"x0": x[:, 0], "score": score, "pred": pred, "y": y})
+    base = baselines.from_frame(frame, model, "1", prediction="pred", score="score", exclude=["y"])
+    baselines.save(store, base)
+    estimator.save(store, estimator.fit(estimation_data.reference_from_frame(frame, label="y", prediction="pred",
+                                                                             score="score"), model, "1", base.id))
+    return base
+
+
+def test_late_labels_reconcile_earlier_estimates_once(store):
+    from modelwatch_analyzer.service.config import Config, ModelConfig
+    from modelwatch_analyzer.service.scheduler import AnalyzerService, reconcile
+
+    _fitted_baseline(store)
+    rng = np.random.default_rng(21)
+    x, _p, y, score, pred = _binary(rng, 4000, shift=-0.5)
+    ids = insert(store, "m", T0, numeric={"x0": x[:, 0]}, score=score, prediction=[str(v) for v in pred])
+    cfg = Config(models=[ModelConfig("m")])
+    cfg.schedule.every_minutes, cfg.schedule.window_hours = 60, 1
+    service = AnalyzerService(store, cfg)
+    service.run_once(end=T0 + timedelta(hours=1))
+    assert reconcile(store, cfg.models[0], T0 + timedelta(hours=5), cfg) == []  # no labels yet: nothing to redo
+
+    insert_labels(store, "m", ids[:3000], [str(v) for v in y[:3000]], T0 + timedelta(hours=3))
+    redone = reconcile(store, cfg.models[0], T0 + timedelta(hours=5), cfg)
+    acc = next(r for r in redone if r.method == "accuracy")
+    assert acc.window_start == T0 and acc.details["label_coverage"] == pytest.approx(0.75)
+    assert acc.details["realized"] == pytest.approx(metrics.accuracy_score(y[:3000], pred[:3000]))
+    stored = [r for r in results_of(store, "m") if r.kind == estimation.KIND and r.method == "accuracy"]
+    assert len(stored) == 1 and stored[0].details["realized"] == pytest.approx(acc.details["realized"])
+    assert reconcile(store, cfg.models[0], T0 + timedelta(hours=5), cfg) == []  # the same labels: done
+
+
+def results_of(store, model):
+    from modelwatch_analyzer.analysis import results
+
+    return results.load(store, model)
+
+
+def test_estimated_performance_alert_rules_and_metric_points():
+    from modelwatch_analyzer.analysis.results import Result
+    from modelwatch_analyzer.errors import ConfigError
+    from modelwatch_analyzer.outputs.alerts.payload import describe
+    from modelwatch_analyzer.outputs.alerts.rules import Rule
+    from modelwatch_analyzer.outputs.metrics import metric_points
+
+    r = Result("m", "1", None, "accuracy", estimation.KIND, 0.81, threshold=0.84, drifted=True, severity="warning",
+               details={"lower": 0.79, "upper": 0.83})
+    band = Rule.from_dict({"name": "est", "type": "estimated_performance", "metric": "accuracy"})
+    floor = Rule.from_dict({"name": "floor", "type": "estimated_performance", "metric": "accuracy", "min": 0.8,
+                            "severity": "critical"})
+    assert band.match(r) == "warning" and floor.match(r) is None
+    assert "past the reference band's edge 0.84" in describe(band, r) and "no labels yet" in describe(band, r)
+    mae = Result("m", "1", None, "mae", estimation.KIND, 3.2, threshold=2.5, drifted=True)
+    assert Rule.from_dict({"name": "x", "type": "estimated_performance", "metric": "mae", "max": 3.0}).match(mae)
+    with pytest.raises(ConfigError, match="min"):
+        Rule.from_dict({"name": "x", "type": "estimated_performance", "metric": "mae", "max": 3.0, "min": 1.0})
+    names = {p.name: p.value for p in metric_points([r])}
+    assert names["ml.performance.estimated.accuracy"] == 0.81 and names["ml.performance.estimated.accuracy.lower"] == 0.79
+    assert names["ml.performance.estimated.accuracy.threshold"] == 0.84 and names["ml.performance.degraded"] == 1.0
+
+
+def test_estimation_config_is_validated():
+    from modelwatch_analyzer.errors import ConfigError
+    from modelwatch_analyzer.service.config import Config
+
+    cfg = Config.from_dict({"models": [{"name": "m", "estimation": {"confidence": 0.9, "threshold_std": 2}}],
+                            "schedule": {"label_lookback_hours": 48}})
+    assert cfg.models[0].settings.estimation.confidence == 0.9 and cfg.schedule.label_lookback_hours == 48
+    with pytest.raises(ConfigError, match="estimation"):
+        Config.from_dict({"models": [{"name": "m", "estimation": {"chunks": 3}}]})
+
+
+def test_cli_builds_the_estimator_from_a_labelled_file_and_analyze_prints_estimates(store_dir, tmp_path, capsys):
+    from modelwatch_analyzer.cli import command as cli
+    from modelwatch_analyzer.store import schema
+    from modelwatch_analyzer.store.client import Store
+
+    st = Store(f"chdb://{store_dir}")
+    schema.apply(st)
+    rng = np.random.default_rng(22)
+    x, _p, y, score, pred = _binary(rng, 12_000, miscalibrate=True)
+    path = tmp_path / "valid.csv"
+    pd.DataFrame({"x0": x[:, 0], "x1": x[:, 1], "proba": score, "label": pred, "y": y}).to_csv(path, index=False)
+    url = f"chdb://{store_dir}"
+    assert cli.main(["baseline", "create", "--url", url, "--model", "est-cli", "--version", "1", "--file", str(path),
+                     "--score", "proba", "--prediction", "label", "--label", "y"]) == 0
+    out = capsys.readouterr().out
+    assert "4 columns" in out and "performance estimator: binary (positive class '1'), scores recalibrated" in out
+    x, _p, y, score, pred = _binary(rng, 3000, shift=0.5, miscalibrate=True)
+    insert(st, "est-cli", T0, numeric={"x0": x[:, 0], "x1": x[:, 1]}, score=score, prediction=[str(v) for v in pred])
+    window = ["--since", T0.strftime("%Y-%m-%dT%H:%M:%S"), "--until", (T0 + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")]
+    assert cli.main(["analyze", "--url", url, "--model", "est-cli", *window]) == 0
+    text = capsys.readouterr().out
+    assert "estimated performance (binary, 95% interval" in text and "accuracy" in text and "no labels yet" in text
+    capsys.readouterr()
+    assert cli.main(["baseline", "create", "--url", url, "--model", "est-cli", "--version", "1", "--file", str(path),
+                     "--score", "proba", "--prediction", "label", "--label", "nope"]) != 0
+    assert "label column 'nope' not in the data" in capsys.readouterr().err

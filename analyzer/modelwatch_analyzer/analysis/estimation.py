@@ -27,6 +27,7 @@ A window with fewer than ``min_effective`` effective predictions gets one
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -44,9 +45,10 @@ from modelwatch_analyzer.analysis.estimator import (
     _take,
     realized,
 )
+from modelwatch_analyzer.analysis.performance import latest_labels
 from modelwatch_analyzer.analysis.results import INSUFFICIENT, Result
 from modelwatch_analyzer.analysis.stats import effective_n
-from modelwatch_analyzer.analysis.window import Window
+from modelwatch_analyzer.analysis.window import Window, to_ns, utc
 from modelwatch_analyzer.store.client import Store
 
 KIND = "estimated_performance"
@@ -146,12 +148,33 @@ def evaluate(store: Store, window: Window, est: Estimator, settings: EstimationS
     return out
 
 
-def effective_labels(store: Store, window: Window) -> float:
-    """The weight of the window's predictions that have a label now (what decides whether to re-evaluate)."""
-    where, params = window.where()
-    from modelwatch_analyzer.analysis.performance import latest_labels
+def stored(store: Store, model: str, since: datetime, until: datetime) -> list[tuple[Window, str, float]]:
+    """The windows ending in [since, until) that have stored estimates: (window, baseline id, labelled weight then)."""
+    rows = store.query(
+        f"SELECT WindowStart, WindowEnd, ModelVersion, BaselineId, "
+        f"max(NCurrent * JSONExtractFloat(Details, 'label_coverage')) FROM {store.table('ml_results')} FINAL "
+        "WHERE ModelName = {model:String} AND Kind = {kind:String} AND Status = 'ok' "
+        "AND WindowEnd >= {since:DateTime64(3)} AND WindowEnd < {until:DateTime64(3)} "
+        "GROUP BY WindowStart, WindowEnd, ModelVersion, BaselineId ORDER BY WindowEnd",
+        {"model": model, "kind": KIND, "since": since, "until": until})
+    return [(Window(model, utc(ws), utc(we), v or None), bid, float(lw or 0.0)) for ws, we, v, bid, lw in rows]
 
-    (w,), = store.query(f"SELECT sum(p.Weight) FROM (SELECT Weight, PredictionId FROM {store.table('ml_predictions')} "
-                        f"WHERE {where}) AS p INNER JOIN ({latest_labels(store)}) AS l ON p.PredictionId = l.PredictionId"
-                        " SETTINGS distributed_product_mode = 'local'", params)
-    return float(w or 0.0)
+
+def labelled_weights(store: Store, windows: list[Window]) -> list[float]:
+    """For each window (one model and version), the weight of its predictions that have a label now: one scan."""
+    if not windows:
+        return []
+    first = windows[0]
+    span = Window(first.model, min(w.start for w in windows), max(w.end for w in windows), first.version)
+    where, params = span.where()
+    params = dict(params, starts=[to_ns(w.start) for w in windows], ends=[to_ns(w.end) for w in windows])
+    rows = store.query(
+        f"SELECT i, sum(w) FROM (SELECT p.Weight AS w, arrayJoin(arrayFilter(i -> p.t >= {{starts:Array(Int64)}}[i] "
+        f"AND p.t < {{ends:Array(Int64)}}[i], range(1, length({{starts:Array(Int64)}}) + 1))) AS i "
+        f"FROM (SELECT Weight, PredictionId, toUnixTimestamp64Nano(Timestamp) AS t FROM {store.table('ml_predictions')} "
+        f"WHERE {where}) AS p INNER JOIN ({latest_labels(store)}) AS l ON p.PredictionId = l.PredictionId) GROUP BY i"
+        " SETTINGS distributed_product_mode = 'local'", params)
+    out = [0.0] * len(windows)
+    for i, w in rows:
+        out[int(i) - 1] = float(w)
+    return out

@@ -167,6 +167,7 @@ def summary(rows: Sequence[Result], window: Window, base: baseline.Baseline | No
     out += _feature_table(rows)
     out += _data_quality(rows, gap_flagged)
     out += _performance(rows)
+    out += _estimated(rows)
     out += [f"change detected by {r.method} on {e(r.feature)} (score {_fmt(r.details.get('score'))})"
             for r in rows if r.kind == "drift" and r.details.get("detector") and r.drifted]
     return "\n".join(out)
@@ -262,6 +263,27 @@ def _performance(rows: Sequence[Result]) -> list[str]:
                 if cov and cov.statistic is not None else "performance: " + ", ".join(metrics)]
     reason = next((r.details.get("reason") for r in perf.values() if r.status == INSUFFICIENT), "no labels")
     return [f"performance: not enough labels yet ({e(reason)})"]
+
+
+def _estimated(rows: Sequence[Result]) -> list[str]:
+    """Label-free estimates: value, interval, the reference band, and the realized value once labels arrived."""
+    est = [r for r in rows if r.kind == "estimated_performance"]
+    if not est:
+        return []
+    if est[0].status == INSUFFICIENT:
+        return [f"estimated performance: insufficient data ({e(est[0].details.get('reason', ''))})"]
+    d0 = est[0].details
+    out = [f"\nestimated performance ({d0.get('task')}, {d0.get('confidence', 0.95):.0%} interval, weighted; "
+           f"reference band ±{d0.get('threshold_std', 3):g} sd of its chunks):"]
+    for r in est:
+        d = r.details
+        band = f"[{_fmt(d.get('reference_lower'))}, {_fmt(d.get('reference_upper'))}]"
+        real = (f"realized {_fmt(d['realized'])} (error {d['error']:+.3f}, labels {d.get('label_coverage', 0):.0%})"
+                if "realized" in d else "no labels yet")
+        flag = "DEGRADED" if r.drifted else "ok"
+        out.append(f"  {'!' if r.drifted else ' '} {r.method:<12} {_fmt(r.statistic):>7} ({_fmt(d.get('lower'))}.."
+                   f"{_fmt(d.get('upper'))})  reference {band:<17} {flag:<9} {real}")
+    return out
 
 
 # -- the service -------------------------------------------------------------------------

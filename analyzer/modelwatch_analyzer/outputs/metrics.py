@@ -17,6 +17,13 @@ The mapping, per result (attributes below)::
                          ml.drift.detected, ml.drift.severity   (worst severity)
     kind="data_quality"  ml.data_quality.<method>   statistic (a rate)
     kind="performance"   ml.performance.<method>    statistic
+    kind="estimated_performance"
+                         ml.performance.estimated.<method>         the estimate (statistic)
+                         ml.performance.estimated.<method>.lower   its confidence interval
+                         ml.performance.estimated.<method>.upper
+                         ml.performance.estimated.<method>.threshold  the reference band's edge
+                         ml.performance.estimated.<method>.error   estimate − realized (once labels arrived)
+                         ml.performance.degraded   0 / 1 (the estimate is past the reference band)
     status="insufficient_data"
                          ml.analysis.insufficient_data   1 (and nothing else: no verdict was given)
 
@@ -118,6 +125,12 @@ def metric_points(results: Iterable[Result]) -> list[MetricPoint]:
             values = [(f"ml.data_quality.{metric_name_part(r.method)}", r.statistic)]
         elif r.kind == "performance":
             values = [(f"ml.performance.{metric_name_part(r.method)}", r.statistic)]
+        elif r.kind == "estimated_performance":
+            name = f"ml.performance.estimated.{metric_name_part(r.method)}"
+            d = r.details
+            values = [(name, r.statistic), (f"{name}.lower", _number(d.get("lower"))),
+                      (f"{name}.upper", _number(d.get("upper"))), (f"{name}.threshold", r.threshold),
+                      (f"{name}.error", _number(d.get("error"))), ("ml.performance.degraded", _bool(r.drifted))]
         else:
             logger.debug("modelwatch: no metric mapping for result kind %r", r.kind)
         for name, value in values:
@@ -127,6 +140,10 @@ def metric_points(results: Iterable[Result]) -> list[MetricPoint]:
             out.append(MetricPoint("ml.drift.severity", float(severity_rank(r.severity)),
                                    {**attrs, "ml.severity": r.severity}))
     return out
+
+
+def _number(x: Any) -> float | None:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
 
 def _bool(x: bool | None) -> float | None:

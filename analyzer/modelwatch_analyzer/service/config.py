@@ -6,6 +6,7 @@
     every_minutes = 60          # run every model's analysis this often (aligned: windows end on the hour)
     window_hours = 24           # each run analyses the last N hours
     every_predictions = 0       # also run early once this many new predictions arrived (0: off)
+    label_lookback_hours = 168  # estimates of windows this recent are redone when their labels arrive (0: off)
 
     [emit]
     enabled = true              # results as OTel metrics, to OTEL_EXPORTER_OTLP_ENDPOINT (standard OTEL_* variables)
@@ -30,6 +31,8 @@
     quality = { missing_increase = 0.05, out_of_range = 0.05, type_errors = 0.0, unseen_categories = 0.05 }
     numeric_sample_rows = 0     # above this many rows to scan, numeric features are read from a uniform
                                 # sample of about this many (0: every row; see docs/analyzer.md)
+    estimation = { enabled = true, confidence = 0.95, threshold_std = 3, max_rows = 200000, min_effective = 30 }
+                                # label-free performance estimation (baselines built with labels; docs/analyzer.md)
 
     [models.features.income]    # per-feature overrides
     thresholds = { psi = 0.2 }
@@ -54,6 +57,7 @@ except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI
 from modelwatch_analyzer import toml_checks as check
 from modelwatch_analyzer.analysis.analyze import DataQualitySettings, Settings
 from modelwatch_analyzer.analysis.detector import DetectorConfig
+from modelwatch_analyzer.analysis.estimator import EstimationSettings
 from modelwatch_analyzer.analysis.methods import ALL_METHODS, DISTANCES, DriftSettings
 from modelwatch_analyzer.analysis.performance import PerformanceSettings
 from modelwatch_analyzer.errors import ConfigError
@@ -62,7 +66,7 @@ from modelwatch_analyzer.outputs.alerts.rules import AlertConfig
 _SCORES = tuple(sorted(DISTANCES))
 _MODEL_KEYS = {"name", "version", "baseline", "window_hours", "categorical", "score", "alpha", "gate", "min_samples",
                "drift_share", "task", "positive_label", "min_labels", "thresholds", "bands", "quality", "features",
-               "methods", "numeric_sample_rows"}
+               "methods", "numeric_sample_rows", "estimation"}
 
 
 def _score(d: Mapping[str, Any], where: str, default: str | None) -> str | None:
@@ -135,10 +139,19 @@ class ModelConfig:
         perf = PerformanceSettings(task=task or "auto",
                                    positive_label=check.string(d, "positive_label", where, empty=True),
                                    min_labels=check.number(d, "min_labels", where, 30.0, minimum=1.0))
+        est = check.table(d.get("estimation", {}), f"{where}.estimation",
+                          ("enabled", "confidence", "threshold_std", "max_rows", "min_effective"))
+        ew = f"{where}.estimation"
+        estimation = EstimationSettings(
+            enabled=check.flag(est, "enabled", ew, True),
+            confidence=check.number(est, "confidence", ew, 0.95, minimum=0.5, maximum=0.999),
+            threshold_std=check.number(est, "threshold_std", ew, 3.0, minimum=0.0),
+            max_rows=int(check.number(est, "max_rows", ew, 200_000, minimum=1000)),
+            min_effective=check.number(est, "min_effective", ew, 30.0, minimum=1.0))
         return cls(name, check.string(d, "version", where, empty=True),
                    check.string(d, "baseline", where, empty=True) or None,
                    check.number(d, "window_hours", where, None, minimum=0.0),
-                   Settings(drift=drift, quality=quality, performance=perf,
+                   Settings(drift=drift, quality=quality, performance=perf, estimation=estimation,
                             numeric_sample_rows=int(check.number(d, "numeric_sample_rows", where, 0.0, minimum=0.0))))
 
 
@@ -147,6 +160,7 @@ class Schedule:
     every_minutes: float = 60.0
     window_hours: float = 24.0
     every_predictions: int = 0
+    label_lookback_hours: float = 168.0
 
 
 @dataclass
@@ -171,10 +185,12 @@ class Config:
         models = [ModelConfig.from_dict(m, f"models[{i}]")
                   for i, m in enumerate(check.tables(d.get("models", []), "models", "model"))]
         check.unique([m.name for m in models], "models", "one [[models]] entry per model")
-        s = check.table(d.get("schedule", {}), "schedule", {"every_minutes", "window_hours", "every_predictions"})
+        s = check.table(d.get("schedule", {}), "schedule",
+                        {"every_minutes", "window_hours", "every_predictions", "label_lookback_hours"})
         schedule = Schedule(check.number(s, "every_minutes", "schedule", 60.0, minimum=0.1),
                             check.number(s, "window_hours", "schedule", 24.0, minimum=0.001),
-                            int(check.number(s, "every_predictions", "schedule", 0, minimum=0.0)))
+                            int(check.number(s, "every_predictions", "schedule", 0, minimum=0.0)),
+                            check.number(s, "label_lookback_hours", "schedule", 168.0, minimum=0.0))
         detectors_raw = check.tables(d.get("detectors", []), "detectors", "detector")
         e = check.table(d.get("emit", {}), "emit", {"enabled"})
         enabled = check.flag(e, "enabled", "emit", True)

@@ -10,7 +10,12 @@ has a baseline) is analysed over its last ``window_hours``. A run:
 2. feeds the drift scores to the sequential detectors (state in the store);
 3. stores every result (re-running a window replaces it);
 4. fires and delivers alerts and retrain triggers (:mod:`.alerts`);
-5. emits every result as OTel metrics (:mod:`.emit`).
+5. emits every result as OTel metrics (:mod:`.emit`);
+6. reconciles earlier estimates with late labels: every window of the last
+   ``schedule.label_lookback_hours`` whose stored label-free estimates saw
+   fewer labelled predictions than the store now holds is estimated again,
+   now with its realized metrics and the estimates' errors (stored, alerted
+   on, emitted like the rest). One scan finds the windows whose labels grew.
 
 A store that cannot be reached fails the round, not the service: it is
 logged and retried with backoff (up to the schedule period).
@@ -20,11 +25,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from modelwatch_analyzer.analysis import analyze, baseline, results
+from modelwatch_analyzer.analysis import analyze, baseline, estimation, estimator, results
 from modelwatch_analyzer.analysis.baseline import Baseline
 from modelwatch_analyzer.analysis.detector import SequentialDetector
 from modelwatch_analyzer.analysis.results import Result
@@ -46,6 +52,7 @@ class RunReport:
     results: list[Result] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     error: str | None = None
+    reconciled: list[Result] = field(default_factory=list)  # earlier windows' estimates, redone with late labels
 
 
 def aligned_end(now: datetime, every_minutes: float) -> datetime:
@@ -74,6 +81,41 @@ def analyse_model(store: Store, model: ModelConfig, window: Window, config: Conf
     if emitter is not None:
         emitter.emit(rows)
     return report
+
+
+def reconcile(store: Store, model: ModelConfig, before: datetime, config: Config, alerter: Alerter | None = None,
+              emitter: Any = None) -> list[Result]:
+    """Re-estimate the model's earlier windows (ending in the lookback, before `before`) whose labels grew."""
+    hours = config.schedule.label_lookback_hours
+    settings = model.settings
+    if hours <= 0 or not settings.estimation.enabled:
+        return []
+    past = estimation.stored(store, model.name, before - timedelta(hours=hours), before)
+    if model.version:
+        past = [p for p in past if p[0].version == model.version]
+    out: list[Result] = []
+    for version in sorted({w.version or "" for w, _b, _l in past}):
+        group = [p for p in past if (p[0].version or "") == version]
+        now_labelled = estimation.labelled_weights(store, [w for w, _b, _l in group])
+        for (window, baseline_id, then), labelled in zip(group, now_labelled):
+            if labelled <= then * (1 + 1e-9) + 1e-9:
+                continue
+            est = estimator.load(store, model.name, baseline_id)
+            if est is None:
+                continue
+            rows = estimation.evaluate(store, window, est, settings.estimation, min_labels=settings.performance.min_labels)
+            run_id, run_at = uuid.uuid4().hex[:16], datetime.now(timezone.utc)
+            for r in rows:
+                r.model, r.version, r.baseline_id = model.name, window.version or "", baseline_id
+                r.window_start, r.window_end, r.run_id, r.run_at = window.start, window.end, run_id, run_at
+            out += rows
+    if out:
+        results.save(store, out)
+        if alerter is not None:
+            alerter.process(out)
+        if emitter is not None:
+            emitter.emit(out)
+    return out
 
 
 class AnalyzerService:
@@ -105,7 +147,9 @@ class AnalyzerService:
             hours = m.window_hours or self.config.schedule.window_hours
             window = Window(m.name, end - timedelta(hours=hours), end, m.version)
             try:
-                reports.append(analyse_model(self.store, m, window, self.config, self.alerter, self.emitter))
+                report = analyse_model(self.store, m, window, self.config, self.alerter, self.emitter)
+                report.reconciled = reconcile(self.store, m, window.end, self.config, self.alerter, self.emitter)
+                reports.append(report)
             except StoreUnavailable:
                 raise
             except (BaselineError, StoreError) as exc:

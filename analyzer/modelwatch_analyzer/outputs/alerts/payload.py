@@ -30,6 +30,17 @@ def describe(rule: Rule, r: Result) -> str:
     sampled = f"; from a {rate:.1%} sample of the rows" if isinstance(rate, float) and rate < 1 else ""
     if rule.type == "performance":
         return f"{where}: {r.method} = {_fmt(r.statistic)} below the floor {_fmt(rule.min)}"
+    if rule.type == "estimated_performance":
+        d = r.details if isinstance(r.details, Mapping) else {}
+        if rule.min is not None:
+            limit = f"below the floor {_fmt(rule.min)}"
+        elif rule.max is not None:
+            limit = f"above the ceiling {_fmt(rule.max)}"
+        else:
+            limit = f"past the reference band's edge {_fmt(r.threshold)}"
+        ci = f" ({_fmt(d.get('lower'))}..{_fmt(d.get('upper'))})" if "lower" in d else ""
+        real = f"; realized {_fmt(d.get('realized'))}" if "realized" in d else "; no labels yet"
+        return f"{where}: estimated {r.method} = {_fmt(r.statistic)}{ci} {limit}{real}{sampled}"
     if rule.type == "data_quality":
         ceiling = rule.max if rule.max is not None else r.threshold
         return f"{where}: {r.method} = {_fmt(r.statistic)} above the ceiling {_fmt(ceiling)}{sampled}"

@@ -21,7 +21,7 @@ from modelwatch_analyzer.errors import ConfigError
 RETRAIN = "retrain"
 """The ``Rule`` and ``Route`` of retrain-trigger rows (so no route may take the name)."""
 
-RULE_TYPES = ("drift", "performance", "data_quality")
+RULE_TYPES = ("drift", "performance", "estimated_performance", "data_quality")
 FORMATS = ("json", "slack")
 
 
@@ -38,7 +38,10 @@ class Rule:
     e.g. ``accuracy``) with statistic below ``min``; ``severity`` is the
     alert's. ``type = "data_quality"``: a data-quality result of ``metric``
     (e.g. ``missing_rate``) above ``max`` or, without ``max``, flagged by the
-    analyzer against its own configured ceiling. ``models`` / ``features`` /
+    analyzer against its own configured ceiling. ``type = "estimated_performance"``:
+    the label-free estimate of ``metric`` below ``min`` (or, for ``mae`` /
+    ``mse`` / ``rmse``, above ``max``) or, with neither, past the reference
+    band (the reference period's chunk-to-chunk variation). ``models`` / ``features`` /
     ``methods`` restrict a rule (empty: all). Insufficient-data results never
     alert. TOML::
 
@@ -84,6 +87,9 @@ class Rule:
                               f"metric = \"{'accuracy' if type_ == 'performance' else 'missing_rate'}\"")
         if type_ == "performance" and (rule.min is None or rule.max is not None):
             raise ConfigError(f"{where}: a performance rule needs a floor, `min = 0.9` (alert below it), and no `max`")
+        if type_ == "estimated_performance" and rule.min is not None and rule.max is not None:
+            raise ConfigError(f"{where}: an estimated_performance rule takes `min` (alert below it), `max` (errors: "
+                              "alert above it) or neither (alert when the estimate leaves the reference band)")
         if type_ == "data_quality" and rule.min is not None:
             raise ConfigError(f"{where}: a data_quality rule takes a ceiling, `max = 0.05` (alert above it), "
                               "or none (alert when the analyzer flagged the rate), not `min`")
@@ -107,6 +113,8 @@ class Rule:
             return None
         if self.type == "performance":
             return self.severity if r.statistic < self.min else None  # type: ignore[operator]
+        if self.type == "estimated_performance" and self.min is not None:
+            return self.severity if r.statistic < self.min else None
         if self.max is None:  # the analyzer's own ceiling (the result's threshold) decides
             return self.severity if r.drifted else None
         return self.severity if r.statistic > self.max else None
