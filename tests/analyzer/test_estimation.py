@@ -238,6 +238,12 @@ def test_window_estimates_with_realized_next_to_them_through_the_store(store):
     assert acc.details["error"] == pytest.approx(acc.statistic - realized_acc)
     assert acc.details["label_coverage"] == pytest.approx(1.0)
 
+    from modelwatch_analyzer.report import html
+
+    page = html.render(store, ["m"])
+    assert "Estimated before the labels, and realized once they arrived" in page
+    assert "accuracy: estimated vs realized" in page and f"{acc.details['realized']:.3f}" in page
+
 
 def test_multiclass_window_reads_per_class_probabilities(store):
     rng = np.random.default_rng(13)

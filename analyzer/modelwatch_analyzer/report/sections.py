@@ -59,7 +59,8 @@ def _summary(d: ModelData, p: str, latest: Sequence[Result]) -> str:
                    f"features drifted" + (f": {esc(', '.join(drifted))}" if drifted else "") + "</td></tr>")
     elif s is not None:
         out.append(f"<tr><th>latest window</th><td>insufficient data: {esc(s.details.get('reason', ''))}</td></tr>")
-    acc = [(r.window_end, r.statistic) for r in d.results if r.method == "accuracy" and r.statistic is not None]
+    acc = [(r.window_end, r.statistic) for r in d.results
+           if r.kind == "performance" and r.method == "accuracy" and r.statistic is not None]
     if acc:
         out.append(f"<tr><th>accuracy</th><td>{acc[0][1]:.1%} in the first labelled window, {acc[-1][1]:.1%} in the "
                    f"last ({(acc[-1][1] - acc[0][1]) * 100:+.1f} points)</td></tr>")
@@ -185,6 +186,52 @@ def _performance(d: ModelData, p: str) -> str:
                        + "</p>")
     else:
         out.append('<p class="muted">No labels joined to predictions yet (<code>modelwatch.record_label</code>).</p>')
+    out.append(_estimated(d, ends))
+    return "".join(out)
+
+
+ESTIMATED_HEADLINES = ("accuracy", "roc_auc", "mae", "rmse")
+ESTIMATE_COLORS = ("#1971c2", "#a5d8ff", "#a5d8ff", "#d9480f")
+"""Estimate, its interval (light, either side), realized."""
+
+
+def _estimated(d: ModelData, ends: Sequence[datetime]) -> str:
+    """Estimated (label-free) vs realized performance per window, with the interval and the reference band."""
+    est = [r for r in d.results if r.kind == "estimated_performance" and r.status != INSUFFICIENT]
+    if not est:
+        return ""
+    out = ["<h4>Estimated before the labels, and realized once they arrived</h4>",
+           '<p class="muted">Estimated from the calibrated scores (classifiers) or the loss model (regressors), '
+           "weighted by the sampling; the lines either side are its 95% interval, the dashed line the edge of the "
+           "reference band (the reference's own chunk-to-chunk variation). Estimation cannot see concept shift: "
+           "the realized line can.</p>"]
+    by = {(r.method, r.window_end): r for r in est}
+    charts = []
+    for m in ESTIMATED_HEADLINES:
+        rows = [by.get((m, e)) for e in ends]
+        if not any(rows):
+            continue
+        series = {f"estimated {m}": [r.statistic if r else None for r in rows],
+                  "interval low": [r.details.get("lower") if r else None for r in rows],
+                  "interval high": [r.details.get("upper") if r else None for r in rows],
+                  f"realized {m}": [r.details.get("realized") if r else None for r in rows]}
+        edge = next((r.threshold for r in reversed(rows) if r is not None and r.threshold is not None), None)
+        charts.append(svg_lines(ends, series, f"{m}: estimated vs realized", threshold=edge,
+                                percent=m not in ("mae", "rmse"), colors=ESTIMATE_COLORS))
+    if charts:
+        out.append('<div class="plots">' + "".join(charts) + "</div>")
+    last = max(r.window_end for r in est if r.window_end is not None)
+    out.append('<table><tr><th>latest window</th><th>estimate</th><th>95% interval</th><th>reference band</th>'
+               "<th>realized</th><th>error</th><th>labels</th></tr>")
+    for r in (r for r in est if r.window_end == last):
+        dd = r.details
+        flag = f" {sev('warning')} past the band" if r.drifted else ""
+        out.append(f"<tr><td>{esc(r.method)}{flag}</td><td>{fmt(r.statistic)}</td>"
+                   f"<td>{fmt(dd.get('lower'))} – {fmt(dd.get('upper'))}</td>"
+                   f"<td>{fmt(dd.get('reference_lower'))} – {fmt(dd.get('reference_upper'))}</td>"
+                   f"<td>{fmt(dd.get('realized'))}</td><td>{fmt(dd.get('error'))}</td>"
+                   f"<td>{pct(dd.get('label_coverage'))}</td></tr>")
+    out.append("</table>")
     return "".join(out)
 
 
