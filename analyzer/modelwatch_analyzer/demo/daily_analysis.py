@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
-from modelwatch_analyzer.analysis import baseline
+from modelwatch_analyzer.analysis import baseline, estimation_data, estimator
 from modelwatch_analyzer.analysis.window import Window
 from modelwatch_analyzer.demo.traffic import Day
 from modelwatch_analyzer.demo.world import MODEL, VERSION
@@ -56,6 +56,12 @@ def analyse_days(say: Callable[[str], None], store: Store, days: list[Day], webh
     ref = baseline.from_window(store, Window(MODEL, days[0][0], days[0][1], VERSION), VERSION)
     baseline.save(store, ref)
     say(f"  baseline {ref.id} from day 1 ({ref.rows:,.0f} predictions, weighted; {len(ref.features)} columns)")
+    labelled = estimation_data.reference_from_window(store, Window(MODEL, days[0][0], days[0][1], VERSION), ref,
+                                                     estimator.EstimationSettings().max_rows)
+    if len(labelled) >= estimator.EstimationSettings().min_effective:
+        fitted = estimator.fit(labelled, MODEL, VERSION, ref.id, estimator.EstimationSettings(chunk_size=500))
+        estimator.save(store, fitted)
+        say(f"  {estimator.describe(fitted)}")
     cfg = demo_config(webhook)
     alerter = Alerter(store, cfg.alerts)
     model_cfg = cfg.model(MODEL)
@@ -71,10 +77,13 @@ def analyse_days(say: Callable[[str], None], store: Store, days: list[Day], webh
 def _day_line(a: DayAnalysis) -> str:
     """``day 3: 3 feature(s) drifted (...); accuracy 67.3%; 8 alert(s)``."""
     s = next((r for r in a.results if r.method == "drift_share"), None)
-    acc_r = next((r for r in a.results if r.method == "accuracy"), None)
+    acc_r = next((r for r in a.results if r.kind == "performance" and r.method == "accuracy"), None)
+    est_r = next((r for r in a.results if r.kind == "estimated_performance" and r.method == "accuracy"), None)
     drifted_f = s.details.get("drifted_features", []) if s is not None else []
     return (f"  day {a.day}: {len(drifted_f)} feature(s) drifted"
             + (f" ({e(', '.join(drifted_f))})" if drifted_f else "")
             + (f"; accuracy {acc_r.statistic:.1%}" if acc_r is not None and acc_r.statistic is not None
                else "; accuracy: no labels yet")
+            + (f"; estimated before labels {est_r.statistic:.1%}" if est_r is not None and est_r.statistic is not None
+               else "")
             + (f"; {len(a.fired)} alert(s)" if a.fired else ""))

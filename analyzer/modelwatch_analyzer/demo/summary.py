@@ -63,10 +63,18 @@ def _say_drift(say: Say, per_day: list[DayAnalysis]) -> None:
 
 
 def _say_accuracy(say: Say, per_day: list[DayAnalysis], drift_day: int) -> None:
-    accs = [(d, next((r.statistic for r in rows if r.method == "accuracy"), None)) for d, rows, _ in per_day]
+    accs = [(d, next((r.statistic for r in rows if r.kind == "performance" and r.method == "accuracy"), None))
+            for d, rows, _ in per_day]
     cov = [(d, next((r.statistic for r in rows if r.method == "label_coverage"), None)) for d, rows, _ in per_day]
     say("  accuracy by day (labels arrive a day late): "
         + ", ".join(f"d{d} {a:.1%}" if a is not None else f"d{d} n/a" for d, a in accs))
+    est = [(d, next((r for r in rows if r.kind == "estimated_performance" and r.method == "accuracy"
+                     and r.statistic is not None), None)) for d, rows, _ in per_day]
+    if any(r is not None for _, r in est):
+        say("  accuracy estimated without labels (from the calibrated scores, weighted): "
+            + ", ".join(f"d{d} {r.statistic:.1%}" if r is not None else f"d{d} n/a" for d, r in est))
+        say("    what estimation sees is the shift in the inputs (covariate shift); the recession also changed who "
+            "defaults at the same scores (concept shift), which only the late labels show")
     before = [a for d, a in accs if a is not None and d < drift_day]
     after = [a for d, a in accs if a is not None and d >= drift_day]
     if before and after:
