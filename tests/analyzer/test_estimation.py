@@ -384,3 +384,45 @@ def test_cli_builds_the_estimator_from_a_labelled_file_and_analyze_prints_estima
     assert cli.main(["baseline", "create", "--url", url, "--model", "est-cli", "--version", "1", "--file", str(path),
                      "--score", "proba", "--prediction", "label", "--label", "nope"]) != 0
     assert "label column 'nope' not in the data" in capsys.readouterr().err
+
+
+def test_baseline_from_a_labelled_window_fits_the_estimator(store_dir, capsys):
+    from modelwatch_analyzer.cli import command as cli
+    from modelwatch_analyzer.store import schema
+    from modelwatch_analyzer.store.client import Store
+
+    st = Store(f"chdb://{store_dir}")
+    schema.apply(st)
+    rng = np.random.default_rng(23)
+    x, _p, y, score, pred = _binary(rng, 6000)
+    ids = insert(st, "est-window", T0, numeric={"x0": x[:, 0]}, score=score, prediction=[str(v) for v in pred])
+    insert_labels(st, "est-window", ids[:5000], [str(v) for v in y[:5000]], T0 + timedelta(hours=2))
+    url = f"chdb://{store_dir}"
+    since = ["--since", T0.strftime("%Y-%m-%dT%H:%M:%S"), "--until", (T0 + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")]
+    assert cli.main(["baseline", "create", "--url", url, "--model", "est-window", "--version", "1", *since]) == 0
+    out = capsys.readouterr().out
+    assert "performance estimator: binary (positive class '1')" in out and "5,000 labelled rows" in out
+    bid = out.split("baseline ")[1].split()[0]
+    est = estimator.load(st, "est-window", bid)
+    assert est is not None and est.rows == 5000
+    band = est.reference["accuracy"]
+    assert abs(band["mean"] - metrics.accuracy_score(y[:5000], pred[:5000])) < 0.01
+    insert(st, "no-labels", T0, numeric={"x0": x[:, 0]}, score=score, prediction=[str(v) for v in pred])
+    assert cli.main(["baseline", "create", "--url", url, "--model", "no-labels", "--version", "1", *since]) == 0
+    assert "no performance estimator: 0 of the window's predictions have labels" in capsys.readouterr().out
+
+
+def test_a_window_beyond_max_rows_is_read_as_a_weighted_hash_sample(store):
+    rng = np.random.default_rng(24)
+    _x, _p, y, score, pred = _binary(rng, 9000)
+    est = estimator.fit(_labelled(score, y, pred), "m", "1", "b")
+    _x, _p, y, score, pred = _binary(rng, 12_000, shift=0.4)
+    insert(store, "m", T0, numeric={"x": np.zeros(12_000)}, score=score, prediction=[str(v) for v in pred])
+    window = Window("m", T0, T0 + timedelta(hours=1))
+    full = {r.method: r for r in estimation.evaluate(store, window, est)}
+    part = {r.method: r for r in estimation.evaluate(store, window, est, estimator.EstimationSettings(max_rows=4000))}
+    assert full["accuracy"].details["sample_rate"] == 1 and part["accuracy"].details["sample_rate"] == pytest.approx(1 / 3)
+    assert 3000 < part["accuracy"].details["rows"] < 5000
+    assert part["accuracy"].n_current == pytest.approx(12_000, rel=0.05)  # weights scaled by the sampling
+    assert part["accuracy"].details["standard_error"] > full["accuracy"].details["standard_error"]
+    assert abs(part["accuracy"].statistic - full["accuracy"].statistic) < 3 * part["accuracy"].details["standard_error"]
