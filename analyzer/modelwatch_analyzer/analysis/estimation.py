@@ -41,9 +41,9 @@ from modelwatch_analyzer.analysis.estimator import (
     EstimationSettings,
     Estimator,
     Labelled,
-    _probability_matrix,
-    _take,
+    probability_matrix,
     realized,
+    take,
 )
 from modelwatch_analyzer.analysis.performance import latest_labels
 from modelwatch_analyzer.analysis.results import INSUFFICIENT, Result
@@ -66,7 +66,7 @@ def units(data: Labelled, est: Estimator) -> tuple[cbpe.Units, int]:
         probs, scores = np.column_stack([1 - p, p]), np.column_stack([1 - raw, raw])
         predicted = np.where(data.prediction[ok].astype(str) == est.classes[1], 1, 0)
     else:
-        matrix = _probability_matrix(data, est.classes)
+        matrix = probability_matrix(data, est.classes)
         ok = matrix.sum(axis=1) > 0
         scores = matrix[ok]
         probs = calibration.calibrate_rows(scores, est.calibrations)
@@ -121,7 +121,7 @@ def evaluate(store: Store, window: Window, est: Estimator, settings: EstimationS
         return [Result("", "", None, "estimated_performance", KIND, None, n_current=total, status=INSUFFICIENT,
                        details={**base, "reason": f"{n_eff:.0f} effective predictions (< {settings.min_effective:g})"})]
     found, facts = estimates(data, est)
-    labelled = _take(data, np.flatnonzero(has_label))
+    labelled = take(data, np.flatnonzero(has_label))
     lab_w = float(labelled.weight.sum())
     lab_eff = effective_n(lab_w, float((labelled.weight ** 2).sum()))
     real = realized(labelled, est) if lab_eff >= min_labels else {}

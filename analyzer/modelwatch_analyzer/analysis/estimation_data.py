@@ -19,7 +19,7 @@ estimates stay unbiased and their bands widen accordingly.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -117,7 +117,7 @@ def stored_classes(store: Store, window: Window) -> list[str]:
     return sorted(rows[0][0]) if rows and rows[0][0] else []
 
 
-def from_store(store: Store, window: Window, *, labelled_only: bool, max_rows: int, classes: list[str] = (),  # type: ignore[assignment]
+def from_store(store: Store, window: Window, *, labelled_only: bool, max_rows: int, classes: Sequence[str] = (),
                features: dict[str, bool] | None = None) -> tuple[Labelled, np.ndarray, float]:
     """The window's rows as arrays, with (has-label mask, sample rate) — see the module docstring."""
     where, params = window.where()
@@ -134,9 +134,8 @@ def from_store(store: Store, window: Window, *, labelled_only: bool, max_rows: i
         params[f"f{i}"] = name
         exprs.append(f"if(mapContains(p.Numeric, {{f{i}:String}}), p.Numeric[{{f{i}:String}}], nan)" if is_num
                      else f"p.Categorical[{{f{i}:String}}]")
-    cols = ", ".join(f"p.{c}" for c in ("Weight", "Prediction", "PredictionNumber", "Score", "Probabilities",
-                                           "Numeric", "Categorical", "PredictionId", "Timestamp"))
-    sql = (f"SELECT {', '.join(exprs)} FROM (SELECT {cols.replace('p.', '')} FROM {pred} WHERE {where}{sample}) AS p"
+    cols = "Weight, Prediction, PredictionNumber, Score, Probabilities, Numeric, Categorical, PredictionId, Timestamp"
+    sql = (f"SELECT {', '.join(exprs)} FROM (SELECT {cols} FROM {pred} WHERE {where}{sample}) AS p"
            f"{join} ORDER BY p.Timestamp SETTINGS distributed_product_mode = 'local', join_use_nulls = 1")
     out = store.columns(sql, params)
     n = len(out[0]) if out else 0

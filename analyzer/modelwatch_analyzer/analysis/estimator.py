@@ -147,7 +147,7 @@ def fit(data: Labelled, model: str, version: str, baseline_id: str, settings: Es
         assert data.score is not None
         est.calibrations = [calibration.fit(data.score, data.label.astype(str) == classes[1], data.weight)]
     elif task == MULTICLASS:
-        probs = _probability_matrix(data, classes)
+        probs = probability_matrix(data, classes)
         est.calibrations = [calibration.fit(probs[:, k], data.label.astype(str) == c, data.weight)
                             for k, c in enumerate(classes)]
     else:
@@ -158,7 +158,7 @@ def fit(data: Labelled, model: str, version: str, baseline_id: str, settings: Es
     return est
 
 
-def _probability_matrix(data: Labelled, classes: list[str]) -> np.ndarray:
+def probability_matrix(data: Labelled, classes: list[str]) -> np.ndarray:
     n = len(data)
     return np.column_stack([np.nan_to_num(data.probabilities.get(c, np.zeros(n)), nan=0.0) for c in classes])
 
@@ -180,7 +180,7 @@ def realized(data: Labelled, est: Estimator) -> dict[str, float]:
         assert data.score is not None
         scores = np.column_stack([1 - data.score, data.score])
     else:
-        scores = _probability_matrix(data, est.classes)
+        scores = probability_matrix(data, est.classes)
     units = cbpe.Units(onehot, np.array([index.get(str(v), k) for v in data.prediction]), scores, data.weight,
                        data.weight ** 2)
     return {e.metric: e.value for e in cbpe.estimate(units, 1 if est.task == BINARY else None)}
@@ -192,7 +192,7 @@ def _reference_band(data: Labelled, est: Estimator, settings: EstimationSettings
     chunks = [np.arange(i, min(i + size, n)) for i in range(0, n - size + 1, size)]
     values: dict[str, list[float]] = {}
     for idx in chunks:
-        for metric, value in realized(_take(data, idx), est).items():
+        for metric, value in realized(take(data, idx), est).items():
             values.setdefault(metric, []).append(value)
     out = {}
     for metric, vs in values.items():
@@ -204,7 +204,7 @@ def _reference_band(data: Labelled, est: Estimator, settings: EstimationSettings
     return out
 
 
-def _take(data: Labelled, idx: np.ndarray) -> Labelled:
+def take(data: Labelled, idx: np.ndarray) -> Labelled:
     return Labelled(data.weight[idx], data.prediction[idx], data.label[idx], data.prediction_number[idx],
                     data.label_number[idx], None if data.score is None else data.score[idx],
                     {k: v[idx] for k, v in data.probabilities.items()}, {k: v[idx] for k, v in data.columns.items()},
