@@ -6,7 +6,8 @@ finishes every method of :mod:`.methods` with :mod:`.stats`, corrects the
 tests' p-values across the model's features (Benjamini-Hochberg), grades
 severities, and returns :class:`~.results.Result` rows. :func:`run` also
 adds performance against labels (:mod:`.performance`), performance estimated
-without them (:mod:`.estimation`, when the baseline has an estimator), and pipeline
+without them (:mod:`.estimation`, when the baseline has an estimator), multivariate
+drift (:mod:`.multivariate`, when the baseline has its model), and pipeline
 completeness (:mod:`.completeness`: kept predictions the store lacks) and
 stores the rows (a re-run of the same window replaces them).
 """
@@ -28,6 +29,7 @@ from modelwatch_analyzer.analysis import (
     estimation,
     estimator,
     hourly,
+    multivariate,
     performance,
     results,
     scan,
@@ -128,6 +130,9 @@ def run(store: Store, window: Window, settings: Settings | None = None, baseline
     rows = analyze(store, window, settings, baseline)
     rows += _stamp(performance.evaluate(store, window, settings.performance), window, baseline)
     rows += _stamp(estimated(store, window, settings, baseline), window, baseline)
+    mv = multivariate.load(store, baseline.model, baseline.id)
+    if mv is not None:
+        rows += _stamp(multivariate.results(store, window, mv, settings.drift.min_samples), window, baseline)
     rows += _stamp(completeness.results(store, window, settings.quality.pipeline_gap), window, baseline)
     run_id, run_at = uuid.uuid4().hex[:16], datetime.now(timezone.utc)
     for r in rows:

@@ -90,6 +90,12 @@ def reference_from_frame(df: Any, *, label: str, prediction: str | None = None, 
                     _numbers(df[score]) if score else None, probs, columns, numeric)
 
 
+def frame_features(df: Any, features: dict[str, bool]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A frame's feature columns (name -> numeric, e.g. :func:`feature_columns` of its baseline) as arrays."""
+    columns = {f: _numbers(df[f]) if is_num else _texts(df[f]) for f, is_num in features.items() if f in df}
+    return columns, np.ones(len(df))
+
+
 def _render_class(name: str) -> str:
     """A class named in a column header: ``2.0`` is the class ``2``, as the exporter renders a double."""
     try:

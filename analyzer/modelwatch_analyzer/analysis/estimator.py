@@ -243,7 +243,8 @@ def save(store: Store, est: Estimator) -> None:
 def load(store: Store, model: str, baseline_id: str) -> Estimator | None:
     """The estimator of baseline `baseline_id`, or None when the baseline was built without labels."""
     rows = store.query(f"SELECT {', '.join(_COLUMNS)} FROM {store.table('ml_estimators')} FINAL "
-                       "WHERE ModelName = {model:String} AND BaselineId = {id:String} LIMIT 1",
+                       "WHERE ModelName = {model:String} AND BaselineId = {id:String} "
+                       f"AND Task IN ('{BINARY}', '{MULTICLASS}', '{REGRESSION}') LIMIT 1",
                        {"model": model, "id": baseline_id})
     if not rows:
         return None

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from modelwatch_analyzer.analysis import baseline, completeness, estimation_data, estimator, results
+from modelwatch_analyzer.analysis import baseline, completeness, estimation_data, estimator, multivariate, results
 from modelwatch_analyzer.analysis.results import INSUFFICIENT, Result
 from modelwatch_analyzer.analysis.window import Window, parse_time
 from modelwatch_analyzer.errors import BaselineError, ConfigError
@@ -83,6 +83,15 @@ def _baseline(args: Any) -> int:
             raise ConfigError("--since must be before --until")
         b = baseline.from_window(store, window, args.version, categorical=categorical)
         labelled = estimation_data.reference_from_window(store, window, b, settings.max_rows)
+    if args.file:
+        columns, weights = estimation_data.frame_features(frame, estimation_data.feature_columns(b))
+        if args.weight:
+            weights = frame[args.weight].to_numpy(dtype=float)
+    else:
+        sampled, _has, _rate = estimation_data.from_store(store, window, labelled_only=False, max_rows=settings.max_rows,
+                                                       features=estimation_data.feature_columns(b))
+        columns, weights = sampled.columns, sampled.weight
+    mv = multivariate.fit(columns, estimation_data.feature_columns(b), weights, b.model, b.version, b.id)
     fitted = None
     if labelled is not None and len(labelled) >= settings.min_effective:
         fitted = estimator.fit(labelled, b.model, b.version, b.id, settings, args.task, args.positive_label)
@@ -94,6 +103,11 @@ def _baseline(args: Any) -> int:
     print(f"baseline {e(b.id)} for {e(b.model)} version {e(b.version)}: {len(kinds)} columns "
           f"({kinds.count('numeric')} numeric, {kinds.count('categorical')} categorical), "
           f"{b.rows:,.0f} reference rows, from {e(b.source)}")
+    if mv is not None:
+        multivariate.save(store, mv)
+        print(f"multivariate drift: PCA of {len(mv.numeric)} numeric features ({len(mv.components)} components, "
+              f"{mv.explained:.0%} of the variance), domain classifier on {len(mv.features)} features"
+              if mv.components else f"multivariate drift: domain classifier on {len(mv.features)} features")
     if fitted is not None:
         estimator.save(store, fitted)
         print(estimator.describe(fitted))
@@ -164,6 +178,7 @@ def summary(rows: Sequence[Result], window: Window, base: baseline.Baseline | No
     gap = next((r for r in rows if r.method == completeness.METHOD and r.feature == completeness.FEATURE), None)
     gap_flagged = gap is not None and bool(gap.drifted)
     out = _verdict(rows, window, base, gap)
+    out += _multivariate(rows)
     out += _feature_table(rows)
     out += _data_quality(rows, gap_flagged)
     out += _performance(rows)
@@ -201,6 +216,26 @@ def _verdict(rows: Sequence[Result], window: Window, base: baseline.Baseline | N
     return out
 
 
+def _multivariate(rows: Sequence[Result]) -> list[str]:
+    """How the features move together: PCA reconstruction error and the domain classifier's AUC."""
+    mv = {r.method: r for r in rows if r.feature == multivariate.FEATURE}
+    if not mv:
+        return []
+    parts = []
+    for method, what in (("pca_reconstruction", "PCA reconstruction error"), ("domain_classifier", "domain classifier AUC")):
+        r = mv.get(method)
+        if r is None:
+            continue
+        if r.status == INSUFFICIENT:
+            parts.append(f"{what}: insufficient data")
+        else:
+            edge = "reference band up to" if method == "pca_reconstruction" else "drift from"
+            parts.append(f"{what} {_fmt(r.statistic)} ({edge} {_fmt(r.threshold)}){' ' + r.severity.upper() if r.drifted else ''}")
+    drifted = any(r.drifted for r in mv.values())
+    return [f"{'MULTIVARIATE DRIFT' if drifted else 'no multivariate drift'} (how the features move together): "
+            + "; ".join(parts)]
+
+
 def _score(methods: dict[str, Result]) -> Result | None:
     """A feature's headline drift result (the one its details mark as the score)."""
     return next((r for r in methods.values() if r.details.get("score")), None)
@@ -210,7 +245,7 @@ def _feature_table(rows: Sequence[Result]) -> list[str]:
     """One line per feature, worst first: score, method, severity, test p-value, W1, JS, n; example traces."""
     by: dict[str, dict[str, Result]] = {}
     for r in rows:
-        if r.kind == "drift" and r.feature:
+        if r.kind == "drift" and r.feature and r.feature != multivariate.FEATURE:
             by.setdefault(r.feature, {})[r.method] = r
     if not by:
         return []

@@ -49,11 +49,11 @@ def _worst_drift(per_day: list[DayAnalysis]) -> tuple[dict[str, Any], dict[str, 
 def _say_drift(say: Say, per_day: list[DayAnalysis]) -> None:
     worst, first = _worst_drift(per_day)
     if worst:
-        say("  drifted (worst day; score = PSI against day 1):")
+        say("  drifted (worst day, against day 1; per feature PSI, and how the features move together):")
         for f, r in sorted(worst.items(), key=lambda kv: (-severity_rank(kv[1].severity), -(kv[1].statistic or 0))):
             where = evidence_where(r.details)
             extra = f", most over-represented: {e(f)} {e(where)}" if where else ""
-            say(f"    {e(f):<18} {r.severity:<8} psi {r.statistic:6.3f} (threshold {r.threshold:g}), from day {first[f]}{extra}")
+            say(f"    {e(f):<18} {r.severity:<8} {r.method} {r.statistic:6.3f} (threshold {r.threshold:g}), from day {first[f]}{extra}")
     else:
         say("  no feature drifted")
     quiet = sorted({r.feature for _, rows, _ in per_day for r in rows

@@ -90,12 +90,13 @@ def _features(d: ModelData, p: str, latest: Sequence[Result], trace_url: str | N
     for i, f in enumerate(names):
         r = scores.get(f)
         hist = history.get(f, [])
-        n_drift = sum(1 for h in hist if h.drifted)
+        windows = {h.window_end for h in hist}  # a window counts once, however many verdict methods it has
+        n_drift = len({h.window_end for h in hist if h.drifted})
         verdict = sev(r.severity) if r is not None and r.status != INSUFFICIENT else '<span class="muted">n/a</span>'
         out.append(f'<tr><td><a href="#{p}-f{i}">{esc(f)}</a></td><td>{verdict}</td>'
                    f'<td class="n">{esc(r.method) + " " + fmt(r.statistic) if r else "–"}</td>'
                    f'<td class="n">{fmt(r.threshold) if r else "–"}</td>'
-                   f'<td class="n">{n_drift} / {len(hist)}</td></tr>')
+                   f'<td class="n">{n_drift} / {len(windows)}</td></tr>')
     out.append("</table>")
     for i, f in enumerate(names):
         hist = sorted(history.get(f, []), key=lambda h: h.window_end)

@@ -133,8 +133,9 @@ def hourly_aggregates(ctx: Context) -> list[str]:
 
 
 def estimators(ctx: Context) -> list[str]:
-    """Label-free performance estimators (see analysis/estimation.py): one per baseline that had labels, its
-    calibration, loss models and reference thresholds as JSON; ``Probabilities`` of multiclass predictions."""
+    """Models fitted with a baseline, as JSON, one per (baseline, task): label-free performance estimators (see
+    analysis/estimator.py: calibration, loss models, reference bands) and the multivariate drift model (task
+    ``multivariate``: analysis/multivariate.py); ``Probabilities`` of multiclass predictions."""
     columns = """    ModelName LowCardinality(String),
     ModelVersion LowCardinality(String),
     BaselineId String,
@@ -145,4 +146,4 @@ def estimators(ctx: Context) -> list[str]:
     return [f"ALTER TABLE {table}{ctx.on_cluster} ADD COLUMN IF NOT EXISTS Probabilities "
             "Map(LowCardinality(String), Float64) CODEC(ZSTD(1))" for table in tables] + create_table(
         ctx, "ml_estimators", columns, ctx.engine("ReplacingMergeTree", "CreatedAt"),
-        "ORDER BY (ModelName, ModelVersion, BaselineId)")
+        "ORDER BY (ModelName, ModelVersion, BaselineId, Task)")

@@ -23,7 +23,8 @@ Tables (their roles: docs/contract.md):
   (model, prediction id) (ReplacingMergeTree).
 * ``ml_baselines``, ``ml_results``, ``ml_alerts``: written by the analyzer;
   Replacing engines keyed so that re-running a window replaces its results.
-* ``ml_estimators`` (migration 13): label-free performance estimators, one per baseline built with labels;
+* ``ml_estimators`` (migration 13): models fitted with a baseline, one per task: the label-free performance
+  estimator (baselines built with labels) and the multivariate drift model;
   ``ml_predictions.Probabilities`` (same migration): a multiclass prediction's ``ml.prediction.probability.*``.
 * ``ml_hourly_aggregates`` (migration 8): the aggregates of analysed whole
   hours per baseline, read back by later analyses (see ``hourly.py``).
