@@ -148,8 +148,13 @@ class AnalyzerService:
             window = Window(m.name, end - timedelta(hours=hours), end, m.version)
             try:
                 report = analyse_model(self.store, m, window, self.config, self.alerter, self.emitter)
-                report.reconciled = reconcile(self.store, m, window.end, self.config, self.alerter, self.emitter)
                 reports.append(report)
+                try:
+                    report.reconciled = reconcile(self.store, m, window.end, self.config, self.alerter, self.emitter)
+                except StoreUnavailable:
+                    raise
+                except (BaselineError, StoreError) as exc:  # the window's own analysis stands
+                    log.error("modelwatch: reconciling %r's earlier estimates with late labels failed: %s", m.name, exc)
             except StoreUnavailable:
                 raise
             except (BaselineError, StoreError) as exc:
