@@ -434,7 +434,8 @@ def test_migration_12_bounds_weights_in_a_store_created_before_it(store_dir, mon
         assert "WeightClamped" not in dict(old.query(
             "SELECT name, type FROM system.columns WHERE database = 'before_m11' AND table = 'ml_predictions'"))
         old.insert("otel_traces", span_rows(_weighted({"before": 9.2e18})), TRACE_COLUMNS)
-        assert [m.version for m in schema.apply(old)] == [11, 12, 13] and schema.version(old) == len(schema.MIGRATIONS)
+        assert [m.version for m in schema.apply(old)] == list(range(11, len(schema.MIGRATIONS) + 1))
+        assert schema.version(old) == len(schema.MIGRATIONS)
         old.insert("otel_traces", span_rows(_weighted({"after": 9.2e18, "fine": 3.0})), TRACE_COLUMNS)
         rows = dict((pid, (w, flag)) for pid, w, flag in old.query(
             f"SELECT PredictionId, Weight, WeightClamped FROM {old.table('ml_predictions')}"))

@@ -161,11 +161,11 @@ def test_cluster_schema_uses_on_cluster_replicated_engines_and_distributed_table
     assert "TO `mw`.`ml_predictions_local`" in mv and "FROM `mw`.`otel_traces_local`" in mv
     assert "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', RunAt)" in \
         next(s for s in creates if "`ml_results_local`" in s)
-    retyped = [s for s in stmts if "MODIFY QUERY" in s]  # migrations 9, 11 and 13: each shard's views, reading the local table
-    assert [s.split(" MODIFY")[0] for s in retyped] == ["ALTER TABLE `mw`.`ml_predictions_mv` ON CLUSTER `prod`",
-                                                        "ALTER TABLE `mw`.`ml_labels_mv` ON CLUSTER `prod`",
-                                                        "ALTER TABLE `mw`.`ml_predictions_mv` ON CLUSTER `prod`",
-                                                        "ALTER TABLE `mw`.`ml_predictions_mv` ON CLUSTER `prod`"]
+    retyped = [s for s in stmts if "MODIFY QUERY" in s]  # migrations 9, 12, 13, 14: each shard's views, reading the local table
+    predictions_mv = "ALTER TABLE `mw`.`ml_predictions_mv` ON CLUSTER `prod`"
+    labels_mv = "ALTER TABLE `mw`.`ml_labels_mv` ON CLUSTER `prod`"
+    assert [s.split(" MODIFY")[0] for s in retyped] == [predictions_mv, labels_mv, predictions_mv, predictions_mv,
+                                                        predictions_mv, labels_mv]
     assert all("FROM `mw`.`otel_traces_local`" in s for s in retyped)
     added = [s.split(" ADD")[0] for s in stmts if "ADD COLUMN IF NOT EXISTS WeightClamped" in s]  # migration 11
     assert added == ["ALTER TABLE `mw`.`ml_predictions_local` ON CLUSTER `prod`",

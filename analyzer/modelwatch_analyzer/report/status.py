@@ -27,6 +27,7 @@ from typing import Any
 
 from modelwatch import contract as c
 
+from modelwatch_analyzer.store import typed_tables
 from modelwatch_analyzer.store.client import Store
 from modelwatch_analyzer.textsafe import escape, escape_all
 
@@ -114,8 +115,9 @@ def cost(store: Store, model: str | None = None) -> Cost:
             models.append(ModelCost(m, seen if seen else float(w), "metrics" if seen else "weights", int(n), float(w),
                                     kept or by_reason.get(m, {}), decisions.get("not_sampled", 0.0)))
     spans = all_spans = 0
-    if "otel_traces" in tables:
-        spans, all_spans = store.query(f"SELECT countIf(SpanName = '{c.PREDICTION_SPAN}'), count() FROM {store.table('otel_traces')}")[0]
+    if "otel_traces" in tables:  # prediction spans by their attributes' names (no value read), whatever their span name
+        spans, all_spans = store.query(f"SELECT countIf({typed_tables.prediction_span_keys()}), count() "
+                                       f"FROM {store.table('otel_traces')}")[0]
     return Cost(models, per_table, int(spans), int(all_spans))
 
 
@@ -154,6 +156,7 @@ def gather(store: Store, model: str | None = None, runs: int = 5) -> dict[str, A
         out["spans"] = {name: int(n) for name, n in store.query(
             f"SELECT SpanName, count() FROM {store.table('otel_traces')} GROUP BY SpanName ORDER BY count() DESC")}
     out["untyped"] = _untyped(store)
+    out["unreadable"] = _unreadable(store)
     out["pipeline"] = _pipeline(store, model)
     out["metric_points"] = sum(int(store.query(f"SELECT count() FROM {store.table(t)}")[0][0]) for t in (
         "otel_metrics_sum", "otel_metrics_gauge", "otel_metrics_exponential_histogram", "otel_metrics_histogram")
@@ -247,6 +250,14 @@ def _untyped(store: Store) -> list[dict[str, Any]]:
     return [{"table": g.table, "day": g.day.isoformat(), "missing": g.missing} for g in gaps(store)]
 
 
+def _unreadable(store: Store) -> list[dict[str, Any]]:
+    """Raw spans with ``ml.*`` attributes that the typed views cannot read, by reason."""
+    from modelwatch_analyzer.store.consistency import unreadable
+
+    return [{"reason": u.reason, "why": u.why, "spans": u.spans, "span_names": list(u.span_names)}
+            for u in unreadable(store)]
+
+
 def _pipeline(store: Store, model: str | None) -> list[dict[str, Any]]:
     """Per model, the predictions its SDK kept against those stored, over everything the store retains."""
     from modelwatch_analyzer.analysis.completeness import pipeline_gap
@@ -312,7 +323,12 @@ def text(info: dict[str, Any], c: Cost | None = None) -> str:
                        f"{g['lost_after_sdk']:,.0f} lost after it): not low traffic")
     for g in info.get("untyped", []):
         out.append(f"  WARNING: {g['missing']:,} spans of {g['day']} are in otel_traces but not in {g['table']} "
-                   "(an interrupted commit): `modelwatch serve` types them when it starts")
+                   "(an interrupted commit, or spans stored before the views typed spans of any name): "
+                   "`modelwatch serve` types them when it starts")
+    for u in info.get("unreadable", []):
+        names = ", ".join(n or "-" for n in u["span_names"])
+        out.append(f"  WARNING: {u['spans']:,} spans in otel_traces {u['why']} (span names: {names}): see "
+                   "docs/contract.md")
     if info["baselines"]:
         out.append(f"\nbaselines ({len(info['baselines'])}):")
         for b in info["baselines"][:10]:

@@ -11,16 +11,18 @@ Tables (their roles: docs/contract.md):
   exporter's tables, with its column names and types. Whichever of the exporter or modelwatch creates them
   first, the other finds them compatible.
 * ``ml_predictions``: one row per kept prediction, typed once at insert time
-  by the materialized view ``ml_predictions_mv`` from ``otel_traces``
-  (``SpanName = 'ml.predict'``). Features that parse as numbers go to
+  by the materialized view ``ml_predictions_mv`` from ``otel_traces``: every
+  span with a non-empty ``ml.model.name`` that is not a label, whatever its
+  name (migration 14; :func:`typed_tables.prediction_span`). Features that parse as numbers go to
   ``Numeric`` (Float64; the exporter's ``+Inf``/``-Inf``/``NaN`` renderings
   included), the others to ``Categorical``. ``Weight`` is the span's
   ``ml.sampling.weight`` bounded to [1, 1e6] (absent, text or non-finite:
   1), ``WeightClamped`` set when the sent weight was not kept as is (migration
   12). Ordered by (model, version,
   time): a drift query reads one model's window, all features at once.
-* ``ml_labels``: ground truth from ``ml.label`` spans, latest label per
-  (model, prediction id) (ReplacingMergeTree).
+* ``ml_labels``: ground truth from label spans (``ml.label.value``, or the
+  name ``ml.label``) with a prediction id, latest label per (model,
+  prediction id) (ReplacingMergeTree).
 * ``ml_baselines``, ``ml_results``, ``ml_alerts``: written by the analyzer;
   Replacing engines keyed so that re-running a window replaces its results.
 * ``ml_estimators`` (migration 13): label-free performance estimators, one per baseline built with labels;
@@ -123,6 +125,12 @@ def _estimators(ctx: Context) -> list[str]:
         f"ALTER TABLE {ctx.database}.{ident('ml_predictions_mv')}{ctx.on_cluster} MODIFY QUERY\n{typed_tables.predictions_select(ctx)}"]
 
 
+def _views_by_attributes(ctx: Context) -> list[str]:
+    """Both views select spans by their attributes, not their names (:mod:`typed_tables`): a prediction span of
+    any name is typed; label spans of any name are labels, never predictions. Spans stored before stay untyped."""
+    return _typed_views(ctx)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -144,6 +152,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "alerts record which alert a concurrent duplicate gave way to", _alert_superseded),
     Migration(12, "typed predictions: sampling weights bounded to [1, 1e6], out-of-range ones flagged", _bounded_weights),
     Migration(13, "performance estimators; typed predictions keep multiclass probabilities", _estimators),
+    Migration(14, "typed views select spans by their ml.* attributes, not their span name", _views_by_attributes),
 )
 
 

@@ -1,5 +1,15 @@
 """``ml_predictions`` and ``ml_labels``: prediction and label spans typed once, at insert time, by materialized
-views over ``otel_traces`` (the span contract: docs/contract.md)."""
+views over ``otel_traces`` (the span contract: docs/contract.md).
+
+What a span is, is decided by its attributes, not its name (any OpenTelemetry SDK can emit the contract):
+
+* a **label** carries ``ml.label.value`` (or is named ``ml.label``, as the SDK's label spans are); it is typed
+  into ``ml_labels`` when its ``ml.prediction.id`` is not empty, and is never a prediction;
+* a **prediction** is any other span with a non-empty ``ml.model.name``, whatever its name.
+
+The SQL of these rules is written once, here (:func:`label_span`, :func:`prediction_span`), and used by the
+views, the consistency check, the completeness check and ``modelwatch status``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +19,35 @@ from modelwatch_analyzer.store.client import ident
 from modelwatch_analyzer.store.ddl import Context, create_table
 
 PREDICTION_SPAN = c.PREDICTION_SPAN
+"""The SDK's prediction span name (the store does not select by it: see :func:`prediction_span`)."""
 LABEL_SPAN = c.LABEL_SPAN
+"""The SDK's label span name: a span of this name is a label whatever it carries (see :func:`label_span`)."""
+ATTR = "SpanAttributes"
+
+
+def label_span(attr: str = ATTR) -> str:
+    """SQL: the span is a label: it carries ``ml.label.value``, or is named ``ml.label``.
+
+    Reads ``SpanName`` and the attribute names only (``mapContains`` reads the map's ``keys`` subcolumn)."""
+    return f"(SpanName = '{LABEL_SPAN}' OR mapContains({attr}, '{c.LABEL_VALUE}'))"
+
+
+def prediction_span(attr: str = ATTR) -> str:
+    """SQL: the span is a prediction (what ``ml_predictions_mv`` types): a non-empty ``ml.model.name``, not a label."""
+    return f"({attr}['{c.MODEL_NAME}'] != '' AND NOT {label_span(attr)})"
+
+
+def prediction_span_keys(attr: str = ATTR) -> str:
+    """SQL: the span carries ``ml.model.name`` and is not a label; attribute names only, no value is read.
+
+    A superset of :func:`prediction_span` (it also counts an empty ``ml.model.name``), for counts over many
+    raw spans where reading every span's attribute values would cost too much."""
+    return f"(mapContains({attr}, '{c.MODEL_NAME}') AND NOT {label_span(attr)})"
+
+
+def typed_label(attr: str = ATTR) -> str:
+    """SQL: the span is a label that ``ml_labels_mv`` types (its ``ml.prediction.id`` is not empty)."""
+    return f"({label_span(attr)} AND {attr}['{c.PREDICTION_ID}'] != '')"
 
 _UNSUPPORTED = "json: unsupported value: "  # how the exporter renders a non-finite double
 LEADING_ZERO = "^[-+]?0[0-9]"
@@ -86,7 +124,7 @@ def predictions(ctx: Context) -> list[str]:
 
 def predictions_select(ctx: Context) -> str:
     """The view's query: a prediction span's attributes, typed (see :func:`_num` for what counts as a number)."""
-    attr = "SpanAttributes"
+    attr = ATTR
     # each feature value is parsed once: keys, values and parsed numbers as parallel arrays
     numeric = ("mapFromArrays(arrayMap(k -> substring(k, 12), arrayFilter((k, n) -> isNotNull(n), _fk, _fn)), "
                "arrayMap(n -> assumeNotNull(n), arrayFilter(n -> isNotNull(n), _fn)))")
@@ -125,7 +163,7 @@ SELECT
     Duration AS DurationNs,
     {probabilities} AS Probabilities
 FROM {ctx.name('otel_traces')}
-WHERE SpanName = '{PREDICTION_SPAN}'"""
+WHERE {prediction_span(attr)}"""
 
 
 def labels(ctx: Context) -> list[str]:
@@ -145,7 +183,7 @@ def labels(ctx: Context) -> list[str]:
 
 
 def labels_select(ctx: Context) -> str:
-    attr = "SpanAttributes"
+    attr = ATTR
     return f"""SELECT
     Timestamp,
     {attr}['{c.MODEL_NAME}'] AS ModelName,
@@ -155,4 +193,4 @@ def labels_select(ctx: Context) -> str:
     {_num(f"{attr}['{c.LABEL_VALUE}']")} AS LabelNumber,
     TraceId
 FROM {ctx.name('otel_traces')}
-WHERE SpanName = '{LABEL_SPAN}' AND {attr}['{c.PREDICTION_ID}'] != ''"""
+WHERE {typed_label(attr)}"""
