@@ -295,7 +295,74 @@ def test_otel_logs_on_a_cluster_and_its_retention():
                and "Distributed(`prod`, `mw`, `otel_logs_local`, rand())" in s for s in ddl)
     single = [s for s in schema.statements("mw", retention=schema.Retention(logs_days=0)) if "`otel_logs`" in s]
     assert len(single) == 1 and "ENGINE = MergeTree()" in single[0] and "TTL" not in single[0]
-    assert schema.Retention().logs_days == schema.Retention().traces_days == 30
+    assert schema.Retention().logs_days == 30
+
+
+def _ttl_days(store: Store, table: str) -> float | None:
+    seconds = schema.retention_seconds(store, table)
+    return None if seconds is None else seconds / 86_400
+
+
+def _indexes(store: Store, table: str = "otel_traces") -> set[str]:
+    return {r[0] for r in store.query("SELECT name FROM system.data_skipping_indices WHERE database = {db:String} "
+                                      "AND table = {t:String}", {"db": store.database, "t": table})}
+
+
+def test_raw_spans_keep_a_week_and_embedded_stores_have_no_span_attribute_indexes(store):
+    """A new store keeps raw spans 7 days and typed predictions 180; an embedded one has no bloom filters on the
+    span attributes, a server's (printed DDL, single node and cluster) keeps the exporter's."""
+    assert (_ttl_days(store, "otel_traces"), _ttl_days(store, "ml_predictions")) == (7, 180)
+    assert _indexes(store) == {"idx_trace_id", "idx_res_attr_key", "idx_res_attr_value", "idx_duration"}
+    for ddl in (schema.statements("mw"), schema.statements("mw", cluster="prod")):
+        traces = next(s for s in ddl if s.startswith("CREATE TABLE IF NOT EXISTS `mw`.`otel_traces"))
+        assert "INDEX idx_span_attr_key mapKeys(SpanAttributes)" in traces and "idx_span_attr_value" in traces
+        assert "TTL toDateTime(Timestamp) + toIntervalDay(7)" in traces
+        assert not any("DROP INDEX" in s for s in ddl)
+    embedded = schema.statements("mw", embedded=True)
+    assert not any("idx_span_attr" in s for s in embedded if s.startswith("CREATE"))
+    traces_days = schema.statements("mw", retention=schema.Retention(traces_days=3))
+    assert any("ALTER TABLE `mw`.`otel_traces` MODIFY TTL toDateTime(Timestamp) + toIntervalDay(3)" == s for s in traces_days)
+
+
+def test_migration_15_on_stores_with_data(store_dir, monkeypatch):
+    """An embedded store made before migration 15 (30-day raw spans, span-attribute indexes) loses the indexes and
+    keeps raw spans 7 days, its rows kept (raw spans of the last week, every typed row); one whose operator chose
+    another raw retention keeps it."""
+    from modelwatch_analyzer.store import exporter_tables
+
+    day = 86_400 * 10**9
+    for database, traces_days, expected in (("before_m15", 30, 7), ("before_m15_custom", 60, 60)):
+        old = Store(f"chdb://{store_dir}", database=database)
+        try:
+            monkeypatch.setattr(schema, "MIGRATIONS", tuple(m for m in schema.MIGRATIONS if m.version <= 14))
+            old.embedded = False  # as stores were made before 15: the exporter's indexes
+            schema.apply(old, retention=schema.Retention(traces_days=traces_days))
+            old.embedded = True
+            monkeypatch.undo()
+            assert set(exporter_tables.SPAN_ATTRIBUTE_INDEXES) <= _indexes(old) and _ttl_days(old, "otel_traces") == traces_days
+
+            @modelwatch.monitor(model="keep", sampling_rate=1.0)
+            def predict(x):
+                return 1
+
+            with capture() as rec:
+                for i in range(30):
+                    predict({"x": i})
+                request = encode_spans(rec.predictions())
+            spans = request.resource_spans[0].scope_spans[0].spans
+            now = spans[0].start_time_unix_nano
+            for i, span in enumerate(spans):  # one span a day, from today back to 29 days ago
+                span.start_time_unix_nano = span.end_time_unix_nano = now - i * day
+            old.insert("otel_traces", span_rows(request), TRACE_COLUMNS)
+            assert [m.version for m in schema.apply(old)][0] == 15 and schema.version(old) == len(schema.MIGRATIONS)
+            assert not set(exporter_tables.SPAN_ATTRIBUTE_INDEXES) & _indexes(old)
+            assert _ttl_days(old, "otel_traces") == expected and _ttl_days(old, "ml_predictions") == 180
+            old.command(f"OPTIMIZE TABLE {old.table('otel_traces')} FINAL")  # what merges and the TTL would do
+            raw = old.query(f"SELECT count() FROM {old.table('otel_traces')}")[0][0]
+            assert raw == (7 if expected == 7 else 30)  # today and the 6 days before it
+            assert old.query(f"SELECT count() FROM {old.table('ml_predictions')}")[0][0] == 30
+        finally:
+            old.command(f"DROP DATABASE IF EXISTS `{database}`")
 
 
 def test_ensure_applies_on_an_embedded_store_and_only_checks_a_server(store):
@@ -385,3 +452,19 @@ def test_migration_9_retypes_leading_zero_text_in_a_store_created_before_it(stor
         assert old.query(f"SELECT count() FROM {old.table('ml_predictions')} WHERE Numeric['zip'] = 2139") == [(1,)]
     finally:
         old.command("DROP DATABASE IF EXISTS `before_m9`")
+
+
+def test_schema_apply_sets_the_raw_spans_retention_apart(store_dir, capsys):
+    """`schema apply --retention-days N --traces-retention-days M` on a new store: predictions and logs N days, raw
+    spans M; a negative value is bad usage."""
+    from modelwatch_analyzer.cli import command as cli
+
+    url = f"chdb://{store_dir}"
+    assert cli.main(["schema", "apply", "--url", url, "--traces-retention-days", "-1"]) == 2
+    assert "--traces-retention-days must be >= 0" in capsys.readouterr().err
+    st = Store(url, database="modelwatch")
+    try:
+        assert cli.main(["schema", "apply", "--url", url, "--retention-days", "90", "--traces-retention-days", "3"]) == 0
+        assert [_ttl_days(st, t) for t in ("otel_traces", "ml_predictions", "otel_logs")] == [3, 90, 90]
+    finally:
+        st.command("DROP DATABASE IF EXISTS `modelwatch`")

@@ -53,7 +53,7 @@ Limits, all documented in the result's details:
 * needs the SDK's metrics: a model whose processes export no metrics gets
   no completeness result;
 * windows older than the metrics' retention (90 days by default) have no
-  counters left; the failed-batch correction needs ``otel_traces`` (30 days).
+  counters left; the failed-batch correction needs ``otel_traces`` (7 days by default).
 """
 
 from __future__ import annotations

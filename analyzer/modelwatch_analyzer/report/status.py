@@ -307,8 +307,8 @@ def text(info: dict[str, Any], c: Cost | None = None) -> str:
         for m in info["models"]:
             if m.get("weights_clamped"):
                 out.append(f"  WARNING: {m['model']} {m['version'] or '-'}: {m['weights_clamped']:,} predictions carried an "
-                           "ml.sampling.weight outside [1, 1e6] or not a number; counted at the bounded weight (the sent "
-                           "value is in otel_traces): check the sender's sampling")
+                           "ml.sampling.weight outside [1, 1e6] or not a number; counted at the bounded weight (otel_traces "
+                           "keeps the sent value while it keeps the span): check the sender's sampling")
     else:
         out.append("\nmodels: none yet (no prediction spans stored). Point the SDK at `modelwatch serve`.")
     spans = info["spans"]

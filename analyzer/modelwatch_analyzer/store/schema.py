@@ -30,7 +30,10 @@ Tables (their roles: docs/contract.md):
 * ``ml_hourly_aggregates`` (migration 8): the aggregates of analysed whole
   hours per baseline, read back by later analyses (see ``hourly.py``).
 
-Retention is a TTL per table (:class:`Retention`). With ``cluster``, every
+Retention is a TTL per table (:class:`Retention`): raw spans 7 days (migration
+15), typed predictions 180. An embedded store's ``otel_traces`` has no
+span-attribute bloom filters (migration 15; servers keep the exporter's).
+With ``cluster``, every
 statement gets ``ON CLUSTER``, tables become ``Replicated*MergeTree`` named
 ``<table>_local`` with a ``Distributed`` table under the plain name, and the
 views read and write the local tables (the exporter writes the Distributed
@@ -131,6 +134,28 @@ def _views_by_attributes(ctx: Context) -> list[str]:
     return _typed_views(ctx)
 
 
+FORMER_TRACES_DAYS = 30
+"""``otel_traces``' retention before migration 15: a store that still has it gets the new default."""
+
+
+def _raw_retention(ctx: Context) -> list[str]:
+    """Raw spans keep their own, shorter retention (``Retention.traces_days``, 7 days) and, on an embedded store,
+    lose the span-attribute bloom filters (no trace search there). A store whose ``otel_traces`` TTL is not the
+    former default (30 days) keeps the retention its operator chose. Printed (no store), the TTL statement is
+    written out as a fresh store gets it."""
+    table = ctx.name("otel_traces")
+    stmts = [f"ALTER TABLE {table}{ctx.on_cluster} DROP INDEX IF EXISTS {ident(name)}"
+             for name in exporter_tables.SPAN_ATTRIBUTE_INDEXES] if ctx.embedded else []
+    days = ctx.retention.traces_days
+    if ctx.store is not None and retention_seconds(ctx.store, "otel_traces") != FORMER_TRACES_DAYS * 86_400:
+        return stmts  # chosen by the operator (or already this version's): left as it is
+    if days > 0:
+        stmts.append(f"ALTER TABLE {table}{ctx.on_cluster} MODIFY {ctx.ttl('Timestamp', days)}")
+    elif ctx.store is not None:
+        stmts.append(f"ALTER TABLE {table}{ctx.on_cluster} REMOVE TTL")
+    return stmts
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -153,6 +178,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(12, "typed predictions: sampling weights bounded to [1, 1e6], out-of-range ones flagged", _bounded_weights),
     Migration(13, "performance estimators; typed predictions keep multiclass probabilities", _estimators),
     Migration(14, "typed views select spans by their ml.* attributes, not their span name", _views_by_attributes),
+    Migration(15, "raw spans keep their own retention (7 days); no span-attribute indexes on an embedded store",
+              _raw_retention),
 )
 
 
@@ -162,9 +189,11 @@ def _migrations_table(ctx: Context) -> list[str]:
     AppliedAt DateTime64(3)""", ctx.engine("ReplacingMergeTree", "AppliedAt"), "ORDER BY Version")
 
 
-def statements(database: str, cluster: str | None = None, retention: Retention | None = None) -> list[str]:
-    """Every statement of every migration, in order (for review, or ``modelwatch schema apply --print``)."""
-    ctx = Context(ident(database), cluster, retention or Retention())
+def statements(database: str, cluster: str | None = None, retention: Retention | None = None,
+               embedded: bool = False) -> list[str]:
+    """Every statement of every migration, in order, for a new store (for review, or ``modelwatch schema print``);
+    a ClickHouse server's unless `embedded`."""
+    ctx = Context(ident(database), cluster, retention or Retention(), embedded=embedded)
     if cluster:
         ident(cluster)
     out = _migrations_table(ctx)
@@ -177,7 +206,7 @@ def apply(store: Store, cluster: str | None = None, retention: Retention | None 
     """Run the migrations `store` has not recorded yet; return those applied (none when up to date)."""
     if cluster:
         ident(cluster)
-    ctx = Context(ident(store.database), cluster, retention or Retention())
+    ctx = Context(ident(store.database), cluster, retention or Retention(), embedded=store.embedded, store=store)
     for sql in _migrations_table(ctx):
         store.command(sql)
     done = {int(r[0]) for r in store.query(f"SELECT Version FROM {store.table('schema_migrations')}")}
