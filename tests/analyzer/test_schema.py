@@ -161,11 +161,14 @@ def test_cluster_schema_uses_on_cluster_replicated_engines_and_distributed_table
     assert "TO `mw`.`ml_predictions_local`" in mv and "FROM `mw`.`otel_traces_local`" in mv
     assert "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', RunAt)" in \
         next(s for s in creates if "`ml_results_local`" in s)
-    retyped = [s for s in stmts if "MODIFY QUERY" in s]  # migrations 9, 12, 13, 14: each shard's views, reading the local table
+    retyped = [s for s in stmts if "MODIFY QUERY" in s]  # migrations 9, 12, 13, 14, 16 (twice): each shard's views, reading the local table
     predictions_mv = "ALTER TABLE `mw`.`ml_predictions_mv` ON CLUSTER `prod`"
     labels_mv = "ALTER TABLE `mw`.`ml_labels_mv` ON CLUSTER `prod`"
     assert [s.split(" MODIFY")[0] for s in retyped] == [predictions_mv, labels_mv, predictions_mv, predictions_mv,
-                                                        predictions_mv, labels_mv]
+                                                        predictions_mv, labels_mv, predictions_mv, predictions_mv]
+    renamed = [s for s in stmts if "RENAME COLUMN" in s or "ADD COLUMN IF NOT EXISTS PredictionId" in s]  # migration 16
+    assert [s.split(" RENAME")[0].split(" ADD")[0] for s in renamed] == ["ALTER TABLE `mw`.`ml_predictions_local` ON CLUSTER `prod`"] * 2
+    assert not any("UPDATE OwnPredictionId" in s for s in stmts)  # a server's rows keep their ids until they expire
     assert all("FROM `mw`.`otel_traces_local`" in s for s in retyped)
     added = [s.split(" ADD")[0] for s in stmts if "ADD COLUMN IF NOT EXISTS WeightClamped" in s]  # migration 11
     assert added == ["ALTER TABLE `mw`.`ml_predictions_local` ON CLUSTER `prod`",
@@ -215,7 +218,7 @@ def test_migration_4_compresses_without_changing_columns(store):
     assert codecs["SpanAttributes"] == "CODEC(ZSTD(3))" and codecs["TraceId"] == "CODEC(ZSTD(1))"
     codecs = dict(store.query("SELECT name, compression_codec FROM system.columns WHERE database = {db:String} "
                               "AND table = 'ml_predictions'", {"db": store.database}))
-    assert codecs["Numeric"] == codecs["PredictionId"] == "CODEC(ZSTD(3))"
+    assert codecs["Numeric"] == codecs["OwnPredictionId"] == "CODEC(ZSTD(3))"
     m4 = next(m for m in schema.MIGRATIONS if m.version == 4)
     plain = m4.statements(schema.Context("`db`"))
     assert plain and all(" ON CLUSTER " not in s and "_local" not in s for s in plain)
@@ -230,8 +233,12 @@ def test_cluster_shard_keys_keep_a_prediction_with_its_label_and_a_models_result
         return [s for s in ddl if f"`mw`.`{table}` ON CLUSTER" in s and "Distributed" in s]
     for table in ("ml_results", "ml_alerts", "ml_baselines", "ml_detector_state", "ml_hourly_aggregates"):
         assert all(s.endswith("cityHash64(ModelName))") for s in dist(table)) and dist(table), table
-    for table in ("ml_predictions", "ml_labels"):
-        assert all(s.endswith("cityHash64(ModelName, PredictionId))") for s in dist(table)) and dist(table), table
+    assert all(s.endswith("cityHash64(ModelName, PredictionId))") for s in dist("ml_labels")) and dist("ml_labels")
+    # ml_predictions: by PredictionId (migration 6), then by the expression its ALIAS reads (migration 16)
+    last = dist("ml_predictions")[-1]
+    assert last.startswith("CREATE OR REPLACE TABLE `mw`.`ml_predictions` ON CLUSTER `prod` AS `mw`.`ml_predictions_local`")
+    assert last.endswith("`ml_predictions_local`, cityHash64(ModelName, if(OwnPredictionId = '', TraceId, OwnPredictionId)))")
+    assert all(s.endswith("cityHash64(ModelName, PredictionId))") for s in dist("ml_predictions")[:-1])
     assert any("CREATE OR REPLACE TABLE `mw`.`otel_traces`" in s and "ml.prediction.id" in s for s in ddl)
     assert not schema.statements("mw")[-1].startswith("CREATE OR REPLACE")  # nothing to do on one node
 
@@ -468,3 +475,64 @@ def test_schema_apply_sets_the_raw_spans_retention_apart(store_dir, capsys):
         assert [_ttl_days(st, t) for t in ("otel_traces", "ml_predictions", "otel_logs")] == [3, 90, 90]
     finally:
         st.command("DROP DATABASE IF EXISTS `modelwatch`")
+
+
+def test_migration_16_stores_the_prediction_id_once_in_a_store_with_data(store_dir, monkeypatch):
+    """A store at migration 15 held every prediction id in full. After 16, PredictionId reads the same ids (an ALIAS
+    of OwnPredictionId, else TraceId), labels join as before, new rows hold '' for an id that is the trace id, the
+    embedded store clears the old rows' copies, and running the migration again changes nothing."""
+    import time
+
+    database = "before_m16"
+    old = Store(f"chdb://{store_dir}", database=database)
+    try:
+        monkeypatch.setattr(schema, "MIGRATIONS", tuple(m for m in schema.MIGRATIONS if m.version <= 15))
+        schema.apply(old)
+        monkeypatch.undo()
+
+        @modelwatch.monitor(model="once", sampling_rate=1.0,
+                            prediction_id=lambda x: f"order-{x['i']}" if x["i"] % 4 == 0 else None)
+        def predict(x):
+            return x["v"] > 0
+
+        def send(n: int, start: int) -> list[str]:
+            with capture() as rec:
+                ids = []
+                for i in range(start, start + n):
+                    predict({"v": i % 3 - 1, "i": i})
+                    ids.append(modelwatch.last_prediction().id)
+                for pid in ids:
+                    modelwatch.record_label("once", pid, "true")
+                _insert_spans(old, rec.spans())
+            return ids
+
+        def joined() -> int:
+            return old.query(f"SELECT count() FROM {old.table('ml_predictions')} AS p INNER JOIN "
+                             f"(SELECT * FROM {old.table('ml_labels')} FINAL) AS l "
+                             "ON p.ModelName = l.ModelName AND p.PredictionId = l.PredictionId")[0][0]
+
+        before = send(40, 0)
+        ids = sorted(r[0] for r in old.query(f"SELECT PredictionId FROM {old.table('ml_predictions')}"))
+        assert ids == sorted(before) and joined() == 40
+        assert [m.version for m in schema.apply(old)] == [16] and schema.version(old) == len(schema.MIGRATIONS)
+        kinds = dict(old.query("SELECT name, default_kind FROM system.columns WHERE database = {db:String} "
+                               "AND table = 'ml_predictions' AND name LIKE '%PredictionId'", {"db": database}))
+        assert kinds == {"OwnPredictionId": "", "PredictionId": "ALIAS"}
+        after = send(40, 40)
+        rows = old.query(f"SELECT PredictionId, OwnPredictionId, TraceId FROM {old.table('ml_predictions')}")
+        assert sorted(r[0] for r in rows) == sorted(before + after) and joined() == 80
+        for _ in range(100):  # the embedded store's mutation clears the old rows' copies of their trace ids
+            if old.query("SELECT countIf(NOT is_done) FROM system.mutations WHERE database = {db:String}",
+                         {"db": database})[0][0] == 0:
+                break
+            time.sleep(0.1)
+        rows = old.query(f"SELECT PredictionId, OwnPredictionId, TraceId FROM {old.table('ml_predictions')}")
+        assert {own for pid, own, trace in rows if pid == trace} == {""}
+        assert {pid for pid, own, _t in rows if own} == {f"order-{i}" for i in range(0, 80, 4)}
+        # run again (as after an interruption): the rename is skipped, nothing changes
+        old.command(f"DELETE FROM {old.table('schema_migrations')} WHERE Version = 16")
+        assert [m.version for m in schema.apply(old)] == [16]
+        assert sorted(r[0] for r in old.query(f"SELECT PredictionId FROM {old.table('ml_predictions')}")) == \
+            sorted(before + after) and joined() == 80
+    finally:
+        old.command(f"DROP DATABASE IF EXISTS `{database}`")

@@ -67,7 +67,7 @@ SHARD_KEYS = {
     # performance join runs shard-locally; a model's results, alerts, baselines and detector state on
     # one shard, so Replacing engines replace and cooldowns see every alert
     "otel_traces": _BY_PREDICTION,
-    "ml_predictions": "cityHash64(ModelName, PredictionId)",
+    "ml_predictions": "cityHash64(ModelName, PredictionId)",  # migration 16 re-creates it with PredictionId's ALIAS
     "ml_labels": "cityHash64(ModelName, PredictionId)",
     "ml_baselines": "cityHash64(ModelName)",
     "ml_results": "cityHash64(ModelName)",
@@ -83,8 +83,8 @@ LATER_SHARD_KEYS = {
 }
 
 
-def distributed(ctx: Context, table: str, create: str = "CREATE TABLE IF NOT EXISTS") -> str:
-    key = SHARD_KEYS.get(table) or LATER_SHARD_KEYS.get(table, "rand()")
+def distributed(ctx: Context, table: str, create: str = "CREATE TABLE IF NOT EXISTS", key: str | None = None) -> str:
+    key = key or SHARD_KEYS.get(table) or LATER_SHARD_KEYS.get(table, "rand()")
     return (f"{create} {ctx.database}.{ident(table)}{ctx.on_cluster} AS {ctx.name(table)} "
             f"ENGINE = Distributed({ident(ctx.cluster)}, {ctx.database}, {ident(table + '_local')}, {key})")
 

@@ -18,7 +18,9 @@ Tables (their roles: docs/contract.md):
   included), the others to ``Categorical``. ``Weight`` is the span's
   ``ml.sampling.weight`` bounded to [1, 1e6] (absent, text or non-finite:
   1), ``WeightClamped`` set when the sent weight was not kept as is (migration
-  12). Ordered by (model, version,
+  12). The prediction id is stored once (migration 16): ``OwnPredictionId``
+  is '' when the id is the trace id, ``PredictionId`` an ALIAS reading it
+  back, else ``TraceId``. Ordered by (model, version,
   time): a drift query reads one model's window, all features at once.
 * ``ml_labels``: ground truth from label spans (``ml.label.value``, or the
   name ``ml.label``) with a prediction id, latest label per (model,
@@ -93,8 +95,15 @@ def _compression(ctx: Context) -> list[str]:
 def _typed_views(ctx: Context) -> list[str]:
     """The views' queries as this version writes them (text with a leading zero stays text); ``MODIFY QUERY`` swaps
     a view's query in one step, so no span inserted meanwhile goes untyped. Rows already typed stay as they are."""
-    return [f"ALTER TABLE {ctx.database}.{ident(view)}{ctx.on_cluster} MODIFY QUERY\n{select(ctx)}"
-            for view, select in (("ml_predictions_mv", typed_tables.predictions_select), ("ml_labels_mv", typed_tables.labels_select))]
+    return [_predictions_query(ctx, typed_tables.FULL_ID),
+            f"ALTER TABLE {ctx.database}.{ident('ml_labels_mv')}{ctx.on_cluster} MODIFY QUERY\n{typed_tables.labels_select(ctx)}"]
+
+
+def _predictions_query(ctx: Context, prediction_id: str) -> str:
+    """``ml_predictions_mv``'s query as this version writes it, with the prediction id in the form `prediction_id`
+    (the migrations before 16 write the physical ``PredictionId`` they knew: see :func:`_prediction_id_once`)."""
+    return (f"ALTER TABLE {ctx.database}.{ident('ml_predictions_mv')}{ctx.on_cluster} MODIFY QUERY\n"
+            f"{typed_tables.predictions_select(ctx, prediction_id)}")
 
 
 def _bounded_weights(ctx: Context) -> list[str]:
@@ -102,8 +111,7 @@ def _bounded_weights(ctx: Context) -> list[str]:
     weights (see :func:`_weight`); rows typed before keep their weights."""
     tables = physical_and_distributed(ctx, "ml_predictions")
     return [f"ALTER TABLE {table}{ctx.on_cluster} ADD COLUMN IF NOT EXISTS WeightClamped Bool DEFAULT false AFTER Weight"
-            for table in tables] + [
-        f"ALTER TABLE {ctx.database}.{ident('ml_predictions_mv')}{ctx.on_cluster} MODIFY QUERY\n{typed_tables.predictions_select(ctx)}"]
+            for table in tables] + [_predictions_query(ctx, typed_tables.FULL_ID)]
 
 
 def _hourly_sample_rate(ctx: Context) -> list[str]:
@@ -124,8 +132,7 @@ def _alert_superseded(ctx: Context) -> list[str]:
 
 def _estimators(ctx: Context) -> list[str]:
     """``ml_predictions`` gains ``Probabilities`` and its view fills it; ``ml_estimators`` holds the estimators."""
-    return analyzer_tables.estimators(ctx) + [
-        f"ALTER TABLE {ctx.database}.{ident('ml_predictions_mv')}{ctx.on_cluster} MODIFY QUERY\n{typed_tables.predictions_select(ctx)}"]
+    return analyzer_tables.estimators(ctx) + [_predictions_query(ctx, typed_tables.FULL_ID)]
 
 
 def _views_by_attributes(ctx: Context) -> list[str]:
@@ -156,6 +163,37 @@ def _raw_retention(ctx: Context) -> list[str]:
     return stmts
 
 
+def _prediction_id_once(ctx: Context) -> list[str]:
+    """The prediction id is stored once: ``PredictionId`` becomes ``OwnPredictionId`` ('' when the id is the trace
+    id, as the SDK's default ids are) and ``PredictionId`` an ALIAS reading it back, else ``TraceId``; readers of
+    ``PredictionId`` (the join with labels among them) are unchanged. In steps that keep every span typed right:
+    the view writes both forms (the table takes the one it has), the column is renamed (its rows keep their
+    ids), the ALIAS added, then the view writes the new form only. A cluster's Distributed table is re-created
+    over the new columns, sharding by the same expression. An embedded store then clears the ids its rows hold
+    twice (a mutation, in the background); a server's rows keep them until they expire."""
+    table = ctx.name("ml_predictions")
+    stmts = [_predictions_query(ctx, typed_tables.BOTH_IDS)]
+    if ctx.store is None or _column_kind(ctx.store, "ml_predictions_local" if ctx.cluster else "ml_predictions",
+                                         "PredictionId") == "":
+        stmts.append(f"ALTER TABLE {table}{ctx.on_cluster} RENAME COLUMN IF EXISTS PredictionId TO OwnPredictionId")
+    stmts.append(f"ALTER TABLE {table}{ctx.on_cluster} ADD COLUMN IF NOT EXISTS PredictionId String "
+                 f"ALIAS {typed_tables.PREDICTION_ID_ALIAS} AFTER OwnPredictionId")
+    if ctx.cluster:
+        stmts.append(distributed(ctx, "ml_predictions", "CREATE OR REPLACE TABLE",
+                                 key=f"cityHash64(ModelName, {typed_tables.PREDICTION_ID_ALIAS})"))
+    stmts.append(_predictions_query(ctx, typed_tables.OWN_ID))
+    if ctx.embedded:
+        stmts.append(f"ALTER TABLE {table} UPDATE OwnPredictionId = '' WHERE OwnPredictionId = TraceId")
+    return stmts
+
+
+def _column_kind(store: Store, table: str, column: str) -> str | None:
+    """`column`'s ``default_kind`` in `table` ('' for a stored column, 'ALIAS', …); None: no such column."""
+    rows = store.query("SELECT default_kind FROM system.columns WHERE database = {db:String} AND table = {t:String} "
+                       "AND name = {c:String}", {"db": store.database, "t": table, "c": column})
+    return rows[0][0] if rows else None
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -180,6 +218,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(14, "typed views select spans by their ml.* attributes, not their span name", _views_by_attributes),
     Migration(15, "raw spans keep their own retention (7 days); no span-attribute indexes on an embedded store",
               _raw_retention),
+    Migration(16, "typed predictions store the prediction id once: '' when it is the trace id, PredictionId an ALIAS",
+              _prediction_id_once),
 )
 
 

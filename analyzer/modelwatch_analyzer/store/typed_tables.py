@@ -93,7 +93,19 @@ def _weight(attr: str) -> str:
             f"AND NOT ifNull(isFinite({w}) AND {w} >= 1. AND {w} <= {MAX_WEIGHT!r}, false) AS WeightClamped")
 
 
+OWN_ID = "own"
+"""How the view writes the prediction id: ``OwnPredictionId``, '' when it is the trace id (migration 16 on)."""
+FULL_ID = "full"
+"""``PredictionId``, always written (the physical column of migrations 2 to 15)."""
+BOTH_IDS = "both"
+"""Both (while migration 16 renames the column: whichever the table has is filled, the other is ignored)."""
+
+PREDICTION_ID_ALIAS = "if(OwnPredictionId = '', TraceId, OwnPredictionId)"
+"""``ml_predictions.PredictionId`` (an ALIAS column from migration 16): the application's own id, else the trace id."""
+
+
 def predictions(ctx: Context) -> list[str]:
+    """Migration 2: the table as it was then (``PredictionId`` physical; migration 16 makes it an ALIAS), its view."""
     columns = f"""    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
     ModelName LowCardinality(String),
     ModelVersion LowCardinality(String),
@@ -118,12 +130,24 @@ def predictions(ctx: Context) -> list[str]:
             f"{ctx.ttl('Timestamp', ctx.retention.predictions_days)}\nSETTINGS ttl_only_drop_parts = 1")
     return create_table(ctx, "ml_predictions", columns, ctx.engine(), tail) + [
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {ctx.database}.{ident('ml_predictions_mv')}{ctx.on_cluster} "
-        f"TO {ctx.name('ml_predictions')} AS\n{predictions_select(ctx)}"
+        f"TO {ctx.name('ml_predictions')} AS\n{predictions_select(ctx, FULL_ID)}"
     ]
 
 
-def predictions_select(ctx: Context) -> str:
-    """The view's query: a prediction span's attributes, typed (see :func:`_num` for what counts as a number)."""
+def _prediction_id(attr: str, form: str) -> str:
+    """The prediction id's select item(s): the span's ``ml.prediction.id``, else its trace id (see :data:`OWN_ID`)."""
+    pid = f"{attr}['{c.PREDICTION_ID}']"
+    own = f"if({pid} = TraceId, '', {pid}) AS OwnPredictionId"
+    full = f"if({pid} != '', {pid}, TraceId) AS PredictionId"
+    return {OWN_ID: own, FULL_ID: full, BOTH_IDS: f"{full},\n    {own}"}[form]
+
+
+def predictions_select(ctx: Context, prediction_id: str = OWN_ID) -> str:
+    """The view's query: a prediction span's attributes, typed (see :func:`_num` for what counts as a number).
+
+    The prediction id is stored once: ``OwnPredictionId`` holds the span's ``ml.prediction.id`` unless it is
+    empty or the trace id (the SDK's default), and ``PredictionId`` reads it back, else ``TraceId``
+    (:data:`PREDICTION_ID_ALIAS`). `prediction_id`: :data:`OWN_ID`, or the forms of the migrations before 16."""
     attr = ATTR
     # each feature value is parsed once: keys, values and parsed numbers as parallel arrays
     numeric = ("mapFromArrays(arrayMap(k -> substring(k, 12), arrayFilter((k, n) -> isNotNull(n), _fk, _fn)), "
@@ -145,7 +169,7 @@ SELECT
     Timestamp,
     {attr}['{c.MODEL_NAME}'] AS ModelName,
     {attr}['{c.MODEL_VERSION}'] AS ModelVersion,
-    if({attr}['{c.PREDICTION_ID}'] != '', {attr}['{c.PREDICTION_ID}'], TraceId) AS PredictionId,
+    {_prediction_id(attr, prediction_id)},
     TraceId,
     SpanId,
     ServiceName,
