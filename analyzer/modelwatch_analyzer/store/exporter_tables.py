@@ -5,7 +5,7 @@ them compatible.
 One difference on the embedded store: ``otel_traces`` has no bloom-filter indexes on the span attributes'
 keys and values (:data:`SPAN_ATTRIBUTE_INDEXES`). They serve attribute searches in trace viewers (Jaeger,
 Grafana) on a ClickHouse server; nothing searches an embedded store's spans by attribute, and they cost
-~10-15 % of an insert's CPU and, the values' one, ~30 bytes per 25-feature span on disk."""
+~10-15 % of an insert's CPU and ~6 bytes per 25-feature span on disk (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
