@@ -469,7 +469,8 @@ def test_schema_apply_sets_the_raw_spans_retention_apart(store_dir, capsys):
     url = f"chdb://{store_dir}"
     assert cli.main(["schema", "apply", "--url", url, "--traces-retention-days", "-1"]) == 2
     assert "--traces-retention-days must be >= 0" in capsys.readouterr().err
-    st = Store(url, database="modelwatch")
+    st = Store(url, database="modelwatch")  # the CLI's default database in this session's directory: start afresh
+    st.command("DROP DATABASE IF EXISTS `modelwatch`")
     try:
         assert cli.main(["schema", "apply", "--url", url, "--retention-days", "90", "--traces-retention-days", "3"]) == 0
         assert [_ttl_days(st, t) for t in ("otel_traces", "ml_predictions", "otel_logs")] == [3, 90, 90]
