@@ -143,7 +143,7 @@ def load_store(url: str, files: list[str]) -> dict[str, float]:
     times = {}
     t0 = time.perf_counter()
     for path in files:
-        store.command(f"""INSERT INTO {store.table('ml_predictions')} (Timestamp, ModelName, ModelVersion, PredictionId,
+        store.command(f"""INSERT INTO {store.table('ml_predictions')} (Timestamp, ModelName, ModelVersion, OwnPredictionId,
     TraceId, SpanId, ServiceName, Weight, Reason, Prediction, PredictionNumber, Score, Numeric, Categorical)
 SELECT fromUnixTimestamp64Nano(ts), '{MODEL}', '1', toString(id), leftPad(lower(hex(id)), 32, '0'),
     leftPad(lower(hex(id)), 16, '0'), 'bench', 1., 'random', toString(prediction), NULL, score,

@@ -13,10 +13,12 @@ from __future__ import annotations
 # -- spans ---------------------------------------------------------------------
 
 PREDICTION_SPAN = "ml.predict"
-"""Name of a prediction span: the store types the spans of this name into ``ml_predictions``."""
+"""Name of the SDK's prediction spans. The store does not select by it: any span with a non-empty
+``ml.model.name`` that is not a label is a prediction (docs/contract.md)."""
 
 LABEL_SPAN = "ml.label"
-"""Name of a ground-truth label span; labels are never sampled away."""
+"""Name of the SDK's ground-truth label spans; a span of this name, or any span with ``ml.label.value``, is a
+label (never a prediction). Labels are never sampled away."""
 
 # -- span attributes -------------------------------------------------------------
 

@@ -16,7 +16,8 @@ from modelwatch_analyzer.store.client import Store
 # recent: older rows would fall to the tables' TTLs at once
 T0 = (datetime.now(timezone.utc) - timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)
 
-COLUMNS = ("Timestamp", "ModelName", "ModelVersion", "PredictionId", "TraceId", "SpanId", "ServiceName", "Weight",
+# PredictionId is an ALIAS of OwnPredictionId (else TraceId): rows are written with their own ids
+COLUMNS = ("Timestamp", "ModelName", "ModelVersion", "OwnPredictionId", "TraceId", "SpanId", "ServiceName", "Weight",
            "Reason", "Prediction", "PredictionNumber", "Score", "Numeric", "Categorical")
 
 

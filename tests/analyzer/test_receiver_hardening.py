@@ -232,10 +232,11 @@ BAD_TIMES = [2**63 - 1, 0, 1, 946_684_799 * 10**9]  # the last: one second befor
 
 
 def test_span_start_times_outside_the_accepted_range_are_refused_on_every_path(server):
-    """Span start times of 2^63-1, 0, 1 ns, before 2000, older than the 30-day retention of otel_traces, or over a
+    """Span start times of 2^63-1, 0, 1 ns, before 2000, older than the retention that keeps them (a prediction
+    span: ml_predictions' 180 days; a span that is neither prediction nor label: otel_traces' 7 days), or over a
     week ahead: 400 / INVALID_ARGUMENT naming the field, on the native, Python and gRPC paths."""
     stub = trace_service_pb2_grpc.TraceServiceStub(grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}"))
-    for t in BAD_TIMES + [time.time_ns() - 31 * DAY_NS, time.time_ns() + 8 * DAY_NS]:
+    for t in BAD_TIMES + [time.time_ns() - 181 * DAY_NS, time.time_ns() + 8 * DAY_NS]:
         bad = _spans(3)
         bad.resource_spans[0].scope_spans[0].spans[1].start_time_unix_nano = t
         status, reply, _h = _post(server.http_port, "/v1/traces", bad.SerializeToString(), PROTO)  # native path
@@ -246,7 +247,9 @@ def test_span_start_times_outside_the_accepted_range_are_refused_on_every_path(s
             stub.Export(bad, timeout=10)
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "start_time_unix_nano" in info.value.details()
     assert _count(server.store) == 0 and server.ingest.stats.rows == 0
-    for t in (time.time_ns() - 29 * DAY_NS, time.time_ns() + 6 * DAY_NS):  # inside the range
+    status, reply, _h = _post(server.http_port, "/v1/traces", _json_spans(time.time_ns() - 8 * DAY_NS), JSON)
+    assert status == 400 and "start_time_unix_nano" in _status(reply, True)[1]  # no ml.* attribute: raw only
+    for t in (time.time_ns() - 6 * DAY_NS, time.time_ns() + 6 * DAY_NS):  # inside the range
         assert _post(server.http_port, "/v1/traces", _spans(1, start=t).SerializeToString(), PROTO)[0] == 200
         assert _post(server.http_port, "/v1/traces", _json_spans(t), JSON)[0] == 200
     assert _count(server.store) == 4
@@ -272,11 +275,57 @@ def test_without_retention_times_from_2000_are_accepted_and_stay_stored(store_di
 
 
 def test_the_receiver_reads_each_signals_shortest_retention_from_the_store(server):
-    """The retention that bounds row timestamps is each signal's tables' TTL, as the store holds it."""
-    assert server.receiver.retention_seconds == {"traces": 30 * 86_400, "metrics": 90 * 86_400, "logs": 30 * 86_400}
+    """The retention that bounds row timestamps is each signal's tables' TTL, as the store holds it (and the typed
+    tables', which bound prediction and label spans)."""
+    assert server.receiver.retention_seconds == {"traces": 7 * 86_400, "metrics": 90 * 86_400, "logs": 30 * 86_400,
+                                                 "ml_predictions": 180 * 86_400, "ml_labels": 365 * 86_400}
     status, reply, _h = _post(server.http_port, "/v1/logs", _log(time.time_ns() - 31 * DAY_NS, 0).SerializeToString(),
                               PROTO)
     assert status == 400 and "retention" in _status(reply, False)[1]
+
+
+def _kinds(start: int) -> trace_service_pb2.ExportTraceServiceRequest:
+    """A prediction span, a label span (its own name), a label without a prediction id, and a plain span."""
+    req = trace_service_pb2.ExportTraceServiceRequest()
+    spans = req.resource_spans.add().scope_spans.add().spans
+    for name, attrs in (("score", {"ml.model.name": "old", "ml.prediction.id": f"x{start}"}),
+                        ("truth", {"ml.model.name": "old", "ml.prediction.id": f"x{start}", "ml.label.value": "1"}),
+                        ("truth", {"ml.model.name": "old", "ml.label.value": "1"}),
+                        ("GET /", {"http.route": "/"})):
+        k = next(_ids)
+        span = spans.add(name=name, trace_id=k.to_bytes(16, "big"), span_id=k.to_bytes(8, "big"),
+                         start_time_unix_nano=start, end_time_unix_nano=start)
+        for key, value in attrs.items():
+            span.attributes.add(key=key).value.string_value = value
+    return req
+
+
+@pytest.mark.parametrize("path", ["native", "python"])
+def test_prediction_and_label_spans_older_than_the_raw_retention_are_accepted_and_typed(server, path):
+    """A 30-day-old prediction span and a 200-day-old label are kept by their typed tables (180 and 365 days): the
+    receiver accepts them though otel_traces keeps 7 days, and their typed rows stay. A span of that age that is
+    neither (no ml.* attribute, or a label without a prediction id) is refused whole, on both paths."""
+    receiver = Receiver(server.ingest, retention_seconds=server.receiver.retention_seconds)
+    signal = SIGNALS["traces"]
+
+    def export(req: trace_service_pb2.ExportTraceServiceRequest) -> None:
+        receiver.export(signal, req, req.SerializeToString() if path == "native" else None)
+
+    month, year = time.time_ns() - 30 * DAY_NS, time.time_ns() - 200 * DAY_NS
+    for start in (month, year):
+        with pytest.raises(Rejected) as info:
+            export(_kinds(start))
+        assert info.value.code == "invalid" and "start_time_unix_nano" in info.value.message
+    for start, keep in ((month, 2), (year, 1)):
+        req = _kinds(start)
+        del req.resource_spans[0].scope_spans[0].spans[2:]
+        if keep == 1:  # at 200 days only the label is within its table's retention
+            with pytest.raises(Rejected):
+                export(req)
+            del req.resource_spans[0].scope_spans[0].spans[0]
+        export(req)
+    assert _count(server.store, "ml_predictions") == 1 and _count(server.store, "ml_labels") == 2
+    assert _count(server.store) == 0  # otel_traces dropped them at once (older than its TTL)
 
 
 def _gauge(time_ns: int, start_ns: int = 0) -> metrics_service_pb2.ExportMetricsServiceRequest:
@@ -434,7 +483,8 @@ def test_migration_12_bounds_weights_in_a_store_created_before_it(store_dir, mon
         assert "WeightClamped" not in dict(old.query(
             "SELECT name, type FROM system.columns WHERE database = 'before_m11' AND table = 'ml_predictions'"))
         old.insert("otel_traces", span_rows(_weighted({"before": 9.2e18})), TRACE_COLUMNS)
-        assert [m.version for m in schema.apply(old)] == [11, 12, 13] and schema.version(old) == len(schema.MIGRATIONS)
+        assert [m.version for m in schema.apply(old)] == list(range(11, len(schema.MIGRATIONS) + 1))
+        assert schema.version(old) == len(schema.MIGRATIONS)
         old.insert("otel_traces", span_rows(_weighted({"after": 9.2e18, "fine": 3.0})), TRACE_COLUMNS)
         rows = dict((pid, (w, flag)) for pid, w, flag in old.query(
             f"SELECT PredictionId, Weight, WeightClamped FROM {old.table('ml_predictions')}"))

@@ -161,11 +161,14 @@ def test_cluster_schema_uses_on_cluster_replicated_engines_and_distributed_table
     assert "TO `mw`.`ml_predictions_local`" in mv and "FROM `mw`.`otel_traces_local`" in mv
     assert "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', RunAt)" in \
         next(s for s in creates if "`ml_results_local`" in s)
-    retyped = [s for s in stmts if "MODIFY QUERY" in s]  # migrations 9, 11 and 13: each shard's views, reading the local table
-    assert [s.split(" MODIFY")[0] for s in retyped] == ["ALTER TABLE `mw`.`ml_predictions_mv` ON CLUSTER `prod`",
-                                                        "ALTER TABLE `mw`.`ml_labels_mv` ON CLUSTER `prod`",
-                                                        "ALTER TABLE `mw`.`ml_predictions_mv` ON CLUSTER `prod`",
-                                                        "ALTER TABLE `mw`.`ml_predictions_mv` ON CLUSTER `prod`"]
+    retyped = [s for s in stmts if "MODIFY QUERY" in s]  # migrations 9, 12, 13, 14, 16 (twice): each shard's views, reading the local table
+    predictions_mv = "ALTER TABLE `mw`.`ml_predictions_mv` ON CLUSTER `prod`"
+    labels_mv = "ALTER TABLE `mw`.`ml_labels_mv` ON CLUSTER `prod`"
+    assert [s.split(" MODIFY")[0] for s in retyped] == [predictions_mv, labels_mv, predictions_mv, predictions_mv,
+                                                        predictions_mv, labels_mv, predictions_mv, predictions_mv]
+    renamed = [s for s in stmts if "RENAME COLUMN" in s or "ADD COLUMN IF NOT EXISTS PredictionId" in s]  # migration 16
+    assert [s.split(" RENAME")[0].split(" ADD")[0] for s in renamed] == ["ALTER TABLE `mw`.`ml_predictions_local` ON CLUSTER `prod`"] * 2
+    assert not any("UPDATE OwnPredictionId" in s for s in stmts)  # a server's rows keep their ids until they expire
     assert all("FROM `mw`.`otel_traces_local`" in s for s in retyped)
     added = [s.split(" ADD")[0] for s in stmts if "ADD COLUMN IF NOT EXISTS WeightClamped" in s]  # migration 11
     assert added == ["ALTER TABLE `mw`.`ml_predictions_local` ON CLUSTER `prod`",
@@ -215,7 +218,7 @@ def test_migration_4_compresses_without_changing_columns(store):
     assert codecs["SpanAttributes"] == "CODEC(ZSTD(3))" and codecs["TraceId"] == "CODEC(ZSTD(1))"
     codecs = dict(store.query("SELECT name, compression_codec FROM system.columns WHERE database = {db:String} "
                               "AND table = 'ml_predictions'", {"db": store.database}))
-    assert codecs["Numeric"] == codecs["PredictionId"] == "CODEC(ZSTD(3))"
+    assert codecs["Numeric"] == codecs["OwnPredictionId"] == "CODEC(ZSTD(3))"
     m4 = next(m for m in schema.MIGRATIONS if m.version == 4)
     plain = m4.statements(schema.Context("`db`"))
     assert plain and all(" ON CLUSTER " not in s and "_local" not in s for s in plain)
@@ -230,8 +233,12 @@ def test_cluster_shard_keys_keep_a_prediction_with_its_label_and_a_models_result
         return [s for s in ddl if f"`mw`.`{table}` ON CLUSTER" in s and "Distributed" in s]
     for table in ("ml_results", "ml_alerts", "ml_baselines", "ml_detector_state", "ml_hourly_aggregates"):
         assert all(s.endswith("cityHash64(ModelName))") for s in dist(table)) and dist(table), table
-    for table in ("ml_predictions", "ml_labels"):
-        assert all(s.endswith("cityHash64(ModelName, PredictionId))") for s in dist(table)) and dist(table), table
+    assert all(s.endswith("cityHash64(ModelName, PredictionId))") for s in dist("ml_labels")) and dist("ml_labels")
+    # ml_predictions: by PredictionId (migration 6), then by the expression its ALIAS reads (migration 16)
+    last = dist("ml_predictions")[-1]
+    assert last.startswith("CREATE OR REPLACE TABLE `mw`.`ml_predictions` ON CLUSTER `prod` AS `mw`.`ml_predictions_local`")
+    assert last.endswith("`ml_predictions_local`, cityHash64(ModelName, if(OwnPredictionId = '', TraceId, OwnPredictionId)))")
+    assert all(s.endswith("cityHash64(ModelName, PredictionId))") for s in dist("ml_predictions")[:-1])
     assert any("CREATE OR REPLACE TABLE `mw`.`otel_traces`" in s and "ml.prediction.id" in s for s in ddl)
     assert not schema.statements("mw")[-1].startswith("CREATE OR REPLACE")  # nothing to do on one node
 
@@ -295,7 +302,74 @@ def test_otel_logs_on_a_cluster_and_its_retention():
                and "Distributed(`prod`, `mw`, `otel_logs_local`, rand())" in s for s in ddl)
     single = [s for s in schema.statements("mw", retention=schema.Retention(logs_days=0)) if "`otel_logs`" in s]
     assert len(single) == 1 and "ENGINE = MergeTree()" in single[0] and "TTL" not in single[0]
-    assert schema.Retention().logs_days == schema.Retention().traces_days == 30
+    assert schema.Retention().logs_days == 30
+
+
+def _ttl_days(store: Store, table: str) -> float | None:
+    seconds = schema.retention_seconds(store, table)
+    return None if seconds is None else seconds / 86_400
+
+
+def _indexes(store: Store, table: str = "otel_traces") -> set[str]:
+    return {r[0] for r in store.query("SELECT name FROM system.data_skipping_indices WHERE database = {db:String} "
+                                      "AND table = {t:String}", {"db": store.database, "t": table})}
+
+
+def test_raw_spans_keep_a_week_and_embedded_stores_have_no_span_attribute_indexes(store):
+    """A new store keeps raw spans 7 days and typed predictions 180; an embedded one has no bloom filters on the
+    span attributes, a server's (printed DDL, single node and cluster) keeps the exporter's."""
+    assert (_ttl_days(store, "otel_traces"), _ttl_days(store, "ml_predictions")) == (7, 180)
+    assert _indexes(store) == {"idx_trace_id", "idx_res_attr_key", "idx_res_attr_value", "idx_duration"}
+    for ddl in (schema.statements("mw"), schema.statements("mw", cluster="prod")):
+        traces = next(s for s in ddl if s.startswith("CREATE TABLE IF NOT EXISTS `mw`.`otel_traces"))
+        assert "INDEX idx_span_attr_key mapKeys(SpanAttributes)" in traces and "idx_span_attr_value" in traces
+        assert "TTL toDateTime(Timestamp) + toIntervalDay(7)" in traces
+        assert not any("DROP INDEX" in s for s in ddl)
+    embedded = schema.statements("mw", embedded=True)
+    assert not any("idx_span_attr" in s for s in embedded if s.startswith("CREATE"))
+    traces_days = schema.statements("mw", retention=schema.Retention(traces_days=3))
+    assert any("ALTER TABLE `mw`.`otel_traces` MODIFY TTL toDateTime(Timestamp) + toIntervalDay(3)" == s for s in traces_days)
+
+
+def test_migration_15_on_stores_with_data(store_dir, monkeypatch):
+    """An embedded store made before migration 15 (30-day raw spans, span-attribute indexes) loses the indexes and
+    keeps raw spans 7 days, its rows kept (raw spans of the last week, every typed row); one whose operator chose
+    another raw retention keeps it."""
+    from modelwatch_analyzer.store import exporter_tables
+
+    day = 86_400 * 10**9
+    for database, traces_days, expected in (("before_m15", 30, 7), ("before_m15_custom", 60, 60)):
+        old = Store(f"chdb://{store_dir}", database=database)
+        try:
+            monkeypatch.setattr(schema, "MIGRATIONS", tuple(m for m in schema.MIGRATIONS if m.version <= 14))
+            old.embedded = False  # as stores were made before 15: the exporter's indexes
+            schema.apply(old, retention=schema.Retention(traces_days=traces_days))
+            old.embedded = True
+            monkeypatch.undo()
+            assert set(exporter_tables.SPAN_ATTRIBUTE_INDEXES) <= _indexes(old) and _ttl_days(old, "otel_traces") == traces_days
+
+            @modelwatch.monitor(model="keep", sampling_rate=1.0)
+            def predict(x):
+                return 1
+
+            with capture() as rec:
+                for i in range(30):
+                    predict({"x": i})
+                request = encode_spans(rec.predictions())
+            spans = request.resource_spans[0].scope_spans[0].spans
+            now = spans[0].start_time_unix_nano
+            for i, span in enumerate(spans):  # one span a day, from today back to 29 days ago
+                span.start_time_unix_nano = span.end_time_unix_nano = now - i * day
+            old.insert("otel_traces", span_rows(request), TRACE_COLUMNS)
+            assert [m.version for m in schema.apply(old)][0] == 15 and schema.version(old) == len(schema.MIGRATIONS)
+            assert not set(exporter_tables.SPAN_ATTRIBUTE_INDEXES) & _indexes(old)
+            assert _ttl_days(old, "otel_traces") == expected and _ttl_days(old, "ml_predictions") == 180
+            old.command(f"OPTIMIZE TABLE {old.table('otel_traces')} FINAL")  # what merges and the TTL would do
+            raw = old.query(f"SELECT count() FROM {old.table('otel_traces')}")[0][0]
+            assert raw == (7 if expected == 7 else 30)  # today and the 6 days before it
+            assert old.query(f"SELECT count() FROM {old.table('ml_predictions')}")[0][0] == 30
+        finally:
+            old.command(f"DROP DATABASE IF EXISTS `{database}`")
 
 
 def test_ensure_applies_on_an_embedded_store_and_only_checks_a_server(store):
@@ -385,3 +459,81 @@ def test_migration_9_retypes_leading_zero_text_in_a_store_created_before_it(stor
         assert old.query(f"SELECT count() FROM {old.table('ml_predictions')} WHERE Numeric['zip'] = 2139") == [(1,)]
     finally:
         old.command("DROP DATABASE IF EXISTS `before_m9`")
+
+
+def test_schema_apply_sets_the_raw_spans_retention_apart(store_dir, capsys):
+    """`schema apply --retention-days N --traces-retention-days M` on a new store: predictions and logs N days, raw
+    spans M; a negative value is bad usage."""
+    from modelwatch_analyzer.cli import command as cli
+
+    url = f"chdb://{store_dir}"
+    assert cli.main(["schema", "apply", "--url", url, "--traces-retention-days", "-1"]) == 2
+    assert "--traces-retention-days must be >= 0" in capsys.readouterr().err
+    st = Store(url, database="modelwatch")  # the CLI's default database in this session's directory: start afresh
+    st.command("DROP DATABASE IF EXISTS `modelwatch`")
+    try:
+        assert cli.main(["schema", "apply", "--url", url, "--retention-days", "90", "--traces-retention-days", "3"]) == 0
+        assert [_ttl_days(st, t) for t in ("otel_traces", "ml_predictions", "otel_logs")] == [3, 90, 90]
+    finally:
+        st.command("DROP DATABASE IF EXISTS `modelwatch`")
+
+
+def test_migration_16_stores_the_prediction_id_once_in_a_store_with_data(store_dir, monkeypatch):
+    """A store at migration 15 held every prediction id in full. After 16, PredictionId reads the same ids (an ALIAS
+    of OwnPredictionId, else TraceId), labels join as before, new rows hold '' for an id that is the trace id, the
+    embedded store clears the old rows' copies, and running the migration again changes nothing."""
+    import time
+
+    database = "before_m16"
+    old = Store(f"chdb://{store_dir}", database=database)
+    try:
+        monkeypatch.setattr(schema, "MIGRATIONS", tuple(m for m in schema.MIGRATIONS if m.version <= 15))
+        schema.apply(old)
+        monkeypatch.undo()
+
+        @modelwatch.monitor(model="once", sampling_rate=1.0,
+                            prediction_id=lambda x: f"order-{x['i']}" if x["i"] % 4 == 0 else None)
+        def predict(x):
+            return x["v"] > 0
+
+        def send(n: int, start: int) -> list[str]:
+            with capture() as rec:
+                ids = []
+                for i in range(start, start + n):
+                    predict({"v": i % 3 - 1, "i": i})
+                    ids.append(modelwatch.last_prediction().id)
+                for pid in ids:
+                    modelwatch.record_label("once", pid, "true")
+                _insert_spans(old, rec.spans())
+            return ids
+
+        def joined() -> int:
+            return old.query(f"SELECT count() FROM {old.table('ml_predictions')} AS p INNER JOIN "
+                             f"(SELECT * FROM {old.table('ml_labels')} FINAL) AS l "
+                             "ON p.ModelName = l.ModelName AND p.PredictionId = l.PredictionId")[0][0]
+
+        before = send(40, 0)
+        ids = sorted(r[0] for r in old.query(f"SELECT PredictionId FROM {old.table('ml_predictions')}"))
+        assert ids == sorted(before) and joined() == 40
+        assert [m.version for m in schema.apply(old)] == [16] and schema.version(old) == len(schema.MIGRATIONS)
+        kinds = dict(old.query("SELECT name, default_kind FROM system.columns WHERE database = {db:String} "
+                               "AND table = 'ml_predictions' AND name LIKE '%PredictionId'", {"db": database}))
+        assert kinds == {"OwnPredictionId": "", "PredictionId": "ALIAS"}
+        after = send(40, 40)
+        rows = old.query(f"SELECT PredictionId, OwnPredictionId, TraceId FROM {old.table('ml_predictions')}")
+        assert sorted(r[0] for r in rows) == sorted(before + after) and joined() == 80
+        for _ in range(100):  # the embedded store's mutation clears the old rows' copies of their trace ids
+            if old.query("SELECT countIf(NOT is_done) FROM system.mutations WHERE database = {db:String}",
+                         {"db": database})[0][0] == 0:
+                break
+            time.sleep(0.1)
+        rows = old.query(f"SELECT PredictionId, OwnPredictionId, TraceId FROM {old.table('ml_predictions')}")
+        assert {own for pid, own, trace in rows if pid == trace} == {""}
+        assert {pid for pid, own, _t in rows if own} == {f"order-{i}" for i in range(0, 80, 4)}
+        # run again (as after an interruption): the rename is skipped, nothing changes
+        old.command(f"DELETE FROM {old.table('schema_migrations')} WHERE Version = 16")
+        assert [m.version for m in schema.apply(old)] == [16]
+        assert sorted(r[0] for r in old.query(f"SELECT PredictionId FROM {old.table('ml_predictions')}")) == \
+            sorted(before + after) and joined() == 80
+    finally:
+        old.command(f"DROP DATABASE IF EXISTS `{database}`")

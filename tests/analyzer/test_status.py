@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 import numpy as np
+import pytest
 from analyzer_data import T0, insert, insert_labels
 from modelwatch_analyzer.analysis import analyze, baseline
 from modelwatch_analyzer.analysis.window import Window
@@ -97,3 +98,47 @@ def test_status_of_an_empty_store_and_an_unreachable_one(store_dir, capsys):
     assert "modelwatch demo" in capsys.readouterr().out
     assert cli.main(["status", "--url", "http://127.0.0.1:9/modelwatch"]) == 1
     assert "cannot reach ClickHouse at http://127.0.0.1:9/modelwatch: connection refused" in capsys.readouterr().err
+
+
+def test_cost_reports_bytes_per_retained_prediction_at_steady_state(store, capsys):
+    """The typed row plus traces_days / predictions_days of a raw span, both measured on the store, the retentions
+    read from the tables' TTLs; printed by status --cost and in its JSON."""
+    import modelwatch
+    from modelwatch.testing import capture
+    from modelwatch_analyzer.collector.otlp_rows import TRACE_COLUMNS, span_rows
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    @modelwatch.monitor(model="steady", sampling_rate=1.0)
+    def predict(x):
+        return {"prediction": "a", "score": x["v"] / 100}
+
+    with capture() as rec:
+        for i in range(300):
+            predict({"v": float(i % 100), "c": "x" if i % 2 else "y"})
+        modelwatch.record_label("steady", modelwatch.last_prediction().id, "a")
+        store.insert("otel_traces", span_rows(encode_spans(rec.spans())), TRACE_COLUMNS)
+    c = status.cost(store)
+    st = c.steady
+    assert (st.traces_days, st.predictions_days) == (7, 180)
+    assert st.typed_bytes == c.tables["ml_predictions"]["bytes"] / 300
+    assert st.raw_bytes == c.tables["otel_traces"]["bytes"] / 301  # per span; the label is a span too
+    assert st.bytes == pytest.approx(st.typed_bytes + st.raw_bytes * 7 / 180)
+    assert st.bytes < c.bytes_per_prediction  # today every raw span is still there
+    assert cli.main(["status", *_url(store), "--cost"]) == 0
+    out = capsys.readouterr().out
+    assert f"steady state: {st.bytes:,.0f} bytes per retained prediction (typed row {st.typed_bytes:,.0f} + raw span " \
+           f"{st.raw_bytes:,.0f} × 7/180 days; raw spans kept 7 days, typed predictions 180 days)" in out
+    assert cli.main(["status", *_url(store), "--cost", "--format", "json"]) == 0
+    steady = json.loads(capsys.readouterr().out)["cost"]["steady_state"]
+    assert steady["bytes_per_retained_prediction"] == pytest.approx(st.bytes)
+    assert steady["raw_spans_per_retained_prediction"] == pytest.approx(7 / 180)
+
+
+def test_steady_state_with_retentions_kept_forever():
+    """No TTL on raw spans while predictions expire: no steady state; none on predictions: the raw share tends to 0;
+    neither: every raw span stays with its prediction."""
+    assert status.SteadyState(60.0, 130.0, None, 180.0).bytes is None
+    assert "steady state: none" in status.steady_text(status.SteadyState(60.0, 130.0, None, 180.0))
+    assert status.SteadyState(60.0, 130.0, 7.0, None).bytes == 60.0
+    assert status.SteadyState(60.0, 130.0, None, None).bytes == 190.0
+    assert status.SteadyState(60.0, None, 7.0, 180.0).bytes == 60.0

@@ -19,7 +19,7 @@ import pytest
 from conftest import DASHBOARD, ROOT
 from modelwatch import config as sdk_config
 from modelwatch.contract import LABEL_SPAN as LABEL_SPAN_NAME
-from modelwatch.contract import REASON_EDGE_CASE
+from modelwatch.contract import LABEL_VALUE, REASON_EDGE_CASE
 from modelwatch.sampling import TraceIdSampler, threshold
 from modelwatch.testing import capture
 from modelwatch_analyzer.cli import command as cli
@@ -116,7 +116,8 @@ def test_tail_sampling_policies_mirror_the_sdk_defaults(collector):
     high = [float(m[1]) for c in conditions for m in [re.fullmatch(r'attributes\["ml\.prediction\.score"\] > ([0-9.]+)', c)] if m]
     assert low == [defaults.low_confidence_threshold]
     assert high == [defaults.high_risk_threshold]
-    assert f'name == "{LABEL_SPAN_NAME}"' in conditions  # labels are never sampled away
+    assert f'name == "{LABEL_SPAN_NAME}"' in conditions  # labels are never sampled away, the SDK's and any SDK's
+    assert f'attributes["{LABEL_VALUE}"] != nil' in conditions
 
     spans = _sdk_span_attributes()
     # the boolean flags the SDK sets are exactly those the policies read, and they fire where the SDK's rules do

@@ -12,7 +12,8 @@ window, :func:`pipeline_gap` compares, per model:
 * ``stored``: the prediction rows in ``ml_predictions`` in the window (a
   batch call that raised is one span carrying ``ml.batch.size`` = N for its
   N error decisions: its other N - 1 rows are added, read from
-  ``otel_traces`` while it retains them).
+  ``otel_traces`` while it retains them; a prediction span is one the typed
+  view takes, whatever its name: ``typed_tables.prediction_span``).
 
 ``kept - sdk_dropped - stored`` is what was lost after the SDK (collector,
 network, receiver); ``kept - stored`` everything missing. The analysis
@@ -52,7 +53,7 @@ Limits, all documented in the result's details:
 * needs the SDK's metrics: a model whose processes export no metrics gets
   no completeness result;
 * windows older than the metrics' retention (90 days by default) have no
-  counters left; the failed-batch correction needs ``otel_traces`` (30 days).
+  counters left; the failed-batch correction needs ``otel_traces`` (7 days by default).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from modelwatch import contract as c
 
 from modelwatch_analyzer.analysis.results import Result
 from modelwatch_analyzer.analysis.window import to_ns
+from modelwatch_analyzer.store import typed_tables
 from modelwatch_analyzer.store.client import Store
 
 FEATURE = "__pipeline__"
@@ -200,7 +202,7 @@ def _add_stored(store: Store, tables: set[str], out: dict[str, PipelineGap], mod
             f" AND SpanAttributes['{c.MODEL_VERSION}'] = {{version:String}}" if version else "")
         for m, extra in store.query(
                 f"SELECT SpanAttributes['{c.MODEL_NAME}'], sum(greatest(toInt64OrZero(SpanAttributes['{c.BATCH_SIZE}']), 1) - 1) "
-                f"FROM {store.table('otel_traces')} WHERE SpanName = '{c.PREDICTION_SPAN}' AND StatusCode = 'Error' "
+                f"FROM {store.table('otel_traces')} WHERE {typed_tables.prediction_span()} AND StatusCode = 'Error' "
                 f"AND mapContains(SpanAttributes, '{c.BATCH_SIZE}') AND {tw} GROUP BY 1", params):
             if m in out and extra:
                 out[m].batch_rows += float(extra)

@@ -1,7 +1,7 @@
 """The ``modelwatch`` command.
 
     modelwatch serve [--url URL] [--host H] [--grpc-port N] [--http-port N] [--token-file F] [--config F]
-    modelwatch schema apply [--url URL] [--cluster NAME] [--retention-days N]
+    modelwatch schema apply [--url URL] [--cluster NAME] [--retention-days N] [--traces-retention-days N]
     modelwatch schema print [--cluster NAME]
     modelwatch baseline create --model M --version V (--file F | --since T --until T)
     modelwatch baseline list [--model M]
@@ -29,6 +29,7 @@ import argparse
 import importlib.util
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -208,11 +209,13 @@ def _schema(args: argparse.Namespace) -> int:
             print(sql.rstrip() + ";\n")
         return 0
     retention = schema.Retention()
+    for flag, days in (("--retention-days", args.retention_days), ("--traces-retention-days", args.traces_retention_days)):
+        if days is not None and days < 0:
+            return _fail(f"{flag} must be >= 0 (0 keeps data forever)", 2)
     if args.retention_days is not None:
-        if args.retention_days < 0:
-            return _fail("--retention-days must be >= 0 (0 keeps data forever)", 2)
-        retention = schema.Retention(traces_days=args.retention_days, predictions_days=args.retention_days,
-                                     logs_days=args.retention_days)
+        retention = replace(retention, predictions_days=args.retention_days, logs_days=args.retention_days)
+    if args.traces_retention_days is not None:
+        retention = replace(retention, traces_days=args.traces_retention_days)
     store = Store(args.url)
     applied = schema.apply(store, cluster=args.cluster, retention=retention)
     where = f"{store.location} (database {store.database})"

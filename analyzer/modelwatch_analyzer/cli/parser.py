@@ -77,7 +77,10 @@ def _add_schema(commands: argparse._SubParsersAction) -> None:
     apply_cmd = actions.add_parser("apply", help="apply the migrations the store has not recorded yet (idempotent)")
     _store_url(apply_cmd)
     apply_cmd.add_argument("--cluster", help="ClickHouse cluster name: ON CLUSTER, Replicated engines, Distributed tables")
-    apply_cmd.add_argument("--retention-days", type=int, help="keep traces, logs and predictions this many days (default 30 / 30 / 180)")
+    apply_cmd.add_argument("--retention-days", type=int,
+                           help="keep typed predictions and logs this many days (default 180 / 30; 0: forever)")
+    apply_cmd.add_argument("--traces-retention-days", type=int,
+                           help="keep raw spans (otel_traces: trace viewing, drill-down) this many days (default 7; 0: forever)")
     print_cmd = actions.add_parser("print", help="print every statement, without a store")
     print_cmd.add_argument("--database", default="modelwatch")
     print_cmd.add_argument("--cluster")

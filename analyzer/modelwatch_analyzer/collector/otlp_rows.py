@@ -12,7 +12,10 @@ nanoseconds (``DateTime64(9)`` ticks).
 Each row's own timestamp (a span's start, a data point's time, a log
 record's time), the tables' partition and TTL key, must lie between
 2000-01-01 (or the table's retention before now, when the receiver passes
-it as `earliest`) and 7 days after the receiver's clock (:func:`row_time`); any
+it as `earliest`) and 7 days after the receiver's clock (:func:`row_time`).
+A span older than the raw spans' retention is still accepted when it is a
+prediction or a label and its typed table keeps it (:class:`SpanBounds`):
+``otel_traces`` drops it, its typed row stays. Any
 other timestamp (a span's end, event and exemplar times, a data point's
 optional start) only up to DateTime64(9)'s end in 2262 (:func:`ns`). A value
 outside refuses the whole request (ValueError naming the field): it would
@@ -22,8 +25,11 @@ otherwise be acknowledged and then dropped by the TTL.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Sequence
+
+from modelwatch import contract as c
 
 from modelwatch_analyzer.store.attribute_text import as_string, attributes_map
 
@@ -80,6 +86,39 @@ def row_time(value: int, field: str, earliest: int, latest: int) -> int:
                      f"to 7 days after the receiver's clock)")
 
 
+@dataclass(frozen=True)
+class SpanBounds:
+    """The earliest start time accepted for a span, by what it is (the typed views' rules: docs/contract.md).
+
+    ``raw``: ``otel_traces``' retention before now; ``prediction`` / ``label``: ``ml_predictions``' /
+    ``ml_labels``' (2000-01-01 for a table kept forever). A prediction or label span is accepted back to the
+    earlier of its typed table's bound and the raw one; any other span back to the raw one."""
+
+    raw: int
+    prediction: int
+    label: int
+
+    def of(self, span: Any) -> int:
+        """The earliest start accepted for `span` (an OTLP ``Span``); read only for spans older than ``raw``."""
+        attrs = {kv.key: kv.value for kv in span.attributes}
+        if span.name == c.LABEL_SPAN or c.LABEL_VALUE in attrs:  # a label, typed when it has a prediction id
+            pid = attrs.get(c.PREDICTION_ID)
+            return min(self.raw, self.label) if pid is not None and as_string(pid) != "" else self.raw
+        model = attrs.get(c.MODEL_NAME)
+        return min(self.raw, self.prediction) if model is not None and as_string(model) != "" else self.raw
+
+
+def span_start(span: Any, earliest: int | SpanBounds, latest: int) -> int:
+    """`span`'s start time, refused (ValueError) outside what `earliest` accepts for it, or after `latest`."""
+    start = span.start_time_unix_nano
+    low = earliest.raw if isinstance(earliest, SpanBounds) else earliest
+    if low <= start <= latest:
+        return start
+    if isinstance(earliest, SpanBounds) and start < low:
+        low = earliest.of(span)
+    return row_time(start, "span start_time_unix_nano", low, latest)
+
+
 def hex_id(raw: bytes) -> str:
     """A trace or span id as the exporter stores it: lowercase hex, or '' for an empty or all-zero id."""
     if not raw or not any(raw):
@@ -87,9 +126,9 @@ def hex_id(raw: bytes) -> str:
     return raw.hex()
 
 
-def span_rows(request: Any, earliest: int = EARLIEST_NS) -> list[tuple[Any, ...]]:
+def span_rows(request: Any, earliest: int | SpanBounds = EARLIEST_NS) -> list[tuple[Any, ...]]:
     """Rows (in :data:`TRACE_COLUMNS` order) of an ``ExportTraceServiceRequest``; start times from `earliest`
-    (see :func:`row_time`)."""
+    (see :func:`row_time`, :class:`SpanBounds`)."""
     rows: list[tuple[Any, ...]] = []
     latest = latest_ns()
     for resource_spans in request.resource_spans:
@@ -99,7 +138,7 @@ def span_rows(request: Any, earliest: int = EARLIEST_NS) -> list[tuple[Any, ...]
             scope_name = scope_spans.scope.name
             scope_version = scope_spans.scope.version
             for span in scope_spans.spans:
-                start = row_time(span.start_time_unix_nano, "span start_time_unix_nano", earliest, latest)
+                start = span_start(span, earliest, latest)
                 end = ns(span.end_time_unix_nano)
                 rows.append((
                     start,
@@ -297,7 +336,7 @@ Tables = dict[str, tuple[Sequence[str], list[tuple[Any, ...]]]]
 """Rows to insert: table name -> (its columns, its rows)."""
 
 
-def trace_tables(request: Any, earliest: int = EARLIEST_NS) -> Tables:
+def trace_tables(request: Any, earliest: int | SpanBounds = EARLIEST_NS) -> Tables:
     """A trace export request as ``otel_traces`` rows."""
     return {"otel_traces": (TRACE_COLUMNS, span_rows(request, earliest))}
 

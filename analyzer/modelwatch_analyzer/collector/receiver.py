@@ -6,7 +6,8 @@ payload is refused with nothing stored; so is one whose row timestamps fall
 outside the accepted range (see :func:`~.otlp_rows.row_time`: from 2000-01-01,
 or from the signal's table retention before now when the store has one, to 7
 days ahead), since the TTL would drop those rows after they were
-acknowledged. The answer is sent only once the rows are committed (see
+acknowledged. A prediction or label span may be as old as its typed table's
+retention (:class:`~.otlp_rows.SpanBounds`): its typed row is kept. The answer is sent only once the rows are committed (see
 :mod:`modelwatch_analyzer.collector.ingest`); a request not committed within
 ``ack_timeout`` is withdrawn from the queue before it is refused, and one a
 writer is already committing is answered with that commit's outcome, so a
@@ -43,11 +44,12 @@ from modelwatch_analyzer.collector.ingest import Busy, Ingest, Tables
 from modelwatch_analyzer.collector.otlp_rows import (
     EARLIEST_NS,
     METRIC_COLUMNS,
+    SpanBounds,
     latest_ns,
     log_tables,
     metric_tables,
     ns,
-    row_time,
+    span_start,
     trace_tables,
 )
 
@@ -74,11 +76,11 @@ class Signal:
     request_type: Any
     response_type: Any
     service: str  # the gRPC service's full name, from the official proto descriptor
-    to_rows: Callable[[Any, int], Tables]  # (request, earliest row timestamp accepted)
+    to_rows: Callable[[Any, Any], Tables]  # (request, earliest row timestamp accepted: ns, or SpanBounds for traces)
     tables: tuple[str, ...]  # the exporter tables its rows go to (their retention bounds the row timestamps)
 
 
-def checked_spans(request: Any, earliest: int = EARLIEST_NS) -> tuple[int, bool]:
+def checked_spans(request: Any, earliest: int | SpanBounds = EARLIEST_NS) -> tuple[int, bool]:
     """The number of spans of a trace request, after checking what the native path cannot refuse on its own,
     and whether some span has events or links (the native statement renders those only when needed).
 
@@ -92,10 +94,11 @@ def checked_spans(request: Any, earliest: int = EARLIEST_NS) -> tuple[int, bool]
         for scope_spans in resource_spans.scope_spans:
             spans = scope_spans.spans
             n += len(spans)
+            low = earliest.raw if isinstance(earliest, SpanBounds) else earliest
             for span in spans:
                 start = span.start_time_unix_nano
-                if not earliest <= start <= latest:
-                    row_time(start, "span start_time_unix_nano", earliest, latest)  # raises, naming the field
+                if not low <= start <= latest:
+                    span_start(span, earliest, latest)  # raises, naming the field, unless the span's kind allows it
                 ns(span.end_time_unix_nano)
                 if span.events:
                     nested = True
@@ -151,12 +154,20 @@ class Receiver:
         # per signal, the shortest retention of its tables: older rows would be dropped by the TTL at once
         self.retention_seconds = dict(retention_seconds or {})
 
-    def earliest_ns(self, signal: Signal) -> int:
-        """The earliest row timestamp `signal`'s requests may carry now: 2000-01-01, or the retention before now."""
-        keep = self.retention_seconds.get(signal.name)
-        if not keep:
-            return EARLIEST_NS
-        return max(EARLIEST_NS, time.time_ns() - int(keep * 10**9))
+    def earliest_ns(self, signal: Signal) -> int | SpanBounds:
+        """The earliest row timestamp `signal`'s requests may carry now: 2000-01-01, or the retention before now;
+        for traces, per kind of span (:class:`SpanBounds`: the typed tables' retentions, keys ``ml_predictions``
+        and ``ml_labels`` of ``retention_seconds``)."""
+        now = time.time_ns()
+
+        def before(keep: float | None) -> int:
+            return EARLIEST_NS if not keep else max(EARLIEST_NS, now - int(keep * 10**9))
+
+        raw = before(self.retention_seconds.get(signal.name))
+        if signal.name != "traces":
+            return raw
+        return SpanBounds(raw, before(self.retention_seconds.get("ml_predictions")),
+                          before(self.retention_seconds.get("ml_labels")))
 
     def authorise(self, authorization: str | None) -> None:
         """Check an ``Authorization: Bearer <token>`` value when a token is configured."""

@@ -15,6 +15,17 @@ rule, kept at random, dropped); the bytes on disk per table (``system.parts``);
 and what logging 100 % of predictions would have taken: bytes per stored
 prediction (its ``ml_predictions`` row plus its share of ``otel_traces``)
 times the predictions made. It covers everything the store retains.
+
+Bytes per retained prediction at steady state (:attr:`Cost.steady_state`):
+raw spans and typed rows have their own retentions (``otel_traces`` 7 days,
+``ml_predictions`` 180 by default, read from the tables' TTLs), so once the
+store has run longer than both, each retained prediction costs its typed row
+plus ``traces_days / predictions_days`` of a raw span: the typed bytes per
+row measured now, plus the raw bytes per span measured now times that ratio.
+A store younger than the raw retention already shows it; an older one shows
+the figure it settles at. Without a TTL on raw spans while predictions
+expire there is no steady state (raw spans outgrow them); with no TTL on
+predictions the raw share tends to zero.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from typing import Any
 
 from modelwatch import contract as c
 
+from modelwatch_analyzer.store import typed_tables
 from modelwatch_analyzer.store.client import Store
 from modelwatch_analyzer.textsafe import escape, escape_all
 
@@ -49,11 +61,43 @@ class ModelCost:
 
 
 @dataclass
+class SteadyState:
+    """Bytes on disk per retained prediction once both retentions have run their course (module docstring)."""
+
+    typed_bytes: float  # per ml_predictions row
+    raw_bytes: float | None  # per otel_traces span; None: no raw prediction span retained to measure
+    traces_days: float | None  # None: kept forever
+    predictions_days: float | None
+
+    @property
+    def raw_share(self) -> float | None:
+        """Raw spans retained per retained prediction: traces_days / predictions_days; None: no steady state."""
+        if self.traces_days is None:
+            return 1.0 if self.predictions_days is None else None
+        if self.predictions_days is None:
+            return 0.0
+        return self.traces_days / self.predictions_days if self.predictions_days else None
+
+    @property
+    def bytes(self) -> float | None:
+        share = self.raw_share
+        if share is None:
+            return None
+        return self.typed_bytes + (self.raw_bytes or 0.0) * share
+
+    def to_json(self) -> dict[str, Any]:
+        return {"bytes_per_retained_prediction": self.bytes, "typed_bytes_per_prediction": self.typed_bytes,
+                "raw_bytes_per_span": self.raw_bytes, "raw_spans_per_retained_prediction": self.raw_share,
+                "traces_retention_days": self.traces_days, "predictions_retention_days": self.predictions_days}
+
+
+@dataclass
 class Cost:
     models: list[ModelCost]
     tables: dict[str, dict[str, float]]  # table -> rows, bytes (on disk), uncompressed
     prediction_spans: int
     all_spans: int
+    steady: SteadyState | None = None  # None: no typed prediction stored
 
     @property
     def seen(self) -> float:
@@ -84,7 +128,8 @@ class Cost:
         return {"models": [dict(asdict(m), rate=m.rate) for m in self.models], "tables": self.tables,
                 "predictions_seen": self.seen, "predictions_stored": self.stored,
                 "bytes_stored": self.stored_bytes, "bytes_per_stored_prediction": self.bytes_per_prediction,
-                "bytes_if_every_prediction_were_stored": self.full_logging_bytes}
+                "bytes_if_every_prediction_were_stored": self.full_logging_bytes,
+                "steady_state": self.steady.to_json() if self.steady else None}
 
 
 def cost(store: Store, model: str | None = None) -> Cost:
@@ -114,9 +159,27 @@ def cost(store: Store, model: str | None = None) -> Cost:
             models.append(ModelCost(m, seen if seen else float(w), "metrics" if seen else "weights", int(n), float(w),
                                     kept or by_reason.get(m, {}), decisions.get("not_sampled", 0.0)))
     spans = all_spans = 0
-    if "otel_traces" in tables:
-        spans, all_spans = store.query(f"SELECT countIf(SpanName = '{c.PREDICTION_SPAN}'), count() FROM {store.table('otel_traces')}")[0]
-    return Cost(models, per_table, int(spans), int(all_spans))
+    if "otel_traces" in tables:  # prediction spans by their attributes' names (no value read), whatever their span name
+        spans, all_spans = store.query(f"SELECT countIf({typed_tables.prediction_span_keys()}), count() "
+                                       f"FROM {store.table('otel_traces')}")[0]
+    return Cost(models, per_table, int(spans), int(all_spans), _steady(store, per_table, int(spans)))
+
+
+def _steady(store: Store, per_table: dict[str, dict[str, float]], prediction_spans: int) -> SteadyState | None:
+    """The steady-state figure of :class:`SteadyState`, from the whole store's tables (every model)."""
+    from modelwatch_analyzer.store.schema import retention_seconds
+
+    typed = per_table.get("ml_predictions", {})
+    if not typed.get("rows"):
+        return None
+    raw = per_table.get("otel_traces", {})
+    raw_per_span = raw["bytes"] / raw["rows"] if prediction_spans and raw.get("rows") else None
+
+    def days(table: str) -> float | None:
+        seconds = retention_seconds(store, table)
+        return None if seconds is None else seconds / 86_400
+
+    return SteadyState(typed["bytes"] / typed["rows"], raw_per_span, days("otel_traces"), days("ml_predictions"))
 
 
 def _counters(store: Store, tables: set[str], model: str | None) -> dict[tuple[str, str], dict[str, float]]:
@@ -154,6 +217,7 @@ def gather(store: Store, model: str | None = None, runs: int = 5) -> dict[str, A
         out["spans"] = {name: int(n) for name, n in store.query(
             f"SELECT SpanName, count() FROM {store.table('otel_traces')} GROUP BY SpanName ORDER BY count() DESC")}
     out["untyped"] = _untyped(store)
+    out["unreadable"] = _unreadable(store)
     out["pipeline"] = _pipeline(store, model)
     out["metric_points"] = sum(int(store.query(f"SELECT count() FROM {store.table(t)}")[0][0]) for t in (
         "otel_metrics_sum", "otel_metrics_gauge", "otel_metrics_exponential_histogram", "otel_metrics_histogram")
@@ -247,6 +311,14 @@ def _untyped(store: Store) -> list[dict[str, Any]]:
     return [{"table": g.table, "day": g.day.isoformat(), "missing": g.missing} for g in gaps(store)]
 
 
+def _unreadable(store: Store) -> list[dict[str, Any]]:
+    """Raw spans with ``ml.*`` attributes that the typed views cannot read, by reason."""
+    from modelwatch_analyzer.store.consistency import unreadable
+
+    return [{"reason": u.reason, "why": u.why, "spans": u.spans, "span_names": list(u.span_names)}
+            for u in unreadable(store)]
+
+
 def _pipeline(store: Store, model: str | None) -> list[dict[str, Any]]:
     """Per model, the predictions its SDK kept against those stored, over everything the store retains."""
     from modelwatch_analyzer.analysis.completeness import pipeline_gap
@@ -296,8 +368,8 @@ def text(info: dict[str, Any], c: Cost | None = None) -> str:
         for m in info["models"]:
             if m.get("weights_clamped"):
                 out.append(f"  WARNING: {m['model']} {m['version'] or '-'}: {m['weights_clamped']:,} predictions carried an "
-                           "ml.sampling.weight outside [1, 1e6] or not a number; counted at the bounded weight (the sent "
-                           "value is in otel_traces): check the sender's sampling")
+                           "ml.sampling.weight outside [1, 1e6] or not a number; counted at the bounded weight (otel_traces "
+                           "keeps the sent value while it keeps the span): check the sender's sampling")
     else:
         out.append("\nmodels: none yet (no prediction spans stored). Point the SDK at `modelwatch serve`.")
     spans = info["spans"]
@@ -312,7 +384,12 @@ def text(info: dict[str, Any], c: Cost | None = None) -> str:
                        f"{g['lost_after_sdk']:,.0f} lost after it): not low traffic")
     for g in info.get("untyped", []):
         out.append(f"  WARNING: {g['missing']:,} spans of {g['day']} are in otel_traces but not in {g['table']} "
-                   "(an interrupted commit): `modelwatch serve` types them when it starts")
+                   "(an interrupted commit, or spans stored before the views typed spans of any name): "
+                   "`modelwatch serve` types them when it starts")
+    for u in info.get("unreadable", []):
+        names = ", ".join(n or "-" for n in u["span_names"])
+        out.append(f"  WARNING: {u['spans']:,} spans in otel_traces {u['why']} (span names: {names}): see "
+                   "docs/contract.md")
     if info["baselines"]:
         out.append(f"\nbaselines ({len(info['baselines'])}):")
         for b in info["baselines"][:10]:
@@ -367,11 +444,32 @@ def cost_text(c: Cost) -> str:
                                              if v["bytes"]))
         out.append(f"  total {human_bytes(c.stored_bytes)}; {c.bytes_per_prediction:,.0f} bytes per stored prediction "
                    f"(its typed row + its share of otel_traces)")
+    if c.steady is not None:
+        out.append("  " + steady_text(c.steady))
     if c.stored and c.seen:
         ratio = c.full_logging_bytes / max(c.bytes_per_prediction * c.stored, 1.0)
         out.append(f"  logging 100% of the {c.seen:,.0f} predictions would take ≈ {human_bytes(c.full_logging_bytes)} "
                    f"instead of {human_bytes(c.bytes_per_prediction * c.stored)} ({ratio:.1f}× the prediction storage)")
     return "\n".join(out)
+
+
+def steady_text(st: SteadyState) -> str:
+    """One line: bytes per retained prediction at steady state, and what it is made of."""
+    def kept(d: float | None) -> str:
+        return "forever" if d is None else f"{d:g} days"
+
+    retention = f"raw spans kept {kept(st.traces_days)}, typed predictions {kept(st.predictions_days)}"
+    if st.bytes is None:
+        return (f"steady state: none ({retention}: raw spans outgrow the predictions they belong to); "
+                f"{st.typed_bytes:,.0f} bytes per typed prediction")
+    if st.raw_bytes is None:
+        raw = "no raw prediction span retained to measure"
+    elif st.traces_days is None or st.predictions_days is None:
+        raw = f"raw span {st.raw_bytes:,.0f} × {st.raw_share:g}"
+    else:
+        raw = f"raw span {st.raw_bytes:,.0f} × {st.traces_days:g}/{st.predictions_days:g} days"
+    return (f"steady state: {st.bytes:,.0f} bytes per retained prediction (typed row {st.typed_bytes:,.0f} + "
+            f"{raw}; {retention})")
 
 
 def main(args: Any) -> int:

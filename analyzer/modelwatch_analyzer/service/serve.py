@@ -180,12 +180,17 @@ def loopback(host: str) -> bool:
 
 
 def _retention(store: Store) -> dict[str, float]:
-    """Per signal, the shortest retention of its tables (row timestamps older than that are refused)."""
+    """Per signal, the shortest retention of its tables (row timestamps older than that are refused); and the
+    typed tables' own, which bound prediction and label spans (see :class:`~.otlp_rows.SpanBounds`)."""
     out = {}
     for name, kind in SIGNALS.items():
         kept = [r for r in (schema.retention_seconds(store, t) for t in kind.tables) if r]
         if kept:
             out[name] = min(kept)
+    for table in ("ml_predictions", "ml_labels"):
+        kept = schema.retention_seconds(store, table)
+        if kept:
+            out[table] = kept
     return out
 
 

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from modelwatch import contract as c
 
 from modelwatch_analyzer.store.client import ident
 
+if TYPE_CHECKING:
+    from modelwatch_analyzer.store.client import Store
+
 
 @dataclass(frozen=True)
 class Retention:
-    """Days each kind of data is kept (0: forever)."""
+    """Days each kind of data is kept (0: forever).
 
-    traces_days: int = 30
+    Raw spans (``otel_traces``) serve trace viewing and drill-down for a week; the typed copy of each
+    prediction (``ml_predictions``) is what the analyzer reads, kept for half a year. Logs keep the
+    exporter's 30 days."""
+
+    traces_days: int = 7
     logs_days: int = 30
     metrics_days: int = 90
     predictions_days: int = 180
@@ -24,11 +32,15 @@ class Retention:
 
 @dataclass(frozen=True)
 class Context:
-    """What DDL depends on: database, optional cluster, retention."""
+    """What DDL depends on: database, optional cluster, retention; whether the store is embedded (chDB: no
+    trace-search consumer, so no span-attribute indexes); and, when the statements are to be run on a store
+    rather than printed, that store (a migration may depend on what the store holds, read-only)."""
 
     database: str
     cluster: str | None = None
     retention: Retention = field(default_factory=Retention)
+    embedded: bool = False
+    store: Store | None = field(default=None, compare=False, repr=False)
 
     def name(self, table: str) -> str:
         """The physical table written to (``<table>_local`` on a cluster)."""
@@ -55,7 +67,7 @@ SHARD_KEYS = {
     # performance join runs shard-locally; a model's results, alerts, baselines and detector state on
     # one shard, so Replacing engines replace and cooldowns see every alert
     "otel_traces": _BY_PREDICTION,
-    "ml_predictions": "cityHash64(ModelName, PredictionId)",
+    "ml_predictions": "cityHash64(ModelName, PredictionId)",  # migration 16 re-creates it with PredictionId's ALIAS
     "ml_labels": "cityHash64(ModelName, PredictionId)",
     "ml_baselines": "cityHash64(ModelName)",
     "ml_results": "cityHash64(ModelName)",
@@ -71,8 +83,8 @@ LATER_SHARD_KEYS = {
 }
 
 
-def distributed(ctx: Context, table: str, create: str = "CREATE TABLE IF NOT EXISTS") -> str:
-    key = SHARD_KEYS.get(table) or LATER_SHARD_KEYS.get(table, "rand()")
+def distributed(ctx: Context, table: str, create: str = "CREATE TABLE IF NOT EXISTS", key: str | None = None) -> str:
+    key = key or SHARD_KEYS.get(table) or LATER_SHARD_KEYS.get(table, "rand()")
     return (f"{create} {ctx.database}.{ident(table)}{ctx.on_cluster} AS {ctx.name(table)} "
             f"ENGINE = Distributed({ident(ctx.cluster)}, {ctx.database}, {ident(table + '_local')}, {key})")
 

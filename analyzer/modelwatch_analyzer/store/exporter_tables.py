@@ -1,6 +1,11 @@
 """The OpenTelemetry Collector clickhouse exporter's tables (``otel_traces``, ``otel_metrics_*``, ``otel_logs``),
 with its column names and types: whichever of the exporter or modelwatch creates them first, the other finds
-them compatible."""
+them compatible.
+
+One difference on the embedded store: ``otel_traces`` has no bloom-filter indexes on the span attributes'
+keys and values (:data:`SPAN_ATTRIBUTE_INDEXES`). They serve attribute searches in trace viewers (Jaeger,
+Grafana) on a ClickHouse server; nothing searches an embedded store's spans by attribute, and they cost
+~10-15 % of an insert's CPU and ~6 bytes per 25-feature span on disk (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -79,7 +84,16 @@ EXEMPLARS
 }
 
 
+SPAN_ATTRIBUTE_INDEXES = {
+    "idx_span_attr_key": "mapKeys(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+    "idx_span_attr_value": "mapValues(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+}
+"""The exporter's span-attribute indexes of ``otel_traces``: on a server's store, not on an embedded one."""
+
+
 def otel_traces(ctx: Context) -> list[str]:
+    span_indexes = "" if ctx.embedded else "".join(
+        f"\n    INDEX {name} {spec}," for name, spec in SPAN_ATTRIBUTE_INDEXES.items())
     columns = f"""    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
     TraceId String CODEC(ZSTD(1)),
     SpanId String CODEC(ZSTD(1)),
@@ -108,9 +122,7 @@ def otel_traces(ctx: Context) -> list[str]:
     ) CODEC(ZSTD(1)),
     INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_span_attr_key mapKeys(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_span_attr_value mapValues(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,{span_indexes}
     INDEX idx_duration Duration TYPE minmax GRANULARITY 1"""
     tail = (f"PARTITION BY toDate(Timestamp)\nORDER BY (ServiceName, SpanName, toDateTime(Timestamp))\n"
             f"{ctx.ttl('Timestamp', ctx.retention.traces_days)}\nSETTINGS index_granularity = 8192, ttl_only_drop_parts = 1")

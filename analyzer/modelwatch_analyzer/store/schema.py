@@ -11,16 +11,20 @@ Tables (their roles: docs/contract.md):
   exporter's tables, with its column names and types. Whichever of the exporter or modelwatch creates them
   first, the other finds them compatible.
 * ``ml_predictions``: one row per kept prediction, typed once at insert time
-  by the materialized view ``ml_predictions_mv`` from ``otel_traces``
-  (``SpanName = 'ml.predict'``). Features that parse as numbers go to
+  by the materialized view ``ml_predictions_mv`` from ``otel_traces``: every
+  span with a non-empty ``ml.model.name`` that is not a label, whatever its
+  name (migration 14; :func:`typed_tables.prediction_span`). Features that parse as numbers go to
   ``Numeric`` (Float64; the exporter's ``+Inf``/``-Inf``/``NaN`` renderings
   included), the others to ``Categorical``. ``Weight`` is the span's
   ``ml.sampling.weight`` bounded to [1, 1e6] (absent, text or non-finite:
   1), ``WeightClamped`` set when the sent weight was not kept as is (migration
-  12). Ordered by (model, version,
+  12). The prediction id is stored once (migration 16): ``OwnPredictionId``
+  is '' when the id is the trace id, ``PredictionId`` an ALIAS reading it
+  back, else ``TraceId``. Ordered by (model, version,
   time): a drift query reads one model's window, all features at once.
-* ``ml_labels``: ground truth from ``ml.label`` spans, latest label per
-  (model, prediction id) (ReplacingMergeTree).
+* ``ml_labels``: ground truth from label spans (``ml.label.value``, or the
+  name ``ml.label``) with a prediction id, latest label per (model,
+  prediction id) (ReplacingMergeTree).
 * ``ml_baselines``, ``ml_results``, ``ml_alerts``: written by the analyzer;
   Replacing engines keyed so that re-running a window replaces its results.
 * ``ml_estimators`` (migration 13): models fitted with a baseline, one per task: the label-free performance
@@ -29,7 +33,10 @@ Tables (their roles: docs/contract.md):
 * ``ml_hourly_aggregates`` (migration 8): the aggregates of analysed whole
   hours per baseline, read back by later analyses (see ``hourly.py``).
 
-Retention is a TTL per table (:class:`Retention`). With ``cluster``, every
+Retention is a TTL per table (:class:`Retention`): raw spans 7 days (migration
+15), typed predictions 180. An embedded store's ``otel_traces`` has no
+span-attribute bloom filters (migration 15; servers keep the exporter's).
+With ``cluster``, every
 statement gets ``ON CLUSTER``, tables become ``Replicated*MergeTree`` named
 ``<table>_local`` with a ``Distributed`` table under the plain name, and the
 views read and write the local tables (the exporter writes the Distributed
@@ -89,8 +96,15 @@ def _compression(ctx: Context) -> list[str]:
 def _typed_views(ctx: Context) -> list[str]:
     """The views' queries as this version writes them (text with a leading zero stays text); ``MODIFY QUERY`` swaps
     a view's query in one step, so no span inserted meanwhile goes untyped. Rows already typed stay as they are."""
-    return [f"ALTER TABLE {ctx.database}.{ident(view)}{ctx.on_cluster} MODIFY QUERY\n{select(ctx)}"
-            for view, select in (("ml_predictions_mv", typed_tables.predictions_select), ("ml_labels_mv", typed_tables.labels_select))]
+    return [_predictions_query(ctx, typed_tables.FULL_ID),
+            f"ALTER TABLE {ctx.database}.{ident('ml_labels_mv')}{ctx.on_cluster} MODIFY QUERY\n{typed_tables.labels_select(ctx)}"]
+
+
+def _predictions_query(ctx: Context, prediction_id: str) -> str:
+    """``ml_predictions_mv``'s query as this version writes it, with the prediction id in the form `prediction_id`
+    (the migrations before 16 write the physical ``PredictionId`` they knew: see :func:`_prediction_id_once`)."""
+    return (f"ALTER TABLE {ctx.database}.{ident('ml_predictions_mv')}{ctx.on_cluster} MODIFY QUERY\n"
+            f"{typed_tables.predictions_select(ctx, prediction_id)}")
 
 
 def _bounded_weights(ctx: Context) -> list[str]:
@@ -98,8 +112,7 @@ def _bounded_weights(ctx: Context) -> list[str]:
     weights (see :func:`_weight`); rows typed before keep their weights."""
     tables = physical_and_distributed(ctx, "ml_predictions")
     return [f"ALTER TABLE {table}{ctx.on_cluster} ADD COLUMN IF NOT EXISTS WeightClamped Bool DEFAULT false AFTER Weight"
-            for table in tables] + [
-        f"ALTER TABLE {ctx.database}.{ident('ml_predictions_mv')}{ctx.on_cluster} MODIFY QUERY\n{typed_tables.predictions_select(ctx)}"]
+            for table in tables] + [_predictions_query(ctx, typed_tables.FULL_ID)]
 
 
 def _hourly_sample_rate(ctx: Context) -> list[str]:
@@ -120,8 +133,66 @@ def _alert_superseded(ctx: Context) -> list[str]:
 
 def _estimators(ctx: Context) -> list[str]:
     """``ml_predictions`` gains ``Probabilities`` and its view fills it; ``ml_estimators`` holds the estimators."""
-    return analyzer_tables.estimators(ctx) + [
-        f"ALTER TABLE {ctx.database}.{ident('ml_predictions_mv')}{ctx.on_cluster} MODIFY QUERY\n{typed_tables.predictions_select(ctx)}"]
+    return analyzer_tables.estimators(ctx) + [_predictions_query(ctx, typed_tables.FULL_ID)]
+
+
+def _views_by_attributes(ctx: Context) -> list[str]:
+    """Both views select spans by their attributes, not their names (:mod:`typed_tables`): a prediction span of
+    any name is typed; label spans of any name are labels, never predictions. Spans stored before stay untyped."""
+    return _typed_views(ctx)
+
+
+FORMER_TRACES_DAYS = 30
+"""``otel_traces``' retention before migration 15: a store that still has it gets the new default."""
+
+
+def _raw_retention(ctx: Context) -> list[str]:
+    """Raw spans keep their own, shorter retention (``Retention.traces_days``, 7 days) and, on an embedded store,
+    lose the span-attribute bloom filters (no trace search there). A store whose ``otel_traces`` TTL is not the
+    former default (30 days) keeps the retention its operator chose. Printed (no store), the TTL statement is
+    written out as a fresh store gets it."""
+    table = ctx.name("otel_traces")
+    stmts = [f"ALTER TABLE {table}{ctx.on_cluster} DROP INDEX IF EXISTS {ident(name)}"
+             for name in exporter_tables.SPAN_ATTRIBUTE_INDEXES] if ctx.embedded else []
+    days = ctx.retention.traces_days
+    if ctx.store is not None and retention_seconds(ctx.store, "otel_traces") != FORMER_TRACES_DAYS * 86_400:
+        return stmts  # chosen by the operator (or already this version's): left as it is
+    if days > 0:
+        stmts.append(f"ALTER TABLE {table}{ctx.on_cluster} MODIFY {ctx.ttl('Timestamp', days)}")
+    elif ctx.store is not None:
+        stmts.append(f"ALTER TABLE {table}{ctx.on_cluster} REMOVE TTL")
+    return stmts
+
+
+def _prediction_id_once(ctx: Context) -> list[str]:
+    """The prediction id is stored once: ``PredictionId`` becomes ``OwnPredictionId`` ('' when the id is the trace
+    id, as the SDK's default ids are) and ``PredictionId`` an ALIAS reading it back, else ``TraceId``; readers of
+    ``PredictionId`` (the join with labels among them) are unchanged. In steps that keep every span typed right:
+    the view writes both forms (the table takes the one it has), the column is renamed (its rows keep their
+    ids), the ALIAS added, then the view writes the new form only. A cluster's Distributed table is re-created
+    over the new columns, sharding by the same expression. An embedded store then clears the ids its rows hold
+    twice (a mutation, in the background); a server's rows keep them until they expire."""
+    table = ctx.name("ml_predictions")
+    stmts = [_predictions_query(ctx, typed_tables.BOTH_IDS)]
+    if ctx.store is None or _column_kind(ctx.store, "ml_predictions_local" if ctx.cluster else "ml_predictions",
+                                         "PredictionId") == "":
+        stmts.append(f"ALTER TABLE {table}{ctx.on_cluster} RENAME COLUMN IF EXISTS PredictionId TO OwnPredictionId")
+    stmts.append(f"ALTER TABLE {table}{ctx.on_cluster} ADD COLUMN IF NOT EXISTS PredictionId String "
+                 f"ALIAS {typed_tables.PREDICTION_ID_ALIAS} AFTER OwnPredictionId")
+    if ctx.cluster:
+        stmts.append(distributed(ctx, "ml_predictions", "CREATE OR REPLACE TABLE",
+                                 key=f"cityHash64(ModelName, {typed_tables.PREDICTION_ID_ALIAS})"))
+    stmts.append(_predictions_query(ctx, typed_tables.OWN_ID))
+    if ctx.embedded:
+        stmts.append(f"ALTER TABLE {table} UPDATE OwnPredictionId = '' WHERE OwnPredictionId = TraceId")
+    return stmts
+
+
+def _column_kind(store: Store, table: str, column: str) -> str | None:
+    """`column`'s ``default_kind`` in `table` ('' for a stored column, 'ALIAS', …); None: no such column."""
+    rows = store.query("SELECT default_kind FROM system.columns WHERE database = {db:String} AND table = {t:String} "
+                       "AND name = {c:String}", {"db": store.database, "t": table, "c": column})
+    return rows[0][0] if rows else None
 
 
 @dataclass(frozen=True)
@@ -145,6 +216,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "alerts record which alert a concurrent duplicate gave way to", _alert_superseded),
     Migration(12, "typed predictions: sampling weights bounded to [1, 1e6], out-of-range ones flagged", _bounded_weights),
     Migration(13, "performance estimators; typed predictions keep multiclass probabilities", _estimators),
+    Migration(14, "typed views select spans by their ml.* attributes, not their span name", _views_by_attributes),
+    Migration(15, "raw spans keep their own retention (7 days); no span-attribute indexes on an embedded store",
+              _raw_retention),
+    Migration(16, "typed predictions store the prediction id once: '' when it is the trace id, PredictionId an ALIAS",
+              _prediction_id_once),
 )
 
 
@@ -154,9 +230,11 @@ def _migrations_table(ctx: Context) -> list[str]:
     AppliedAt DateTime64(3)""", ctx.engine("ReplacingMergeTree", "AppliedAt"), "ORDER BY Version")
 
 
-def statements(database: str, cluster: str | None = None, retention: Retention | None = None) -> list[str]:
-    """Every statement of every migration, in order (for review, or ``modelwatch schema apply --print``)."""
-    ctx = Context(ident(database), cluster, retention or Retention())
+def statements(database: str, cluster: str | None = None, retention: Retention | None = None,
+               embedded: bool = False) -> list[str]:
+    """Every statement of every migration, in order, for a new store (for review, or ``modelwatch schema print``);
+    a ClickHouse server's unless `embedded`."""
+    ctx = Context(ident(database), cluster, retention or Retention(), embedded=embedded)
     if cluster:
         ident(cluster)
     out = _migrations_table(ctx)
@@ -169,7 +247,7 @@ def apply(store: Store, cluster: str | None = None, retention: Retention | None 
     """Run the migrations `store` has not recorded yet; return those applied (none when up to date)."""
     if cluster:
         ident(cluster)
-    ctx = Context(ident(store.database), cluster, retention or Retention())
+    ctx = Context(ident(store.database), cluster, retention or Retention(), embedded=store.embedded, store=store)
     for sql in _migrations_table(ctx):
         store.command(sql)
     done = {int(r[0]) for r in store.query(f"SELECT Version FROM {store.table('schema_migrations')}")}

@@ -1,5 +1,15 @@
 """``ml_predictions`` and ``ml_labels``: prediction and label spans typed once, at insert time, by materialized
-views over ``otel_traces`` (the span contract: docs/contract.md)."""
+views over ``otel_traces`` (the span contract: docs/contract.md).
+
+What a span is, is decided by its attributes, not its name (any OpenTelemetry SDK can emit the contract):
+
+* a **label** carries ``ml.label.value`` (or is named ``ml.label``, as the SDK's label spans are); it is typed
+  into ``ml_labels`` when its ``ml.prediction.id`` is not empty, and is never a prediction;
+* a **prediction** is any other span with a non-empty ``ml.model.name``, whatever its name.
+
+The SQL of these rules is written once, here (:func:`label_span`, :func:`prediction_span`), and used by the
+views, the consistency check, the completeness check and ``modelwatch status``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +19,35 @@ from modelwatch_analyzer.store.client import ident
 from modelwatch_analyzer.store.ddl import Context, create_table
 
 PREDICTION_SPAN = c.PREDICTION_SPAN
+"""The SDK's prediction span name (the store does not select by it: see :func:`prediction_span`)."""
 LABEL_SPAN = c.LABEL_SPAN
+"""The SDK's label span name: a span of this name is a label whatever it carries (see :func:`label_span`)."""
+ATTR = "SpanAttributes"
+
+
+def label_span(attr: str = ATTR) -> str:
+    """SQL: the span is a label: it carries ``ml.label.value``, or is named ``ml.label``.
+
+    Reads ``SpanName`` and the attribute names only (``mapContains`` reads the map's ``keys`` subcolumn)."""
+    return f"(SpanName = '{LABEL_SPAN}' OR mapContains({attr}, '{c.LABEL_VALUE}'))"
+
+
+def prediction_span(attr: str = ATTR) -> str:
+    """SQL: the span is a prediction (what ``ml_predictions_mv`` types): a non-empty ``ml.model.name``, not a label."""
+    return f"({attr}['{c.MODEL_NAME}'] != '' AND NOT {label_span(attr)})"
+
+
+def prediction_span_keys(attr: str = ATTR) -> str:
+    """SQL: the span carries ``ml.model.name`` and is not a label; attribute names only, no value is read.
+
+    A superset of :func:`prediction_span` (it also counts an empty ``ml.model.name``), for counts over many
+    raw spans where reading every span's attribute values would cost too much."""
+    return f"(mapContains({attr}, '{c.MODEL_NAME}') AND NOT {label_span(attr)})"
+
+
+def typed_label(attr: str = ATTR) -> str:
+    """SQL: the span is a label that ``ml_labels_mv`` types (its ``ml.prediction.id`` is not empty)."""
+    return f"({label_span(attr)} AND {attr}['{c.PREDICTION_ID}'] != '')"
 
 _UNSUPPORTED = "json: unsupported value: "  # how the exporter renders a non-finite double
 LEADING_ZERO = "^[-+]?0[0-9]"
@@ -55,7 +93,19 @@ def _weight(attr: str) -> str:
             f"AND NOT ifNull(isFinite({w}) AND {w} >= 1. AND {w} <= {MAX_WEIGHT!r}, false) AS WeightClamped")
 
 
+OWN_ID = "own"
+"""How the view writes the prediction id: ``OwnPredictionId``, '' when it is the trace id (migration 16 on)."""
+FULL_ID = "full"
+"""``PredictionId``, always written (the physical column of migrations 2 to 15)."""
+BOTH_IDS = "both"
+"""Both (while migration 16 renames the column: whichever the table has is filled, the other is ignored)."""
+
+PREDICTION_ID_ALIAS = "if(OwnPredictionId = '', TraceId, OwnPredictionId)"
+"""``ml_predictions.PredictionId`` (an ALIAS column from migration 16): the application's own id, else the trace id."""
+
+
 def predictions(ctx: Context) -> list[str]:
+    """Migration 2: the table as it was then (``PredictionId`` physical; migration 16 makes it an ALIAS), its view."""
     columns = f"""    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
     ModelName LowCardinality(String),
     ModelVersion LowCardinality(String),
@@ -80,13 +130,25 @@ def predictions(ctx: Context) -> list[str]:
             f"{ctx.ttl('Timestamp', ctx.retention.predictions_days)}\nSETTINGS ttl_only_drop_parts = 1")
     return create_table(ctx, "ml_predictions", columns, ctx.engine(), tail) + [
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {ctx.database}.{ident('ml_predictions_mv')}{ctx.on_cluster} "
-        f"TO {ctx.name('ml_predictions')} AS\n{predictions_select(ctx)}"
+        f"TO {ctx.name('ml_predictions')} AS\n{predictions_select(ctx, FULL_ID)}"
     ]
 
 
-def predictions_select(ctx: Context) -> str:
-    """The view's query: a prediction span's attributes, typed (see :func:`_num` for what counts as a number)."""
-    attr = "SpanAttributes"
+def _prediction_id(attr: str, form: str) -> str:
+    """The prediction id's select item(s): the span's ``ml.prediction.id``, else its trace id (see :data:`OWN_ID`)."""
+    pid = f"{attr}['{c.PREDICTION_ID}']"
+    own = f"if({pid} = TraceId, '', {pid}) AS OwnPredictionId"
+    full = f"if({pid} != '', {pid}, TraceId) AS PredictionId"
+    return {OWN_ID: own, FULL_ID: full, BOTH_IDS: f"{full},\n    {own}"}[form]
+
+
+def predictions_select(ctx: Context, prediction_id: str = OWN_ID) -> str:
+    """The view's query: a prediction span's attributes, typed (see :func:`_num` for what counts as a number).
+
+    The prediction id is stored once: ``OwnPredictionId`` holds the span's ``ml.prediction.id`` unless it is
+    empty or the trace id (the SDK's default), and ``PredictionId`` reads it back, else ``TraceId``
+    (:data:`PREDICTION_ID_ALIAS`). `prediction_id`: :data:`OWN_ID`, or the forms of the migrations before 16."""
+    attr = ATTR
     # each feature value is parsed once: keys, values and parsed numbers as parallel arrays
     numeric = ("mapFromArrays(arrayMap(k -> substring(k, 12), arrayFilter((k, n) -> isNotNull(n), _fk, _fn)), "
                "arrayMap(n -> assumeNotNull(n), arrayFilter(n -> isNotNull(n), _fn)))")
@@ -107,7 +169,7 @@ SELECT
     Timestamp,
     {attr}['{c.MODEL_NAME}'] AS ModelName,
     {attr}['{c.MODEL_VERSION}'] AS ModelVersion,
-    if({attr}['{c.PREDICTION_ID}'] != '', {attr}['{c.PREDICTION_ID}'], TraceId) AS PredictionId,
+    {_prediction_id(attr, prediction_id)},
     TraceId,
     SpanId,
     ServiceName,
@@ -125,7 +187,7 @@ SELECT
     Duration AS DurationNs,
     {probabilities} AS Probabilities
 FROM {ctx.name('otel_traces')}
-WHERE SpanName = '{PREDICTION_SPAN}'"""
+WHERE {prediction_span(attr)}"""
 
 
 def labels(ctx: Context) -> list[str]:
@@ -145,7 +207,7 @@ def labels(ctx: Context) -> list[str]:
 
 
 def labels_select(ctx: Context) -> str:
-    attr = "SpanAttributes"
+    attr = ATTR
     return f"""SELECT
     Timestamp,
     {attr}['{c.MODEL_NAME}'] AS ModelName,
@@ -155,4 +217,4 @@ def labels_select(ctx: Context) -> str:
     {_num(f"{attr}['{c.LABEL_VALUE}']")} AS LabelNumber,
     TraceId
 FROM {ctx.name('otel_traces')}
-WHERE SpanName = '{LABEL_SPAN}' AND {attr}['{c.PREDICTION_ID}'] != ''"""
+WHERE {typed_label(attr)}"""
