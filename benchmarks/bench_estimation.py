@@ -64,7 +64,7 @@ from sklearn import metrics  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 T0 = (datetime.now(timezone.utc) - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
-PRED_COLUMNS = ("Timestamp", "ModelName", "ModelVersion", "PredictionId", "TraceId", "SpanId", "ServiceName", "Weight",
+PRED_COLUMNS = ("Timestamp", "ModelName", "ModelVersion", "OwnPredictionId", "TraceId", "SpanId", "ServiceName", "Weight",
                 "Reason", "Prediction", "PredictionNumber", "Score", "Numeric", "Categorical")
 LABEL_COLUMNS = ("Timestamp", "ModelName", "ModelVersion", "PredictionId", "Label", "LabelNumber", "TraceId")
 
@@ -115,7 +115,7 @@ class Loader:
             t = start + timedelta(seconds=3000 * i / n)
             pred = str(prediction[i]) if not isinstance(prediction[i], float) else repr(float(prediction[i]))
             num_pred = float(prediction[i]) if isinstance(prediction[i], (float, np.floating)) else None
-            rows.append((t, model, "1", pid, pid, pid[:16], "bench", float(weights[i]), "random", pred, num_pred,
+            rows.append((t, model, "1", "", pid, pid[:16], "bench", float(weights[i]), "random", pred, num_pred,
                          None if score is None else float(score[i]), {k: float(v[i]) for k, v in numeric.items()},
                          {k: str(v[i]) for k, v in categorical.items()}))
             label = labels[i]

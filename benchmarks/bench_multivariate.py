@@ -37,7 +37,7 @@ from modelwatch_analyzer.store import schema  # noqa: E402
 from modelwatch_analyzer.store.client import Store  # noqa: E402
 
 T0 = (datetime.now(timezone.utc) - timedelta(days=5)).replace(minute=0, second=0, microsecond=0)
-COLUMNS = ("Timestamp", "ModelName", "ModelVersion", "PredictionId", "TraceId", "SpanId", "ServiceName", "Weight",
+COLUMNS = ("Timestamp", "ModelName", "ModelVersion", "OwnPredictionId", "TraceId", "SpanId", "ServiceName", "Weight",
            "Reason", "Prediction", "PredictionNumber", "Score", "Numeric", "Categorical")
 
 
@@ -52,7 +52,7 @@ def insert(store: Store, model: str, start: datetime, frame: pd.DataFrame, weigh
     out = []
     for i, r in enumerate(frame.itertuples(index=False)):
         pid = f"{first + i:032x}"
-        out.append((start + timedelta(seconds=3000 * i / len(frame)), model, "1", pid, pid, pid[:16], "bench",
+        out.append((start + timedelta(seconds=3000 * i / len(frame)), model, "1", "", pid, pid[:16], "bench",
                     float(weight[i]), "random", "", None, None, {"x0": r.x0, "x1": r.x1, "x2": r.x2}, {"plan": r.plan}))
     store.insert("ml_predictions", out, COLUMNS)
 
