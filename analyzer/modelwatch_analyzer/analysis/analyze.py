@@ -63,6 +63,8 @@ class DataQualitySettings:
     unseen_categories: float = 0.05
     non_finite: float = 0.0
     pipeline_gap: float = 0.01  # share of the SDK's kept predictions missing from the store (see completeness.py)
+    stuck_share: float = 0.9  # one output value this share of the window (and more than in the reference): stuck
+    spread_collapse: float = 0.25  # the score's (or a regressor's output's) std below this ratio of the reference's
 
 
 @dataclass
@@ -100,6 +102,7 @@ def analyze(store: Store, window: Window, settings: Settings | None = None,
         cur_c = cur_cat.get(name) or CategoricalAgg()
         out += _categorical_drift(name, ref, cur_c, ds)
         out += _categorical_quality(name, ref, cur_c, totals.weight, baseline.rows, settings.quality)
+    out += _output_patterns(baseline, cur_num, cur_cat, settings.quality, ds.min_samples)
     numeric = {k: f.kind == baselines.NUMERIC for k, f in baseline.features.items()}
     _correct_and_judge(out, ds, numeric)
     out = [r for r in out if r.kind != "drift" or ds.reported(r.method, r.feature or "", numeric.get(r.feature or "", True))]
@@ -222,6 +225,52 @@ def _numeric_quality(name: str, ref: FeatureBaseline, cur: NumericAgg, text: Cat
         out.append(_quality(name, "out_of_range", cur.out_of_range / cur.n, q.out_of_range, ref.n, cur.n,
                             reference_min=ref.min, reference_max=ref.max, current_min=cur.min, current_max=cur.max))
     return out
+
+
+def _output_patterns(baseline: Baseline, cur_num: dict[str, NumericAgg], cur_cat: dict[str, CategoricalAgg],
+                     q: DataQualitySettings, min_samples: float) -> list[Result]:
+    """A model stuck on one output, and a score (or a regressor's output) whose spread collapsed."""
+    out: list[Result] = []
+    pred = baseline.features.get(scan.PREDICTION)
+    cur_p = cur_cat.get(scan.PREDICTION)
+    if pred is not None and pred.kind == baselines.CATEGORICAL and cur_p is not None and cur_p.counts \
+            and stats.effective_n(cur_p.n, cur_p.n2) >= min_samples:
+        value, weight = max(cur_p.counts.items(), key=lambda kv: kv[1])
+        share = weight / cur_p.n
+        ref_total = sum(pred.categories.values()) + pred.other
+        ref_share = pred.categories.get(value, 0.0) / ref_total if ref_total > 0 else 0.0
+        flagged = share >= q.stuck_share and share > ref_share + 1e-12
+        out.append(Result("", "", scan.PREDICTION, "stuck_output", "data_quality", share, threshold=q.stuck_share,
+                          drifted=flagged, severity="warning" if flagged else "none", n_reference=pred.n,
+                          n_current=cur_p.n, details={"value": value, "reference_share": ref_share}))
+    for name in (scan.SCORE, scan.PREDICTION):
+        ref = baseline.features.get(name)
+        cur = cur_num.get(name)
+        if ref is None or ref.kind != baselines.NUMERIC or cur is None or not ref.std > 0 \
+                or stats.effective_n(cur.n, cur.n2) < min_samples:
+            continue
+        spread = cur.std if np.isfinite(cur.std) else _grid_std(ref, cur)
+        if not np.isfinite(spread):
+            continue
+        ratio = spread / ref.std
+        flagged = bool(ratio < q.spread_collapse)
+        out.append(Result("", "", name, "spread_collapse", "data_quality", ratio, threshold=q.spread_collapse,
+                          drifted=flagged, severity="warning" if flagged else "none", n_reference=ref.n,
+                          n_current=cur.n, details={"reference_std": ref.std, "current_std": spread,
+                                                    "floor": True}))
+    return out
+
+
+def _grid_std(ref: FeatureBaseline, cur: NumericAgg) -> float:
+    """A window's standard deviation from its counts on the reference's grid (hourly aggregates keep no moments):
+    each cell at its centre, the open cells at the reference's extremes."""
+    if ref.grid is None or cur.grid_counts is None or cur.grid_counts.sum() <= 0:
+        return float("nan")
+    edges = ref.grid.edges()
+    centres = np.r_[min(ref.min, edges[0]), (edges[:-1] + edges[1:]) / 2, max(ref.max, edges[-1])]
+    w = np.asarray(cur.grid_counts, float)[:centres.size]
+    mean = float(np.average(centres, weights=w))
+    return float(np.sqrt(np.average((centres - mean) ** 2, weights=w)))
 
 
 # -- categorical -------------------------------------------------------------------------

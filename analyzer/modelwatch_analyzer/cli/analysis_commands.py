@@ -283,6 +283,11 @@ def _data_quality(rows: Sequence[Result], gap_flagged: bool) -> list[str]:
     out = ["\ndata quality:"]
     for r in flagged:
         extra = f" e.g. {e(r.details['examples'][:3])}" if r.details.get("examples") else ""
+        if r.details.get("floor"):
+            out.append(f"  {e(r.feature)}: {r.method}: spread {r.statistic:.1%} of the reference's (floor {r.threshold:.0%})")
+            continue
+        if r.method == "stuck_output":
+            extra = f" on {e(r.details.get('value'))} (reference {r.details.get('reference_share', 0):.1%})"
         out.append(f"  {e(r.feature)}: {r.method} {r.statistic:.1%} (ceiling {r.threshold:.1%}){extra}")
     return out
 

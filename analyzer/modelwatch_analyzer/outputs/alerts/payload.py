@@ -41,6 +41,8 @@ def describe(rule: Rule, r: Result) -> str:
         ci = f" ({_fmt(d.get('lower'))}..{_fmt(d.get('upper'))})" if "lower" in d else ""
         real = f"; realized {_fmt(d.get('realized'))}" if "realized" in d else "; no labels yet"
         return f"{where}: estimated {r.method} = {_fmt(r.statistic)}{ci} {limit}{real}{sampled}"
+    if rule.type == "data_quality" and isinstance(r.details, Mapping) and r.details.get("floor"):
+        return f"{where}: {r.method} = {_fmt(r.statistic)} below the floor {_fmt(r.threshold)}{sampled}"
     if rule.type == "data_quality":
         ceiling = rule.max if rule.max is not None else r.threshold
         return f"{where}: {r.method} = {_fmt(r.statistic)} above the ceiling {_fmt(ceiling)}{sampled}"

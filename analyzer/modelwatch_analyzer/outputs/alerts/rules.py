@@ -117,6 +117,8 @@ class Rule:
             return self.severity if r.statistic < self.min else None
         if self.max is None:  # the analyzer's own ceiling (the result's threshold) decides
             return self.severity if r.drifted else None
+        if isinstance(r.details, Mapping) and r.details.get("floor"):  # a floor (spread_collapse): max does not apply
+            return self.severity if r.drifted else None
         return self.severity if r.statistic > self.max else None
 
 

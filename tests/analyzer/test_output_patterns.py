@@ -1,0 +1,43 @@
+"""Output patterns: a model stuck on one output, a score whose spread collapsed; a clean window flags neither."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+from analyzer_data import T0, insert
+from modelwatch_analyzer.analysis import analyze
+from modelwatch_analyzer.analysis import baseline as baselines
+from modelwatch_analyzer.analysis.window import Window
+from modelwatch_analyzer.outputs.alerts.payload import describe
+from modelwatch_analyzer.outputs.alerts.rules import Rule
+
+
+def _window(store, rng, start, prefix, score, prediction):
+    n = len(score)
+    insert(store, "out", start, numeric={"x": rng.normal(size=n)}, score=score, prediction=prediction, id_prefix=prefix)
+    return Window("out", start, start + timedelta(hours=1))
+
+
+def test_stuck_model_and_collapsed_score_are_found_and_a_clean_window_is_not(store):
+    rng = np.random.default_rng(0)
+    ref = _window(store, rng, T0, "r", rng.beta(2, 2, 4000), list(rng.choice(["approve", "review"], 4000)))
+    base = baselines.from_window(store, ref, "1")
+    clean = _window(store, rng, T0 + timedelta(hours=2), "c", rng.beta(2, 2, 3000),
+                    list(rng.choice(["approve", "review"], 3000)))
+    stuck = _window(store, rng, T0 + timedelta(hours=4), "s", 0.62 + rng.normal(0, 0.005, 3000),
+                    ["approve"] * 2900 + ["review"] * 100)
+
+    def patterns(window):
+        rows = analyze.run(store, window, baseline=base, save=False)
+        return {r.method: r for r in rows if r.method in ("stuck_output", "spread_collapse")}
+
+    ok = patterns(clean)
+    assert set(ok) == {"stuck_output", "spread_collapse"} and not any(r.drifted for r in ok.values())
+    bad = patterns(stuck)
+    assert bad["stuck_output"].drifted and bad["stuck_output"].statistic == np.float64(2900 / 3000)
+    assert bad["stuck_output"].details["value"] == "approve" and 0.4 < bad["stuck_output"].details["reference_share"] < 0.6
+    collapse = bad["spread_collapse"]
+    assert collapse.drifted and collapse.feature == "prediction.score" and collapse.statistic < 0.05
+    rule = Rule.from_dict({"name": "outputs", "type": "data_quality", "metric": "spread_collapse", "max": 0.5})
+    assert rule.match(collapse) == "warning" and "below the floor 0.25" in describe(rule, collapse)
