@@ -31,7 +31,6 @@ sys.path[:0] = [os.path.join(ROOT, "sdk"), os.path.join(ROOT, "analyzer")]
 
 from modelwatch_analyzer.analysis import analyze, multivariate  # noqa: E402
 from modelwatch_analyzer.analysis import baseline as baselines  # noqa: E402
-from modelwatch_analyzer.analysis.estimation_data import feature_columns, frame_features  # noqa: E402
 from modelwatch_analyzer.analysis.window import Window  # noqa: E402
 from modelwatch_analyzer.store import schema  # noqa: E402
 from modelwatch_analyzer.store.client import Store  # noqa: E402
@@ -72,8 +71,7 @@ def main() -> int:
         ref = rows(rng, 20_000, 0.8)
         base = baselines.from_frame(ref, "mv", "1")
         baselines.save(store, base)
-        columns, w = frame_features(ref, feature_columns(base))
-        multivariate.save(store, multivariate.fit(columns, feature_columns(base), w, "mv", "1", base.id))
+        multivariate.save(store, multivariate.fit_frame(ref, base))
         n = 0
         for k in range(2 * args.windows):
             kind = "clean" if k % 2 == 0 else "flipped"

@@ -25,10 +25,9 @@ def _baseline(store, rng):
     frame = pd.DataFrame({**num, "plan": cat})
     base = baselines.from_frame(frame, "mv", "1")
     baselines.save(store, base)
-    columns, w = frame_features(frame, feature_columns(base))
-    model = multivariate.fit(columns, feature_columns(base), w, "mv", "1", base.id)
+    model = multivariate.fit_frame(frame, base)
     multivariate.save(store, model)
-    return base, model, columns
+    return base, model, frame_features(frame, feature_columns(base))[0]
 
 
 def test_window_error_in_sql_matches_numpy(store):

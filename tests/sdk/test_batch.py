@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from modelwatch.sampling import TraceIdSampler
 from modelwatch.testing import capture
+from sdk_spans import assert_same_attributes, batch_and_single_spans
 
 
 def _frame(n: int, seed: int = 0) -> pd.DataFrame:
@@ -50,24 +51,9 @@ def test_dataframe_batch_records_n_predictions_and_spans_only_kept_rows():
 
 def test_batch_row_span_equals_single_prediction_span():
     """A kept row of a batch carries exactly the attributes the same row gets when predicted alone."""
-    df = _frame(50, seed=1)
-    batch_predict = modelwatch.monitor(_proba, model="same", sampling_rate=1.0)
-    single_predict = modelwatch.monitor(lambda row: _proba(pd.DataFrame([row]))[0], model="same", sampling_rate=1.0)
-    with capture() as rec:
-        batch_predict(df)
-        rows = rec.predictions()
-    with capture() as rec:
-        for _, row in df.iterrows():
-            single_predict(row.to_dict())
-        singles = rec.predictions()
-    assert len(rows) == len(singles) == 50
+    rows, singles = batch_and_single_spans(_proba, _frame(50, seed=1), "same")
     for a, b in zip(rows, singles):
-        da, db = dict(a.attributes), dict(b.attributes)
-        da.pop("ml.prediction.id"), db.pop("ml.prediction.id")
-        assert da.keys() == db.keys()
-        for k in da:
-            assert da[k] == pytest.approx(db[k]) if isinstance(da[k], float) else da[k] == db[k], k
-            assert type(da[k]) is type(db[k]), k
+        assert_same_attributes(a, b)
 
 
 def test_batch_metrics_equal_the_sum_of_single_predictions():

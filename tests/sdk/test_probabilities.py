@@ -11,6 +11,7 @@ import pytest
 from modelwatch.contract import MAX_PROBABILITIES
 from modelwatch.testing import capture
 from modelwatch.values import attribute_text, format_double
+from sdk_spans import assert_same_attributes, batch_and_single_spans
 
 P = "ml.prediction.probability."
 
@@ -129,24 +130,10 @@ def test_batch_row_probabilities_equal_the_single_prediction_ones():
         return z / z.sum(axis=1, keepdims=True)
 
     df = pd.DataFrame({"x": np.linspace(-2.0, 2.0, 15), "k": ["u", "v", "w"] * 5})
-    batch_predict = modelwatch.monitor(proba, model="same", sampling_rate=1.0)
-    single_predict = modelwatch.monitor(lambda row: proba(pd.DataFrame([row]))[0], model="same", sampling_rate=1.0)
-    with capture() as rec:
-        batch_predict(df)
-        rows = rec.predictions()
-    with capture() as rec:
-        for _, row in df.iterrows():
-            single_predict(row.to_dict())
-        singles = rec.predictions()
-    assert len(rows) == len(singles) == 15
+    rows, singles = batch_and_single_spans(proba, df, "same")
     for a, b in zip(rows, singles):
-        da, db = dict(a.attributes), dict(b.attributes)
-        da.pop("ml.prediction.id"), db.pop("ml.prediction.id")
-        assert list(da) == list(db)
         assert len(_probs(a)) == 4
-        for k in da:
-            assert da[k] == pytest.approx(db[k]) if isinstance(da[k], float) else da[k] == db[k], k
-            assert type(da[k]) is type(db[k]), k
+        assert_same_attributes(a, b)
 
 
 # -- explicit probabilities in a mapping, a frame, a hook ------------------------------------

@@ -90,10 +90,11 @@ def reference_from_frame(df: Any, *, label: str, prediction: str | None = None, 
                     _numbers(df[score]) if score else None, probs, columns, numeric)
 
 
-def frame_features(df: Any, features: dict[str, bool]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """A frame's feature columns (name -> numeric, e.g. :func:`feature_columns` of its baseline) as arrays."""
+def frame_features(df: Any, features: dict[str, bool], weight: str | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A frame's feature columns (name -> numeric, e.g. :func:`feature_columns` of its baseline) as arrays, and
+    its row weights (column `weight`, else 1)."""
     columns = {f: _numbers(df[f]) if is_num else _texts(df[f]) for f, is_num in features.items() if f in df}
-    return columns, np.ones(len(df))
+    return columns, _numbers(df[weight]) if weight else np.ones(len(df))
 
 
 def _render_class(name: str) -> str:

@@ -10,9 +10,11 @@ What it holds depends on the model (``task``):
 
 and for every metric the *reference band*: the reference rows are cut into
 chunks of ``chunk_size`` (in time order), the realized metric computed on
-each, and the band is their mean ± ``threshold_std`` standard deviations
-(3 by default, as NannyML's). A window's estimate outside the band (below
-it for accuracy-like metrics, above it for errors) is a degradation: the
+each; the band is their mean ± ``threshold_std`` standard deviations
+(3 by default, as NannyML's), its edges drawn at each analysis
+(:func:`.estimation.reference_edges`), so the setting applies to stored
+estimators too. A window's estimate outside the band (below it for
+accuracy-like metrics, above it for errors) is a degradation: the
 model is worse than its own reference ever was in a chunk of that size.
 Reference chunks are read as they are, so the band says how much the
 metric moves from chunk to chunk *when nothing is wrong*.
@@ -86,10 +88,6 @@ class Estimator:
     chunk_size: int = 5000
     rows: int = 0
     created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
-
-    @property
-    def positive(self) -> str | None:
-        return self.classes[1] if self.task == BINARY else None
 
     def to_json(self) -> dict[str, Any]:
         return {"task": self.task, "classes": self.classes, "calibrations": [c.to_json() for c in self.calibrations],
@@ -199,8 +197,7 @@ def _reference_band(data: Labelled, est: Estimator, settings: EstimationSettings
         arr = np.asarray(vs, float)
         mean = float(arr.mean())
         std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
-        out[metric] = {"mean": mean, "std": std, "chunks": int(arr.size), "chunk_size": size,
-                       "lower": mean - settings.threshold_std * std, "upper": mean + settings.threshold_std * std}
+        out[metric] = {"mean": mean, "std": std, "chunks": int(arr.size), "chunk_size": size}
     return out
 
 

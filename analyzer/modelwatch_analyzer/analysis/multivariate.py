@@ -43,7 +43,8 @@ from typing import Any
 import numpy as np
 
 from modelwatch_analyzer.analysis import loss_model, stats
-from modelwatch_analyzer.analysis.estimation_data import from_store
+from modelwatch_analyzer.analysis.baseline import Baseline
+from modelwatch_analyzer.analysis.estimation_data import feature_columns, frame_features, from_store
 from modelwatch_analyzer.analysis.results import INSUFFICIENT, Result
 from modelwatch_analyzer.analysis.window import Window, utc
 from modelwatch_analyzer.store.client import Store
@@ -139,6 +140,20 @@ def fit(columns: dict[str, np.ndarray], numeric: dict[str, bool], weight: np.nda
                       for v in np.asarray(columns[f], float if numeric[f] else object)[pick]] for f in columns}
     out.sample_weight = (weight[pick] * (n / pick.size)).tolist()
     return out
+
+
+def fit_frame(df: Any, baseline: Baseline, weight: str | None = None) -> MultivariateModel | None:
+    """:func:`fit` on the training frame `baseline` was built from (its features, `weight` a column of weights)."""
+    features = feature_columns(baseline)
+    columns, w = frame_features(df, features, weight)
+    return fit(columns, features, w, baseline.model, baseline.version, baseline.id)
+
+
+def fit_window(store: Store, window: Window, baseline: Baseline, max_rows: int = 200_000) -> MultivariateModel | None:
+    """:func:`fit` on the stored predictions of the reference window `baseline` was built from (weighted)."""
+    features = feature_columns(baseline)
+    rows, _has, _rate = from_store(store, window, labelled_only=False, max_rows=max_rows, features=features)
+    return fit(rows.columns, features, rows.weight, baseline.model, baseline.version, baseline.id)
 
 
 def _band(err: np.ndarray, weight: np.ndarray) -> dict[str, float]:

@@ -76,22 +76,16 @@ def _baseline(args: Any) -> int:
         labelled = estimation_data.reference_from_frame(
             frame, label=args.label, prediction=args.prediction, score=args.score, probabilities=args.probabilities,
             weight=args.weight, exclude=_split(args.exclude), categorical=categorical) if args.label else None
+        mv = multivariate.fit_frame(frame, b, args.weight)
     else:
         window = Window(args.model, parse_time(args.since, now, "--since"), parse_time(args.until, now, "--until"),
                         args.window_version)
         if window.end <= window.start:
             raise ConfigError("--since must be before --until")
         b = baseline.from_window(store, window, args.version, categorical=categorical)
+        # the labelled rows are read apart: a sample of every row would keep few of them when labels are sparse
         labelled = estimation_data.reference_from_window(store, window, b, settings.max_rows)
-    if args.file:
-        columns, weights = estimation_data.frame_features(frame, estimation_data.feature_columns(b))
-        if args.weight:
-            weights = frame[args.weight].to_numpy(dtype=float)
-    else:
-        sampled, _has, _rate = estimation_data.from_store(store, window, labelled_only=False, max_rows=settings.max_rows,
-                                                       features=estimation_data.feature_columns(b))
-        columns, weights = sampled.columns, sampled.weight
-    mv = multivariate.fit(columns, estimation_data.feature_columns(b), weights, b.model, b.version, b.id)
+        mv = multivariate.fit_window(store, window, b, settings.max_rows)
     fitted = None
     if labelled is not None and len(labelled) >= settings.min_effective:
         fitted = estimator.fit(labelled, b.model, b.version, b.id, settings, args.task, args.positive_label)

@@ -56,10 +56,7 @@ def analyse_days(say: Callable[[str], None], store: Store, days: list[Day], webh
     ref = baseline.from_window(store, Window(MODEL, days[0][0], days[0][1], VERSION), VERSION)
     baseline.save(store, ref)
     say(f"  baseline {ref.id} from day 1 ({ref.rows:,.0f} predictions, weighted; {len(ref.features)} columns)")
-    sampled, _has, _rate = estimation_data.from_store(store, Window(MODEL, days[0][0], days[0][1], VERSION),
-                                                      labelled_only=False, max_rows=200_000,
-                                                      features=estimation_data.feature_columns(ref))
-    mv = multivariate.fit(sampled.columns, estimation_data.feature_columns(ref), sampled.weight, MODEL, VERSION, ref.id)
+    mv = multivariate.fit_window(store, Window(MODEL, days[0][0], days[0][1], VERSION), ref)
     if mv is not None:
         multivariate.save(store, mv)
     labelled = estimation_data.reference_from_window(store, Window(MODEL, days[0][0], days[0][1], VERSION), ref,
