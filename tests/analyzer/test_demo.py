@@ -34,7 +34,11 @@ def test_the_demo_streams_simulated_days_detects_the_drift_alerts_and_writes_the
         assert feature in drifted, summary
     assert "'central' (new)" in drifted  # the new region, named
     stable = summary.split("stable:", 1)[1].split("\n", 1)[0]
-    assert "age" in stable and "loan_purpose" in stable
+    # the features the story leaves alone: BH keeps the false discovery rate at 5% per day, so one of them
+    # may be flagged by chance on some run (the spans kept vary with the random trace ids), never two
+    untouched = ("age", "credit_lines", "home_ownership", "loan_amount", "loan_purpose")
+    assert sum(f not in stable for f in untouched) <= 1, summary
+    assert "stuck_output" not in summary  # the model's approvals shifted a little; it is not stuck
     assert "before the event" in summary and "d5 n/a" in summary  # the last day has no labels yet
     before, after = summary.split("before the event ", 1)[1].split(", after ", 1)
     assert float(after.split("%")[0]) < float(before.split("%")[0]) - 5  # accuracy fell

@@ -41,3 +41,21 @@ def test_stuck_model_and_collapsed_score_are_found_and_a_clean_window_is_not(sto
     assert collapse.drifted and collapse.feature == "prediction.score" and collapse.statistic < 0.05
     rule = Rule.from_dict({"name": "outputs", "type": "data_quality", "metric": "spread_collapse", "max": 0.5})
     assert rule.match(collapse) == "warning" and "below the floor 0.25" in describe(rule, collapse)
+
+
+def test_a_model_that_mostly_gives_one_answer_is_not_stuck_when_it_gives_it_a_little_more(store):
+    """Reference 89% "approve": 92% is chance and a small shift, 99.5% on as many rows is stuck."""
+    rng = np.random.default_rng(1)
+    ref = _window(store, rng, T0, "r", rng.beta(2, 5, 4000), list(rng.choice(["approve", "review"], 4000, p=[0.89, 0.11])))
+    base = baselines.from_window(store, ref, "1")
+
+    def stuck(start, prefix, p_approve):
+        window = _window(store, rng, start, prefix, rng.beta(2, 5, 600),
+                         list(rng.choice(["approve", "review"], 600, p=[p_approve, 1 - p_approve])))
+        rows = analyze.run(store, window, baseline=base, save=False)
+        return next(r for r in rows if r.method == "stuck_output")
+
+    mild = stuck(T0 + timedelta(hours=2), "m", 0.92)
+    assert mild.statistic >= 0.9 and not mild.drifted, (mild.statistic, mild.pvalue)
+    hard = stuck(T0 + timedelta(hours=4), "h", 0.995)
+    assert hard.drifted and hard.pvalue < 1e-3 and hard.details["value"] == "approve"

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
+import scipy.stats as sps
 from modelwatch import contract as c
 
 from modelwatch_analyzer.analysis import baseline as baselines
@@ -51,6 +52,7 @@ OTHER = c.OTHER  # the bucket of the categories a baseline does not list
 """The bucket of categories outside the reference's list (unseen, or beyond its cap)."""
 
 EVIDENCE_TRACES = 5
+STUCK_ALPHA = 1e-3  # the other outputs' share fell further than chance gives (one-sided binomial)
 
 
 @dataclass
@@ -239,10 +241,17 @@ def _output_patterns(baseline: Baseline, cur_num: dict[str, NumericAgg], cur_cat
         share = weight / cur_p.n
         ref_total = sum(pred.categories.values()) + pred.other
         ref_share = pred.categories.get(value, 0.0) / ref_total if ref_total > 0 else 0.0
-        flagged = share >= q.stuck_share and share > ref_share + 1e-12
+        # stuck: the other outputs fell to at most half their reference share, beyond what chance gives a
+        # window of this effective size (one-sided binomial p < 0.001); a model that always gave this value
+        # ~90% of the time is not stuck at 92%
+        rest, ref_rest = 1.0 - share, 1.0 - ref_share
+        n_eff = stats.effective_n(cur_p.n, cur_p.n2)
+        pvalue = float(sps.binom.cdf(np.floor(rest * n_eff), max(int(round(n_eff)), 1), min(max(ref_rest, 1e-12), 1.0)))
+        flagged = bool(share >= q.stuck_share and rest <= ref_rest / 2 and pvalue < STUCK_ALPHA)
         out.append(Result("", "", scan.PREDICTION, "stuck_output", "data_quality", share, threshold=q.stuck_share,
                           drifted=flagged, severity="warning" if flagged else "none", n_reference=pred.n,
-                          n_current=cur_p.n, details={"value": value, "reference_share": ref_share}))
+                          n_current=cur_p.n, pvalue=pvalue,
+                          details={"value": value, "reference_share": ref_share, "n_current_effective": n_eff}))
     for name in (scan.SCORE, scan.PREDICTION):
         ref = baseline.features.get(name)
         cur = cur_num.get(name)

@@ -25,8 +25,10 @@ methods, fitted with the baseline (:func:`fit`) and stored next to it
   (up to 5,000, a hash sample), every row weighted by its sampling weight, all features, numeric and
   categorical; its 5-fold cross-validated ROC AUC is the statistic: 0.5 when
   the two cannot be told apart, 1 when they are disjoint. Drifted from
-  ``0.55`` (warning; critical from ``0.7``): above what chance gives two
-  samples of 5,000 by many standard errors.
+  ``0.55`` (warning; critical from ``0.7``) when the AUC is also 3 standard
+  errors above chance, the Mann-Whitney standard error at the two sides'
+  effective sample sizes: a day of a few hundred heavily weighted spans
+  gives chance AUCs of 0.45-0.56, which must not page.
 
 Both results are drift results of the pseudo-feature ``__multivariate__``
 (``details.score`` true), so drift alert rules, metrics and the report take
@@ -246,12 +248,25 @@ def _domain(store: Store, window: Window, model: MultivariateModel, min_samples:
         clf.fit(x[train], y[train], sample_weight=w[train] * y.size)
         scores[test] = clf.predict_proba(x[test])[:, 1]
     auc = float(roc_auc_score(y, scores, sample_weight=w))
-    severity = stats.severity(auc, AUC_BANDS)
-    drifted = auc >= AUC_BANDS[1]
+    ref_eff = stats.effective_n(float(ref_w.sum()), float((ref_w ** 2).sum()))
+    se0 = null_auc_se(ref_eff, n_eff)
+    z = (auc - 0.5) / se0
+    material = auc >= AUC_BANDS[1]
+    drifted = bool(material and z >= THRESHOLD_STD)
+    details: dict[str, Any] = {"score": True, "reference_rows": n_ref, "current_rows": n_cur, "sample_rate": rate,
+                               "folds": FOLDS, "features": names, "n_current_effective": n_eff,
+                               "n_reference_effective": ref_eff, "null_standard_error": se0, "z": z}
+    if material and not drifted:
+        details["gated"] = (f"AUC above {AUC_BANDS[1]:g}, but within {THRESHOLD_STD:g} standard errors of chance "
+                            f"({se0:.3f} at these effective sample sizes)")
     return Result("", "", FEATURE, "domain_classifier", "drift", auc, threshold=AUC_BANDS[1], drifted=drifted,
-                  severity=severity if drifted else "none",
-                  details={"score": True, "reference_rows": n_ref, "current_rows": n_cur, "sample_rate": rate,
-                           "folds": FOLDS, "features": names, "n_current_effective": n_eff}, **common)
+                  severity=stats.severity(auc, AUC_BANDS) if drifted else "none", details=details, **common)
+
+
+def null_auc_se(n_reference: float, n_current: float) -> float:
+    """The standard error of a ROC AUC between two samples of one distribution (Mann-Whitney's, at effective sizes)."""
+    n1, n2 = max(n_reference, 1.0), max(n_current, 1.0)
+    return float(np.sqrt((n1 + n2 + 1) / (12 * n1 * n2)))
 
 
 def results(store: Store, window: Window, model: MultivariateModel, min_samples: float = 30.0) -> list[Result]:
