@@ -25,9 +25,11 @@ def insert(store: Store, model: str, start: datetime, numeric: Mapping[str, np.n
            categorical: Mapping[str, Sequence[str]] | None = None, weights: np.ndarray | None = None,
            score: np.ndarray | None = None, prediction: Sequence[str] | None = None, version: str = "1",
            seconds: float = 3600.0, id_prefix: str = "p",
-           probabilities: Mapping[str, np.ndarray] | None = None) -> list[str]:
+           probabilities: Mapping[str, np.ndarray] | None = None,
+           resource: Mapping[str, Sequence[str]] | None = None) -> list[str]:
     """Insert n predictions spread evenly over `seconds` from `start`; NaN in a numeric array = feature absent.
-    `probabilities`: class -> P(class) per row (``ml_predictions.Probabilities``). Returns the prediction ids."""
+    `probabilities`: class -> P(class) per row (``ml_predictions.Probabilities``); `resource`: attribute -> value
+    per row (``ml_predictions.Resource``). Returns the prediction ids."""
     numeric = dict(numeric or {})
     categorical = dict(categorical or {})
     n = len(next(iter(numeric.values()))) if numeric else len(next(iter(categorical.values()))) if categorical \
@@ -45,8 +47,13 @@ def insert(store: Store, model: str, start: datetime, numeric: Mapping[str, np.n
             pred_num = None
         row = (start + timedelta(seconds=seconds * i / n), model, version, ids[i], f"{i:032x}", f"{i:016x}", "svc",
                float(weights[i]), "random", pred, pred_num, None if score is None else float(score[i]), num, cat)
-        rows.append(row + ({k: float(v[i]) for k, v in probabilities.items()},) if probabilities is not None else row)
-    store.insert("ml_predictions", rows, COLUMNS + (("Probabilities",) if probabilities is not None else ()))
+        if probabilities is not None:
+            row += ({k: float(v[i]) for k, v in probabilities.items()},)
+        if resource is not None:
+            row += ({k: str(v[i]) for k, v in resource.items()},)
+        rows.append(row)
+    store.insert("ml_predictions", rows, COLUMNS + (("Probabilities",) if probabilities is not None else ())
+                 + (("Resource",) if resource is not None else ()))
     return ids
 
 

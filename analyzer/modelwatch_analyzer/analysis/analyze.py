@@ -34,6 +34,7 @@ from modelwatch_analyzer.analysis import (
     performance,
     results,
     scan,
+    segments,
     stats,
 )
 from modelwatch_analyzer.analysis.baseline import Baseline, FeatureBaseline
@@ -75,6 +76,7 @@ class Settings:
     quality: DataQualitySettings = field(default_factory=DataQualitySettings)
     performance: performance.PerformanceSettings = field(default_factory=performance.PerformanceSettings)
     estimation: estimator.EstimationSettings = field(default_factory=estimator.EstimationSettings)
+    segments: segments.SegmentSettings = field(default_factory=segments.SegmentSettings)
     reuse_hours: bool = True  # read (and keep) the hourly aggregates of whole hours: see hourly.py
     numeric_sample_rows: int = 0  # more rows to scan than this: numeric features from a uniform sample of ~this many
 
@@ -86,6 +88,23 @@ def analyze(store: Store, window: Window, settings: Settings | None = None,
     ds = settings.drift
     if baseline is None:
         baseline = baselines.load(store, window.model, window.version)
+    out, seen = _measure(store, window, settings, baseline)
+    numeric = {k: f.kind == baselines.NUMERIC for k, f in baseline.features.items()}
+    _correct_and_judge(out, ds, numeric)
+    out = [r for r in out if r.kind != "drift" or ds.reported(r.method, r.feature or "", numeric.get(r.feature or "", True))]
+    out.append(_summary(out, ds, seen.totals))
+    out[-1].details.update(hours_reused=seen.hours_reused, hours_scanned=seen.hours_scanned)
+    if seen.sample < 1.0:  # every numeric result of a sampled scan says so
+        for r in out:
+            if r.feature in baseline.numeric() or r.kind == "summary":
+                r.details["sample_rate"] = seen.sample
+    _evidence(store, window, baseline, out)
+    return _stamp(out, window, baseline)
+
+
+def _measure(store: Store, window: Window, settings: Settings, baseline: Baseline) -> tuple[list[Result], Any]:
+    """The drift, data-quality and output-pattern results of `window`, before any verdict; and what was read."""
+    ds = settings.drift
     numeric_ref = baseline.numeric()
     categorical_ref = baseline.categorical()
     seen = hourly.aggregates(store, window, baseline.id, {k: f.grid for k, f in numeric_ref.items() if f.grid is not None},
@@ -105,17 +124,7 @@ def analyze(store: Store, window: Window, settings: Settings | None = None,
         out += _categorical_drift(name, ref, cur_c, ds)
         out += _categorical_quality(name, ref, cur_c, totals.weight, baseline.rows, settings.quality)
     out += _output_patterns(baseline, cur_num, cur_cat, settings.quality, ds.min_samples)
-    numeric = {k: f.kind == baselines.NUMERIC for k, f in baseline.features.items()}
-    _correct_and_judge(out, ds, numeric)
-    out = [r for r in out if r.kind != "drift" or ds.reported(r.method, r.feature or "", numeric.get(r.feature or "", True))]
-    out.append(_summary(out, ds, totals))
-    out[-1].details.update(hours_reused=seen.hours_reused, hours_scanned=seen.hours_scanned)
-    if seen.sample < 1.0:  # every numeric result of a sampled scan says so
-        for r in out:
-            if r.feature in numeric_ref or r.kind == "summary":
-                r.details["sample_rate"] = seen.sample
-    _evidence(store, window, baseline, out)
-    return _stamp(out, window, baseline)
+    return out, seen
 
 
 def _stamp(rows: list[Result], window: Window, baseline: Baseline) -> list[Result]:
@@ -139,6 +148,7 @@ def run(store: Store, window: Window, settings: Settings | None = None, baseline
     if mv is not None:
         rows += _stamp(multivariate.results(store, window, mv, settings.drift.min_samples), window, baseline)
     rows += _stamp(completeness.results(store, window, settings.quality.pipeline_gap), window, baseline)
+    rows += by_segment(store, window, settings, baseline)
     run_id, run_at = uuid.uuid4().hex[:16], datetime.now(timezone.utc)
     for r in rows:
         r.run_id, r.run_at = run_id, run_at
@@ -341,20 +351,20 @@ def _correct_and_judge(rows: list[Result], ds: DriftSettings, numeric: dict[str,
     """BH across the model's tests, then each method's verdict and severity (see :mod:`.methods`)."""
     tests = [r for r in rows if r.kind == "drift" and r.method in TESTS and r.status == results.OK]
     adjusted = stats.benjamini_hochberg(np.array([r.pvalue for r in tests], float))
-    significant: dict[str, bool] = {}
+    significant: dict[tuple[str, str], bool] = {}
     for r, adj in zip(tests, adjusted):
         rule = ds.rule(r.feature or "", r.method)
         r.threshold = rule.threshold
         r.details["adjusted_pvalue"] = float(adj)
         r.drifted = bool(adj < rule.threshold)
-        significant[r.feature or ""] = r.drifted
+        significant[r.segment, r.feature or ""] = r.drifted
     for r in rows:
         if r.kind != "drift" or r.method in TESTS or r.status != results.OK:
             continue
         rule = ds.rule(r.feature or "", r.method)
         r.threshold = rule.threshold
         material = r.statistic is not None and math.isfinite(r.statistic) and r.statistic >= rule.threshold
-        gate = significant.get(r.feature or "", True) if ds.gate else True
+        gate = significant.get((r.segment, r.feature or ""), True) if ds.gate else True
         r.drifted = bool(material and gate)
         r.severity = stats.severity(r.statistic, rule.bands) if r.drifted else "none"
         if material and not gate:
@@ -362,6 +372,38 @@ def _correct_and_judge(rows: list[Result], ds: DriftSettings, numeric: dict[str,
     for r in rows:
         if r.kind == "drift" and r.status == results.OK:
             r.details["score"] = r.method == ds.score_method(r.feature or "", numeric.get(r.feature or "", True))
+
+
+# -- segments ---------------------------------------------------------------------------------
+
+
+def by_segment(store: Store, window: Window, settings: Settings, baseline: Baseline) -> list[Result]:
+    """Drift, data quality and performance of each configured segment's predictions against the same segment's
+    reference (:mod:`.segments`), Benjamini-Hochberg across every segment's features, and where it concentrates."""
+    cfg = settings.segments
+    if not cfg.keys:
+        return []
+    ds = settings.drift
+    numeric = {k: f.kind == baselines.NUMERIC for k, f in baseline.features.items()}
+    plan = segments.plan(store, window, baseline, cfg)
+    measured: list[tuple[Window, Baseline, list[Result]]] = []
+    out: list[Result] = list(plan.unanalysed)
+    for seg, ref in plan.analysed:
+        seg_window = window.of_segment(seg)
+        rows, _seen = _measure(store, seg_window, settings, ref)
+        rows += performance.evaluate(store, seg_window, settings.performance)
+        for r in rows:
+            r.segment = str(seg)
+        measured.append((seg_window, ref, rows))
+    every = [r for _w, _b, rows in measured for r in rows]
+    _correct_and_judge(every, ds, numeric)  # one family: features x segments
+    for seg_window, ref, rows in measured:
+        kept = [r for r in rows if r.kind != "drift" or ds.reported(r.method, r.feature or "", numeric.get(r.feature or "", True))]
+        _evidence(store, seg_window, ref, kept)
+        out += _stamp(kept, window, ref)
+    summary = segments.summary(plan, every)
+    _stamp(plan.unanalysed + [summary], window, baseline)
+    return out + [summary]
 
 
 def _is_feature(name: str | None) -> bool:

@@ -298,8 +298,27 @@ def from_window(store: Store, window: Window, version: str, categorical: Iterabl
         features[k] = FeatureBaseline.numeric(k, agg, grids[k], totals.weight - agg.n - (text.n if text else 0.0))
     for k, agg in cats.items():
         features[k] = FeatureBaseline.categorical(k, agg, totals.weight - agg.n)
-    source = f"window:{window.start.isoformat()}/{window.end.isoformat()}"
+    source = f"window:{window.start.isoformat()}/{window.end.isoformat()}" + (f"#{window.version}" if window.version else "")
+    if window.segment is not None:
+        source = f"{SEGMENT_SOURCE}{window.segment} of {source}"
     return Baseline(window.model, version, features, totals.weight, source)
+
+
+SEGMENT_SOURCE = "segment:"
+"""How a segment's reference baseline's ``source`` starts (see segments.py): never a model's newest baseline."""
+
+
+def source_window(baseline: Baseline) -> Window | None:
+    """The stored predictions `baseline` was built from (``window:START/END[#VERSION]``); None for a file's."""
+    if not baseline.source.startswith("window:"):
+        return None
+    span, _, version = baseline.source[len("window:"):].partition("#")
+    start, _, end = span.partition("/")
+    try:
+        return Window(baseline.model, utc(datetime.fromisoformat(start)), utc(datetime.fromisoformat(end)),  # type: ignore[arg-type]
+                      version or None)
+    except ValueError:
+        return None
 
 
 # -- storage -------------------------------------------------------------------------------
@@ -340,7 +359,8 @@ def load(store: Store, model: str, version: str | None = None, baseline_id: str 
             where.append("ModelVersion = {version:String}")
             params["version"] = version
         newest = store.query(f"SELECT BaselineId FROM {store.table('ml_baselines')} WHERE {' AND '.join(where)} "
-                             "ORDER BY CreatedAt DESC, BaselineId LIMIT 1", params)
+                             f"AND NOT startsWith(Source, '{SEGMENT_SOURCE}') ORDER BY CreatedAt DESC, BaselineId LIMIT 1",
+                             params)
         if not newest:
             what = f"model {model!r}" + (f" version {version!r}" if version else "")
             raise BaselineError(f"no baseline for {what}: create one with `modelwatch baseline create --model "
@@ -364,9 +384,10 @@ def load(store: Store, model: str, version: str | None = None, baseline_id: str 
 
 def list_baselines(store: Store, model: str | None = None) -> list[tuple[str, str, str, datetime, str, int]]:
     """(model, version, id, created, source, features) of every stored baseline, newest first."""
-    where, params = ("WHERE ModelName = {model:String}", {"model": model}) if model else ("", {})
+    where, params = ("AND ModelName = {model:String}", {"model": model}) if model else ("", {})
     return store.query(f"SELECT ModelName, ModelVersion, BaselineId, max(CreatedAt), any(Source), count() "
-                       f"FROM {store.table('ml_baselines')} {where} GROUP BY ModelName, ModelVersion, BaselineId "
+                       f"FROM {store.table('ml_baselines')} WHERE NOT startsWith(Source, '{SEGMENT_SOURCE}') {where} "
+                       "GROUP BY ModelName, ModelVersion, BaselineId "
                        "ORDER BY max(CreatedAt) DESC", params)
 
 

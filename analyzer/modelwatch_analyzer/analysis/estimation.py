@@ -153,7 +153,7 @@ def stored(store: Store, model: str, since: datetime, until: datetime) -> list[t
     rows = store.query(
         f"SELECT WindowStart, WindowEnd, ModelVersion, BaselineId, "
         f"max(NCurrent * JSONExtractFloat(Details, 'label_coverage')) FROM {store.table('ml_results')} FINAL "
-        "WHERE ModelName = {model:String} AND Kind = {kind:String} AND Status = 'ok' "
+        "WHERE ModelName = {model:String} AND Kind = {kind:String} AND Status = 'ok' AND Segment = '' "
         "AND WindowEnd >= {since:DateTime64(3)} AND WindowEnd < {until:DateTime64(3)} "
         "GROUP BY WindowStart, WindowEnd, ModelVersion, BaselineId ORDER BY WindowEnd",
         {"model": model, "kind": KIND, "since": since, "until": until})

@@ -94,7 +94,7 @@ def aggregates(store: Store, window: Window, baseline_id: str, grids: dict[str, 
     sample = scan.sample_rate(sum(counts[h] for h in to_scan), numeric_sample_rows)
     scanned: dict[int, Hour] = {}
     for a, b in _runs(to_scan):
-        part = Window(window.model, _time(max(start, a)), _time(min(end, b)), window.version)
+        part = window.span(_time(max(start, a)), _time(min(end, b)))
         by_hour = b - a > HOUR  # one hour: no hour key to group by (a wider key costs ~5-10% of a scan)
 
         def bucket(h: int) -> int:

@@ -56,6 +56,7 @@ class Result:
     baseline_id: str = ""
     run_id: str = ""
     run_at: datetime | None = None
+    segment: str = ""  # '' for the whole population, else ``key=value`` (see segments.py)
 
     def to_json(self) -> dict[str, Any]:
         out = _clean(asdict(self))
@@ -72,7 +73,7 @@ def _finite_or_none(x: float | None) -> float | None:
 
 RESULT_COLUMNS = ("RunId", "RunAt", "ModelName", "ModelVersion", "WindowStart", "WindowEnd", "BaselineId", "Feature",
                   "Method", "Kind", "Status", "Statistic", "PValue", "Threshold", "Drifted", "Severity", "NReference",
-                  "NCurrent", "Details")
+                  "NCurrent", "Details", "Segment")
 
 
 def save(store: Store, results: Sequence[Result]) -> None:
@@ -81,7 +82,7 @@ def save(store: Store, results: Sequence[Result]) -> None:
         r.run_id, r.run_at, r.model, r.version, r.window_start, r.window_end, r.baseline_id, r.feature or "",
         r.method, r.kind, r.status, _finite_or_none(r.statistic), _finite_or_none(r.pvalue),
         _finite_or_none(r.threshold), r.drifted, r.severity, float(r.n_reference), float(r.n_current),
-        json.dumps(_clean(r.details), default=_jsonable, allow_nan=False, sort_keys=True),
+        json.dumps(_clean(r.details), default=_jsonable, allow_nan=False, sort_keys=True), r.segment,
     ) for r in results]
     store.insert("ml_results", rows, RESULT_COLUMNS)
 
@@ -111,9 +112,10 @@ def _jsonable(x: Any) -> Any:
 
 
 def load(store: Store, model: str, window_start: datetime | None = None, window_end: datetime | None = None,
-         version: str | None = None) -> list[Result]:
-    """The latest results stored for `model` (optionally one version, windows inside [start, end])."""
-    where = ["ModelName = {model:String}"]
+         version: str | None = None, segments: bool = False) -> list[Result]:
+    """The latest results stored for `model` (optionally one version, windows inside [start, end]); the whole
+    population's, and with `segments` the segments' too."""
+    where = ["ModelName = {model:String}"] + ([] if segments else ["Segment = ''"])
     params: dict[str, Any] = {"model": model}
     if version is not None:
         where.append("ModelVersion = {version:String}")
@@ -129,11 +131,12 @@ def load(store: Store, model: str, window_start: datetime | None = None, window_
         "ORDER BY WindowStart, Feature, Method", params)
     out = []
     for (run_id, run_at, m, v, ws, we, bid, feature, method, kind, status, stat, p, thr, drifted, sev, nr, nc,
-         details) in rows:
+         details, segment) in rows:
         out.append(Result(model=m, version=v, feature=feature or None, method=method, kind=kind, statistic=stat,
                           pvalue=p, threshold=thr, drifted=drifted, severity=sev, n_reference=nr, n_current=nc,
                           status=status, details=json.loads(details or "{}"), window_start=utc(ws),
-                          window_end=utc(we), baseline_id=bid, run_id=run_id, run_at=utc(run_at)))
+                          window_end=utc(we), baseline_id=bid, run_id=run_id, run_at=utc(run_at),
+                          segment=segment))
     return out
 
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -13,12 +13,20 @@ from modelwatch_analyzer.errors import ConfigError
 
 @dataclass(frozen=True)
 class Window:
-    """One model's predictions in [start, end), optionally one version ('' or None: every version)."""
+    """One model's predictions in [start, end), optionally one version ('' or None: every version) and one segment."""
 
     model: str
     start: datetime
     end: datetime
     version: str | None = None
+    segment: Segment | None = None
+
+    def span(self, start: datetime, end: datetime) -> Window:
+        """The same predictions (model, version, segment) in [start, end)."""
+        return replace(self, start=start, end=end)
+
+    def of_segment(self, segment: Segment | None) -> Window:
+        return replace(self, segment=segment)
 
     def where(self) -> tuple[str, dict[str, Any]]:
         sql = ("ModelName = {model:String} AND Timestamp >= fromUnixTimestamp64Nano({start:Int64}) "
@@ -27,7 +35,23 @@ class Window:
         if self.version:
             sql += " AND ModelVersion = {version:String}"
             params["version"] = self.version
+        if self.segment is not None:
+            column = "Resource" if self.segment.resource else "Categorical"
+            sql += f" AND {column}[{{segment_key:String}}] = {{segment_value:String}}"
+            params.update(segment_key=self.segment.key, segment_value=self.segment.value)
         return sql, params
+
+
+@dataclass(frozen=True)
+class Segment:
+    """The predictions whose categorical feature (or, `resource`, OTel resource attribute) `key` is `value`."""
+
+    key: str
+    value: str
+    resource: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}"
 
 
 def to_ns(t: datetime) -> int:

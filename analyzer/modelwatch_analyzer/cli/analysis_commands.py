@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from modelwatch_analyzer.analysis import baseline, completeness, estimation_data, estimator, multivariate, results
+from modelwatch_analyzer.analysis import baseline, completeness, estimation_data, estimator, multivariate, results, segments
 from modelwatch_analyzer.analysis.results import INSUFFICIENT, Result
 from modelwatch_analyzer.analysis.window import Window, parse_time
 from modelwatch_analyzer.errors import BaselineError, ConfigError
@@ -77,6 +77,12 @@ def _baseline(args: Any) -> int:
             frame, label=args.label, prediction=args.prediction, score=args.score, probabilities=args.probabilities,
             weight=args.weight, exclude=_split(args.exclude), categorical=categorical) if args.label else None
         mv = multivariate.fit_frame(frame, b, args.weight)
+
+        def build(sub: Any, source: str) -> baseline.Baseline:
+            return baseline.from_frame(sub, args.model, args.version, categorical=categorical, weight=args.weight,
+                                       prediction=args.prediction, score=args.score, exclude=exclude, source=source)
+
+        segment_refs = [ref for key in args.segment for ref in segments.from_frame(frame, b, key, build)]
     else:
         window = Window(args.model, parse_time(args.since, now, "--since"), parse_time(args.until, now, "--until"),
                         args.window_version)
@@ -86,6 +92,12 @@ def _baseline(args: Any) -> int:
         # the labelled rows are read apart: a sample of every row would keep few of them when labels are sparse
         labelled = estimation_data.reference_from_window(store, window, b, settings.max_rows)
         mv = multivariate.fit_window(store, window, b, settings.max_rows)
+        segment_refs = []
+        limit = segments.SegmentSettings().max_values
+        for key in args.segment:
+            for value, _w, _w2 in segments.values(store, window, key, segments.segment(b, key, "").resource, limit)[:limit]:
+                ref, _why = segments.reference(store, b, segments.segment(b, key, value), save=False)
+                segment_refs += [ref] if ref is not None else []
     fitted = None
     if labelled is not None and len(labelled) >= settings.min_effective:
         fitted = estimator.fit(labelled, b.model, b.version, b.id, settings, args.task, args.positive_label)
@@ -93,10 +105,14 @@ def _baseline(args: Any) -> int:
         raise BaselineError(f"{len(labelled) if labelled is not None else 0} labelled rows: too few to fit the "
                             f"performance estimator (at least {settings.min_effective:g})")
     baseline.save(store, b)
+    for ref in segment_refs:
+        baseline.save(store, ref)
     kinds = [f.kind for f in b.features.values()]
     print(f"baseline {e(b.id)} for {e(b.model)} version {e(b.version)}: {len(kinds)} columns "
           f"({kinds.count('numeric')} numeric, {kinds.count('categorical')} categorical), "
           f"{b.rows:,.0f} reference rows, from {e(b.source)}")
+    if segment_refs:
+        print(f"segments: the reference of {len(segment_refs)} segment(s) of {', '.join(e(k) for k in args.segment)}")
     if mv is not None:
         multivariate.save(store, mv)
         print(f"multivariate drift: PCA of {len(mv.numeric)} numeric features ({len(mv.components)} components, "
@@ -169,6 +185,8 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 
 def summary(rows: Sequence[Result], window: Window, base: baseline.Baseline | None = None) -> str:
     """The readable report of one analysis (names from the store escaped for the terminal)."""
+    by_segment = [r for r in rows if r.segment or r.kind == segments.KIND]
+    rows = [r for r in rows if not (r.segment or r.kind == segments.KIND)]
     gap = next((r for r in rows if r.method == completeness.METHOD and r.feature == completeness.FEATURE), None)
     gap_flagged = gap is not None and bool(gap.drifted)
     out = _verdict(rows, window, base, gap)
@@ -177,6 +195,7 @@ def summary(rows: Sequence[Result], window: Window, base: baseline.Baseline | No
     out += _data_quality(rows, gap_flagged)
     out += _performance(rows)
     out += _estimated(rows)
+    out += _segments(by_segment)
     out += [f"change detected by {r.method} on {e(r.feature)} (score {_fmt(r.details.get('score'))})"
             for r in rows if r.kind == "drift" and r.details.get("detector") and r.drifted]
     return "\n".join(out)
@@ -228,6 +247,28 @@ def _multivariate(rows: Sequence[Result]) -> list[str]:
     drifted = any(r.drifted for r in mv.values())
     return [f"{'MULTIVARIATE DRIFT' if drifted else 'no multivariate drift'} (how the features move together): "
             + "; ".join(parts)]
+
+
+def _segments(rows: Sequence[Result]) -> list[str]:
+    """Where drift concentrates among the segments, and the segments left out with why."""
+    s = next((r for r in rows if r.method == "segment_drift"), None)
+    if s is None:
+        return []
+    if s.status == INSUFFICIENT:
+        return [f"segments: insufficient data ({e(s.details.get('reason', ''))})"]
+    d = s.details
+    analysed = sum(len(v) for v in d.get("segments", {}).values())
+    head = (f"SEGMENT DRIFT in {s.statistic:.0%} of {analysed} segments" if s.drifted
+            else f"no segment drift ({analysed} segments)")
+    out = [head + (": " + "; ".join(e(x) for x in d.get("concentrated", [])) if s.drifted else "")]
+    left = [r for r in rows if r.kind == segments.KIND and r.status == INSUFFICIENT and r.method == segments.KIND]
+    if left:
+        out.append("  not analysed: " + "; ".join(f"{e(r.segment)} ({e(r.details.get('reason', ''))})" for r in left[:8])
+                   + (f"; and {len(left) - 8} more" if len(left) > 8 else ""))
+    beyond = {k: n for k, n in d.get("beyond_max_values", {}).items() if n}
+    if beyond:
+        out.append("  beyond max_values (not analysed): " + ", ".join(f"{e(k)}: {n} more values" for k, n in beyond.items()))
+    return out
 
 
 def _score(methods: dict[str, Result]) -> Result | None:

@@ -115,6 +115,10 @@ def _add_baseline(commands: argparse._SubParsersAction) -> None:
     create.add_argument("--positive-label", help="a binary classifier's positive class (what its score is the probability of)")
     create.add_argument("--chunk-size", type=int, default=5000,
                         help="reference rows per chunk of the estimator's reference band (default: 5000)")
+    create.add_argument("--segment", action="append", default=[], metavar="KEY",
+                        help="build the reference of each segment of KEY (a categorical feature; with --since also an "
+                        "OTel resource attribute such as service.instance.id) with the baseline; repeatable. With "
+                        "--since, segments are also built at the first analysis that needs them")
     listing = base_actions.add_parser("list", help="the stored baselines, newest first")
     _store_url(listing)
     listing.add_argument("--model")

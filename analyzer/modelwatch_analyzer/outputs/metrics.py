@@ -24,12 +24,16 @@ The mapping, per result (attributes below)::
                          ml.performance.estimated.<method>.threshold  the reference band's edge
                          ml.performance.estimated.<method>.error   estimate − realized (once labels arrived)
                          ml.performance.degraded   0 / 1 (the estimate is past the reference band)
+    kind="segment"       ml.segment.drift_share   share of analysed segments with a drifted feature
+                         ml.drift.detected, ml.drift.severity   (a segment's own results are the
+                         kinds above, with ``ml.segment``)
     status="insufficient_data"
                          ml.analysis.insufficient_data   1 (and nothing else: no verdict was given)
 
 Attributes: ``ml.model.name``, ``ml.model.version``, ``ml.feature.name``
 (absent for model-level results), ``ml.drift.method`` (the method, for every
-kind) and, for insufficient-data points, ``ml.result.kind``. The severity is
+kind), ``ml.segment`` (``key=value``, on a segment's results only) and, for
+insufficient-data points, ``ml.result.kind``. The severity is
 a numeric gauge rather than an attribute on every point: an attribute whose
 value changes would split each series in two whenever drift worsens, which
 metric backends count as new series; ``ml.drift.severity`` points carry the
@@ -112,6 +116,8 @@ def metric_points(results: Iterable[Result]) -> list[MetricPoint]:
         attrs = {"ml.model.name": r.model, "ml.model.version": r.version, "ml.drift.method": r.method}
         if r.feature is not None:
             attrs["ml.feature.name"] = r.feature
+        if r.segment:
+            attrs["ml.segment"] = r.segment
         if r.status == INSUFFICIENT:
             out.append(MetricPoint("ml.analysis.insufficient_data", 1.0, {**attrs, "ml.result.kind": r.kind}))
             continue
@@ -131,12 +137,14 @@ def metric_points(results: Iterable[Result]) -> list[MetricPoint]:
             values = [(name, r.statistic), (f"{name}.lower", _number(d.get("lower"))),
                       (f"{name}.upper", _number(d.get("upper"))), (f"{name}.threshold", r.threshold),
                       (f"{name}.error", _number(d.get("error"))), ("ml.performance.degraded", _bool(r.drifted))]
+        elif r.kind == "segment":
+            values = [("ml.segment.drift_share", r.statistic), ("ml.drift.detected", _bool(r.drifted))]
         else:
             logger.debug("modelwatch: no metric mapping for result kind %r", r.kind)
         for name, value in values:
             if value is not None and math.isfinite(value):
                 out.append(MetricPoint(name, float(value), attrs))
-        if r.kind in ("drift", "summary"):
+        if r.kind in ("drift", "summary", "segment"):
             out.append(MetricPoint("ml.drift.severity", float(severity_rank(r.severity)),
                                    {**attrs, "ml.severity": r.severity}))
     return out

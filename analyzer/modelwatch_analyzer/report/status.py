@@ -272,7 +272,7 @@ def _runs(store: Store, where: _Where, runs: int) -> list[dict[str, Any]]:
     """The last `runs` analysis runs: their window, drifted features, worst severity and status."""
     rows = store.query(
         "SELECT RunId, max(RunAt), any(ModelName), any(ModelVersion), min(WindowStart), max(WindowEnd), "
-        "countIf(Kind = 'drift' AND Drifted AND JSONExtractBool(Details, 'score') "
+        "countIf(Kind = 'drift' AND Drifted AND JSONExtractBool(Details, 'score') AND Segment = '' "
         "AND Feature NOT LIKE 'prediction.%'), "
         "arrayElement(['none', 'info', 'warning', 'critical'], toUInt8(max(indexOf(['none', 'info', 'warning', "
         "'critical'], if(Drifted AND Kind = 'drift', toString(Severity), 'none'))))), count(), "

@@ -33,6 +33,8 @@
                                 # sample of about this many (0: every row; see docs/analyzer.md)
     estimation = { enabled = true, confidence = 0.95, threshold_std = 3, max_rows = 200000, min_effective = 30 }
                                 # label-free performance estimation (baselines built with labels; docs/analyzer.md)
+    segments = { keys = ["region", "service.instance.id"], max_values = 20, min_samples = 100 }
+                                # per segment: a categorical feature or an OTel resource attribute (docs/analyzer.md)
 
     [models.features.income]    # per-feature overrides
     thresholds = { psi = 0.2 }
@@ -60,13 +62,14 @@ from modelwatch_analyzer.analysis.detector import DetectorConfig
 from modelwatch_analyzer.analysis.estimator import EstimationSettings
 from modelwatch_analyzer.analysis.methods import ALL_METHODS, DISTANCES, DriftSettings
 from modelwatch_analyzer.analysis.performance import PerformanceSettings
+from modelwatch_analyzer.analysis.segments import SegmentSettings
 from modelwatch_analyzer.errors import ConfigError
 from modelwatch_analyzer.outputs.alerts.rules import AlertConfig
 
 _SCORES = tuple(sorted(DISTANCES))
 _MODEL_KEYS = {"name", "version", "baseline", "window_hours", "categorical", "score", "alpha", "gate", "min_samples",
                "drift_share", "task", "positive_label", "min_labels", "thresholds", "bands", "quality", "features",
-               "methods", "numeric_sample_rows", "estimation"}
+               "methods", "numeric_sample_rows", "estimation", "segments"}
 
 
 def _score(d: Mapping[str, Any], where: str, default: str | None) -> str | None:
@@ -148,10 +151,18 @@ class ModelConfig:
             threshold_std=check.number(est, "threshold_std", ew, 3.0, minimum=0.0),
             max_rows=int(check.number(est, "max_rows", ew, 200_000, minimum=1000)),
             min_effective=check.number(est, "min_effective", ew, 30.0, minimum=1.0))
+        seg = d.get("segments", {})
+        seg = {"keys": seg} if isinstance(seg, list) else seg
+        seg = check.table(seg, f"{where}.segments", ("keys", "max_values", "min_samples"))
+        sw = f"{where}.segments"
+        keys = check.strings(seg, "keys", sw, lone=True)
+        check.unique(keys, f"{sw}.keys", "name each segment key once")
+        segments = SegmentSettings(list(keys), int(check.number(seg, "max_values", sw, 20, minimum=1, maximum=1000)),
+                                   check.number(seg, "min_samples", sw, 100.0, minimum=1.0))
         return cls(name, check.string(d, "version", where, empty=True),
                    check.string(d, "baseline", where, empty=True) or None,
                    check.number(d, "window_hours", where, None, minimum=0.0),
-                   Settings(drift=drift, quality=quality, performance=perf, estimation=estimation,
+                   Settings(drift=drift, quality=quality, performance=perf, estimation=estimation, segments=segments,
                             numeric_sample_rows=int(check.number(d, "numeric_sample_rows", where, 0.0, minimum=0.0))))
 
 

@@ -202,6 +202,22 @@ class Migration:
     statements: Callable[[Context], list[str]]
 
 
+def _segments(ctx: Context) -> list[str]:
+    """Segments: ``ml_predictions.Resource`` keeps the resource attributes predictions are segmented by
+    (:data:`typed_tables.SEGMENT_RESOURCE_KEYS`) and the view fills it; ``ml_results`` gains ``Segment`` ('' for
+    the whole population, ``key=value`` for one segment), part of its key so that a segment's results do not
+    replace the population's."""
+    stmts = [f"ALTER TABLE {table}{ctx.on_cluster} ADD COLUMN IF NOT EXISTS Resource "
+             "Map(LowCardinality(String), String) CODEC(ZSTD(1))" for table in physical_and_distributed(ctx, "ml_predictions")]
+    stmts.append(_predictions_query(ctx, typed_tables.OWN_ID))
+    results = physical_and_distributed(ctx, "ml_results")
+    stmts.append(f"ALTER TABLE {results[0]}{ctx.on_cluster} ADD COLUMN IF NOT EXISTS Segment String AFTER Feature, "
+                 "MODIFY ORDER BY (ModelName, ModelVersion, WindowStart, WindowEnd, Feature, Method, Segment)")
+    stmts += [f"ALTER TABLE {table}{ctx.on_cluster} ADD COLUMN IF NOT EXISTS Segment String AFTER Feature"
+              for table in results[1:]]
+    return stmts
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "collector exporter tables", lambda ctx: exporter_tables.otel_traces(ctx) + exporter_tables.otel_metrics(ctx)),
     Migration(2, "typed predictions and labels", lambda ctx: typed_tables.predictions(ctx) + typed_tables.labels(ctx)),
@@ -221,6 +237,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _raw_retention),
     Migration(16, "typed predictions store the prediction id once: '' when it is the trace id, PredictionId an ALIAS",
               _prediction_id_once),
+    Migration(17, "segments: typed predictions keep where they were made (resource attributes); results per segment",
+              _segments),
 )
 
 

@@ -104,6 +104,26 @@ PREDICTION_ID_ALIAS = "if(OwnPredictionId = '', TraceId, OwnPredictionId)"
 """``ml_predictions.PredictionId`` (an ALIAS column from migration 16): the application's own id, else the trace id."""
 
 
+SEGMENT_RESOURCE_KEYS = (
+    "service.name", "service.namespace", "service.version", "service.instance.id",
+    "deployment.environment", "deployment.environment.name",
+    "cloud.provider", "cloud.region", "cloud.availability_zone",
+    "k8s.cluster.name", "k8s.namespace.name", "k8s.deployment.name", "k8s.pod.name", "k8s.node.name", "host.name",
+)
+"""Resource attributes typed into ``ml_predictions.Resource`` (migration 17), to analyse segments by: where the
+predictions were made. Any resource attribute starting with :data:`SEGMENT_RESOURCE_PREFIX` is kept too."""
+
+SEGMENT_RESOURCE_PREFIX = "ml.segment."
+
+
+def resource_segments(attributes: str, service_name: str) -> str:
+    """SQL: the span's resource attributes that segments read (:data:`SEGMENT_RESOURCE_KEYS`), ``service.name``
+    from the exporter's ``ServiceName`` column (which holds it, out of ``ResourceAttributes``)."""
+    keys = ", ".join(f"'{k}'" for k in SEGMENT_RESOURCE_KEYS if k != "service.name")
+    kept = f"mapFilter((k, v) -> k IN ({keys}) OR startsWith(k, '{SEGMENT_RESOURCE_PREFIX}'), {attributes})"
+    return f"mapUpdate({kept}, if({service_name} = '', map(), map('service.name', {service_name})))"
+
+
 def predictions(ctx: Context) -> list[str]:
     """Migration 2: the table as it was then (``PredictionId`` physical; migration 16 makes it an ALIAS), its view."""
     columns = f"""    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
@@ -125,7 +145,8 @@ def predictions(ctx: Context) -> list[str]:
     Numeric Map(LowCardinality(String), Float64) CODEC(ZSTD(1)),
     Categorical Map(LowCardinality(String), String) CODEC(ZSTD(1)),
     DurationNs UInt64 CODEC(ZSTD(1)),
-    Probabilities Map(LowCardinality(String), Float64) CODEC(ZSTD(1))"""
+    Probabilities Map(LowCardinality(String), Float64) CODEC(ZSTD(1)),
+    Resource Map(LowCardinality(String), String) CODEC(ZSTD(1))"""
     tail = (f"PARTITION BY toDate(Timestamp)\nORDER BY (ModelName, ModelVersion, Timestamp)\n"
             f"{ctx.ttl('Timestamp', ctx.retention.predictions_days)}\nSETTINGS ttl_only_drop_parts = 1")
     return create_table(ctx, "ml_predictions", columns, ctx.engine(), tail) + [
@@ -185,7 +206,8 @@ SELECT
     {numeric} AS Numeric,
     {categorical} AS Categorical,
     Duration AS DurationNs,
-    {probabilities} AS Probabilities
+    {probabilities} AS Probabilities,
+    {resource_segments('ResourceAttributes', 'ServiceName')} AS Resource
 FROM {ctx.name('otel_traces')}
 WHERE {prediction_span(attr)}"""
 

@@ -115,10 +115,12 @@ class Alerter:
                 sev = rule.match(r)
                 if sev is None:
                     continue
-                key = (rule.name, r.model, r.feature or "", sev)
+                # a segment's finding is an alert of its own: "income in region=north"
+                feature = f"{r.feature or '(model)'} in {r.segment}" if r.segment else r.feature
+                key = (rule.name, r.model, feature or "", sev)
                 c = out.get(key)
                 if c is None:
-                    c = out[key] = _Candidate(rule.name, r.model, r.feature, sev, describe(rule, r))
+                    c = out[key] = _Candidate(rule.name, r.model, feature, sev, describe(rule, r))
                 c.results.append(r)
         return list(out.values())
 

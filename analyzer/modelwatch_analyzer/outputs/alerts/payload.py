@@ -25,7 +25,8 @@ def _fmt(x: float | None) -> str:
 
 def describe(rule: Rule, r: Result) -> str:
     """The alert's one line: where, what and against which threshold."""
-    where = f"{r.model} v{r.version}" + (f" feature {r.feature!r}" if r.feature else "")
+    where = (f"{r.model} v{r.version}" + (f" feature {r.feature!r}" if r.feature else "")
+             + (f" in segment {r.segment}" if r.segment else ""))
     rate = r.details.get("sample_rate") if isinstance(r.details, Mapping) else None
     sampled = f"; from a {rate:.1%} sample of the rows" if isinstance(rate, float) and rate < 1 else ""
     if rule.type == "performance":
