@@ -16,6 +16,7 @@ from modelwatch_analyzer.analysis.window import Window
 from modelwatch_analyzer.cli import command as cli
 from modelwatch_analyzer.errors import ConfigError
 from modelwatch_analyzer.outputs.metrics import metric_points
+from modelwatch_analyzer.report import html
 from modelwatch_analyzer.service.config import ModelConfig
 
 REGIONS = ["north", "south", "east", "west"]
@@ -78,6 +79,8 @@ def test_a_drift_in_one_region_is_found_in_that_region_only(store):
     assert {r.segment for r in stored} >= {"region=north", "region=west", ""}
     points = [p for p in metric_points([north]) if p.name == "ml.drift.score"]
     assert points[0].attributes["ml.segment"] == "region=north"
+    page = html.render(store, ["seg"])
+    assert 'id="m0-segments"' in page and "income drifted in region=north only (1 of 4 region segments)" in page
 
 
 def test_a_pod_whose_inputs_broke_is_named_by_its_resource_attribute(store):

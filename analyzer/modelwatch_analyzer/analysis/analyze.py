@@ -24,8 +24,8 @@ import numpy as np
 import scipy.stats as sps
 from modelwatch import contract as c
 
-from modelwatch_analyzer.analysis import baseline as baselines
 from modelwatch_analyzer.analysis import (
+    anomalies,
     completeness,
     estimation,
     estimator,
@@ -37,6 +37,7 @@ from modelwatch_analyzer.analysis import (
     segments,
     stats,
 )
+from modelwatch_analyzer.analysis import baseline as baselines
 from modelwatch_analyzer.analysis.baseline import Baseline, FeatureBaseline
 from modelwatch_analyzer.analysis.methods import (
     CATEGORICAL_METHODS,
@@ -147,6 +148,9 @@ def run(store: Store, window: Window, settings: Settings | None = None, baseline
     mv = multivariate.load(store, baseline.model, baseline.id)
     if mv is not None:
         rows += _stamp(multivariate.results(store, window, mv, settings.drift.min_samples), window, baseline)
+        exact = {k: list(baseline.features[k].categories) for k, is_numeric in mv.features.items()
+                 if not is_numeric and k in baseline.features and baseline.features[k].other == 0}
+        rows += _stamp(anomalies.results(store, window, mv, exact, settings.drift.min_samples), window, baseline)
     rows += _stamp(completeness.results(store, window, settings.quality.pipeline_gap), window, baseline)
     rows += by_segment(store, window, settings, baseline)
     run_id, run_at = uuid.uuid4().hex[:16], datetime.now(timezone.utc)

@@ -76,19 +76,22 @@ class MultivariateModel:
     features: dict[str, bool] = field(default_factory=dict)  # the domain classifier's (name -> numeric)
     sample: dict[str, list[Any]] = field(default_factory=dict)  # reference rows for the domain classifier
     sample_weight: list[float] = field(default_factory=list)  # their sampling weights
+    eigenvalues: list[float] = field(default_factory=list)  # the kept components' variances (Hotelling's T²)
+    limits: dict[str, float] = field(default_factory=dict)  # per-row anomaly limits: spe, t2, rate (anomalies.py)
     created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     def to_json(self) -> dict[str, Any]:
         return {"numeric": self.numeric, "mean": self.mean, "std": self.std, "components": self.components,
                 "explained": self.explained, "band": self.band, "features": self.features, "sample": self.sample,
-                "sample_weight": self.sample_weight}
+                "sample_weight": self.sample_weight, "eigenvalues": self.eigenvalues, "limits": self.limits}
 
     @classmethod
     def from_json(cls, model: str, version: str, baseline_id: str, created: datetime, d: dict[str, Any]) -> MultivariateModel:
         return cls(model, version, baseline_id, list(d["numeric"]), list(d["mean"]), list(d["std"]),
                    [list(c) for c in d["components"]], float(d.get("explained", 0.0)), dict(d.get("band", {})),
                    {str(k): bool(v) for k, v in d.get("features", {}).items()}, dict(d.get("sample", {})),
-                   [float(x) for x in d.get("sample_weight", [])], created)
+                   [float(x) for x in d.get("sample_weight", [])], [float(x) for x in d.get("eigenvalues", [])],
+                   {str(k): float(v) for k, v in d.get("limits", {}).items()}, created)
 
 
 # -- fitting -----------------------------------------------------------------------------------
@@ -104,6 +107,31 @@ def errors(model: MultivariateModel, columns: dict[str, np.ndarray]) -> np.ndarr
     z = _standardised(model, columns)
     w = np.asarray(model.components, float)
     return (z ** 2).sum(axis=1) - ((z @ w.T) ** 2).sum(axis=1)
+
+
+def hotelling(model: MultivariateModel, columns: dict[str, np.ndarray]) -> np.ndarray:
+    """Each row's Hotelling T² in the kept components' space: Σ (wⱼ·z)² / λⱼ."""
+    z = _standardised(model, columns)
+    w = np.asarray(model.components, float)
+    return (((z @ w.T) ** 2) / np.maximum(np.asarray(model.eigenvalues, float), 1e-12)).sum(axis=1)
+
+
+ANOMALY_QUANTILE = 0.999
+
+
+def _weighted_quantile(x: np.ndarray, w: np.ndarray, q: float) -> float:
+    order = np.argsort(x)
+    cum = np.cumsum(w[order])
+    return float(x[order][min(int(np.searchsorted(cum, q * cum[-1])), x.size - 1)])
+
+
+def _limits(model: MultivariateModel, columns: dict[str, np.ndarray], weight: np.ndarray) -> dict[str, float]:
+    """The reference rows' 99.9% quantiles of the reconstruction error and of T², and the share beyond either."""
+    spe, t2 = errors(model, columns), hotelling(model, columns)
+    spe_limit = _weighted_quantile(spe, weight, ANOMALY_QUANTILE)
+    t2_limit = _weighted_quantile(t2, weight, ANOMALY_QUANTILE)
+    beyond = (spe > spe_limit) | (t2 > t2_limit)
+    return {"spe": spe_limit, "t2": t2_limit, "rate": float(weight[beyond].sum() / weight.sum())}
 
 
 def fit(columns: dict[str, np.ndarray], numeric: dict[str, bool], weight: np.ndarray, model: str, version: str,
@@ -134,8 +162,10 @@ def fit(columns: dict[str, np.ndarray], numeric: dict[str, bool], weight: np.nda
         share = np.cumsum(values) / max(values.sum(), 1e-300)
         k = int(np.searchsorted(share, VARIANCE) + 1)
         out.components = vectors[:, :k].T.tolist()
+        out.eigenvalues = values[:k].tolist()
         out.explained = float(share[k - 1])
         out.band = _band(errors(out, columns), weight)
+        out.limits = _limits(out, columns, weight)
     rng = np.random.default_rng(seed)  # a uniform sample of the rows, each keeping its weight (scaled to the draw)
     pick = np.sort(rng.choice(n, min(SAMPLE_ROWS, n), replace=False))
     out.sample = {f: [None if (numeric[f] and not np.isfinite(v)) else (float(v) if numeric[f] else str(v))
@@ -172,13 +202,23 @@ def _band(err: np.ndarray, weight: np.ndarray) -> dict[str, float]:
 # -- a window ----------------------------------------------------------------------------------------
 
 
+Z_SQL = ("arrayMap((f, m, s) -> if(mapContains(Numeric, f) AND isFinite(Numeric[f]), (Numeric[f] - m) / s, 0.), "
+         "{mv_names:Array(String)}, {mv_means:Array(Float64)}, {mv_stds:Array(Float64)})")
+"""SQL: a row's standardised PCA features (a missing value is the mean: 0), over :func:`sql_params`."""
+ERROR_SQL = ("arraySum(x -> x * x, z) - arraySum(c -> pow(arraySum(arrayMap((a, b) -> a * b, z, c)), 2), "
+             "{mv_w:Array(Array(Float64))})")
+"""SQL: a row's reconstruction error, from ``z`` (:data:`Z_SQL`)."""
+
+
+def sql_params(model: MultivariateModel) -> dict[str, Any]:
+    return {"mv_names": model.numeric, "mv_means": model.mean, "mv_stds": model.std, "mv_w": model.components}
+
+
 def _window_error(store: Store, window: Window, model: MultivariateModel) -> tuple[float, float, float, float]:
     """(Σw·e, Σw, Σw², Σw²(e − ē)²-ready sums) of the window's rows' reconstruction errors, computed in SQL."""
     where, params = window.where()
-    params = dict(params, mv_names=model.numeric, mv_means=model.mean, mv_stds=model.std, mv_w=model.components)
-    z = ("arrayMap((f, m, s) -> if(mapContains(Numeric, f) AND isFinite(Numeric[f]), (Numeric[f] - m) / s, 0.), "
-         "{mv_names:Array(String)}, {mv_means:Array(Float64)}, {mv_stds:Array(Float64)})")
-    err = "arraySum(x -> x * x, z) - arraySum(c -> pow(arraySum(arrayMap((a, b) -> a * b, z, c)), 2), {mv_w:Array(Array(Float64))})"
+    params.update(sql_params(model))
+    z, err = Z_SQL, ERROR_SQL
     (we, w, w2, w2e, w2ee), = store.query(
         f"SELECT sum(Weight * e), sum(Weight), sum(Weight * Weight), sum(Weight * Weight * e), "
         f"sum(Weight * Weight * e * e) FROM (SELECT Weight, {z} AS z, {err} AS e "

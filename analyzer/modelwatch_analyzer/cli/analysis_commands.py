@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from modelwatch_analyzer.analysis import baseline, completeness, estimation_data, estimator, multivariate, results, segments
+from modelwatch_analyzer.analysis import anomalies, baseline, completeness, estimation_data, estimator, multivariate, results, segments
 from modelwatch_analyzer.analysis.results import INSUFFICIENT, Result
 from modelwatch_analyzer.analysis.window import Window, parse_time
 from modelwatch_analyzer.errors import BaselineError, ConfigError
@@ -231,9 +231,10 @@ def _verdict(rows: Sequence[Result], window: Window, base: baseline.Baseline | N
 
 def _multivariate(rows: Sequence[Result]) -> list[str]:
     """How the features move together: PCA reconstruction error and the domain classifier's AUC."""
-    mv = {r.method: r for r in rows if r.feature == multivariate.FEATURE}
+    mv = {r.method: r for r in rows if r.feature == multivariate.FEATURE and r.kind == "drift"}
+    out = _anomalies(next((r for r in rows if r.method == anomalies.METHOD), None))
     if not mv:
-        return []
+        return out
     parts = []
     for method, what in (("pca_reconstruction", "PCA reconstruction error"), ("domain_classifier", "domain classifier AUC")):
         r = mv.get(method)
@@ -246,7 +247,23 @@ def _multivariate(rows: Sequence[Result]) -> list[str]:
             parts.append(f"{what} {_fmt(r.statistic)} ({edge} {_fmt(r.threshold)}){' ' + r.severity.upper() if r.drifted else ''}")
     drifted = any(r.drifted for r in mv.values())
     return [f"{'MULTIVARIATE DRIFT' if drifted else 'no multivariate drift'} (how the features move together): "
-            + "; ".join(parts)]
+            + "; ".join(parts)] + out
+
+
+def _anomalies(r: Result | None) -> list[str]:
+    """The share of predictions made on inputs outside the reference, and the worst of them with their trace ids."""
+    if r is None or r.status == INSUFFICIENT or r.statistic is None:
+        return []
+    d = r.details
+    head = (f"{'ANOMALOUS PREDICTIONS' if r.drifted else 'anomalous predictions'}: {r.statistic:.2%} of the window "
+            f"({d.get('anomalous_rows', 0):,} stored; the reference has {d.get('expected_share', 0):.2%} beyond the same "
+            f"limits; flagged from {_fmt(r.threshold)})")
+    out = [head]
+    for t in d.get("top", [])[:3] if r.drifted else []:
+        why = ", ".join(f"{e(f['feature'])} = {f['value']:.4g} (z {f['z']:+.1f})" for f in t.get("features", [])[:2])
+        unseen = ", ".join(f"{e(k)} = {e(v)!r} (unseen)" for k, v in t.get("unseen_categories", {}).items())
+        out.append(f"  trace {e(t['trace_id'])}  score {t['score']:.1f}: {'; '.join(x for x in (unseen, why) if x)}")
+    return out
 
 
 def _segments(rows: Sequence[Result]) -> list[str]:

@@ -34,6 +34,7 @@ class ModelData:
     bucket: timedelta
     alerts: list[Any]
     evidence: dict[str, dict[str, Any]] = field(default_factory=dict)  # trace id -> stored prediction
+    segments: list[Result] = field(default_factory=list)  # the segment summaries (kind "segment"), oldest first
 
     def windows(self) -> list[tuple[datetime, datetime]]:
         return sorted({(r.window_start, r.window_end) for r in self.results if r.window_start and r.window_end})
@@ -87,6 +88,8 @@ def gather(store: Store, model: str, since: datetime | None = None, until: datet
         f"FROM {table} WHERE {cond} GROUP BY t, Reason ORDER BY t, Reason",
         dict(params, b=int(bucket.total_seconds())))] if first else []
     data = ModelData(model, versions, rows, base, volume, bucket, _alerts(store, where, params))
+    data.segments = [r for r in results_mod.load(store, model, since, until, segments=True)
+                     if r.method == "segment_drift"]
     data.evidence = _evidence(store, model, data)
     return data
 

@@ -26,7 +26,8 @@ def model_section(d: ModelData, idx: int, trace_url: str | None) -> str:
     latest = d.latest()
     features, names = _features(d, p, latest, trace_url)
     return "".join([f'<section class="model" id="{p}"><h2>{esc(d.model)}</h2>', _summary(d, p, latest), features,
-                    _quality(d, p, latest), _performance(d, p), _volume(d, p), _alerts(d, p, names, trace_url),
+                    _quality(d, p, latest), _segments(d, p), _performance(d, p), _volume(d, p),
+                    _alerts(d, p, names, trace_url),
                     _evidence(d, p, trace_url), "</section>"])
 
 
@@ -67,7 +68,8 @@ def _summary(d: ModelData, p: str, latest: Sequence[Result]) -> str:
     out.append(f"<tr><th>alerts</th><td>{len({a.alert_id.split(':')[0] for a in d.alerts})} fired in range"
                + (f' (<a href="#{p}-alerts">list</a>)' if d.alerts else "") + "</td></tr></table>")
     out.append(f'<nav><a href="#{p}-features">features</a><a href="#{p}-quality">data quality</a>'
-               f'<a href="#{p}-performance">performance</a><a href="#{p}-volume">volume and sampling</a>'
+               + (f'<a href="#{p}-segments">segments</a>' if d.segments else "")
+               + f'<a href="#{p}-performance">performance</a><a href="#{p}-volume">volume and sampling</a>'
                f'<a href="#{p}-alerts">alerts</a><a href="#{p}-evidence">sampled predictions</a></nav>')
     return "".join(out)
 
@@ -160,6 +162,26 @@ def _quality(d: ModelData, p: str, latest: Sequence[Result]) -> str:
         out.append("</table><p class=\"muted\">Checks with a zero rate in every window are not listed.</p>")
     else:
         out.append('<p class="muted">No data-quality results.</p>')
+    return "".join(out)
+
+
+def _segments(d: ModelData, p: str) -> str:
+    """Where drift concentrated among the configured segments, window by window (newest first)."""
+    if not d.segments:
+        return ""
+    out = [f'<h3 id="{p}-segments">Segments</h3><table><tr><th>window end (UTC)</th><th>segments</th>'
+           "<th>with drift</th><th>where drift concentrates</th><th>not analysed</th></tr>"]
+    for r in sorted(d.segments, key=lambda r: r.window_end or datetime.min.replace(tzinfo=timezone.utc), reverse=True)[:12]:
+        det = r.details
+        analysed = sum(len(v) for v in det.get("segments", {}).values())
+        where = "<br>".join(esc(x) for x in det.get("concentrated", [])) or ("–" if r.status != INSUFFICIENT else
+                                                                              esc(det.get("reason", "")))
+        left = det.get("insufficient", [])
+        out.append(f"<tr><td>{r.window_end:%Y-%m-%d %H:%M}</td><td class=\"n\">{analysed}</td>"
+                   f"<td>{sev(r.severity) if r.drifted else ''} {pct(r.statistic)}</td><td>{where}</td>"
+                   f"<td>{esc(', '.join(left[:5]) + (' …' if len(left) > 5 else '')) or '–'}</td></tr>")
+    out.append("</table><p class=\"muted\">Each segment against the same segment of the reference; one "
+               "Benjamini-Hochberg correction across features × segments.</p>")
     return "".join(out)
 
 

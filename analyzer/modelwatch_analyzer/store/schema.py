@@ -30,6 +30,8 @@ Tables (their roles: docs/contract.md):
 * ``ml_estimators`` (migration 13): models fitted with a baseline, one per task: the label-free performance
   estimator (baselines built with labels) and the multivariate drift model;
   ``ml_predictions.Probabilities`` (same migration): a multiclass prediction's ``ml.prediction.probability.*``.
+* Segments (migration 17): ``ml_predictions.Resource``, the resource attributes segments read
+  (``typed_tables.SEGMENT_RESOURCE_KEYS``), and ``ml_results.Segment`` ('' for the population), in its key.
 * ``ml_hourly_aggregates`` (migration 8): the aggregates of analysed whole
   hours per baseline, read back by later analyses (see ``hourly.py``).
 
