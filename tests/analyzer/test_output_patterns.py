@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import numpy as np
+import pytest
+import scipy.stats as sps
 from analyzer_data import T0, insert
 from modelwatch_analyzer.analysis import analyze
 from modelwatch_analyzer.analysis import baseline as baselines
@@ -59,3 +61,23 @@ def test_a_model_that_mostly_gives_one_answer_is_not_stuck_when_it_gives_it_a_li
     assert mild.statistic >= 0.9 and not mild.drifted, (mild.statistic, mild.pvalue)
     hard = stuck(T0 + timedelta(hours=4), "h", 0.995)
     assert hard.drifted and hard.pvalue < 1e-3 and hard.details["value"] == "approve"
+
+
+def test_a_class_share_outside_its_band_is_flagged_and_chance_is_not(store):
+    """Reference 50/50: 65% "approve" on 3,000 predictions is out of band; 52% is inside it; the band is binomial."""
+    rng = np.random.default_rng(2)
+    ref = _window(store, rng, T0, "r", rng.beta(2, 2, 4000), list(rng.choice(["approve", "review"], 4000)))
+    base = baselines.from_window(store, ref, "1")
+
+    def share(start, prefix, p_approve):
+        window = _window(store, rng, start, prefix, rng.beta(2, 2, 3000),
+                         list(rng.choice(["approve", "review"], 3000, p=[p_approve, 1 - p_approve])))
+        return next(r for r in analyze.run(store, window, baseline=base, save=False) if r.method == "class_share")
+
+    moved = share(T0 + timedelta(hours=2), "m", 0.65)
+    assert moved.drifted and moved.details["value"] in ("approve", "review")
+    assert moved.details["share"] == pytest.approx(0.65, abs=0.03) or moved.details["share"] == pytest.approx(0.35, abs=0.03)
+    # the band: the reference share ± max(z(0.001 / 2 classes, two-sided) · binomial se, 0.05)
+    half = max(sps.norm.isf(0.001 / 4) * np.sqrt(0.25 / 3000), 0.05)
+    assert moved.threshold == pytest.approx(half, rel=0.02)
+    assert not share(T0 + timedelta(hours=4), "s", 0.52).drifted

@@ -68,6 +68,7 @@ class DataQualitySettings:
     non_finite: float = 0.0
     pipeline_gap: float = 0.01  # share of the SDK's kept predictions missing from the store (see completeness.py)
     stuck_share: float = 0.9  # one output value this share of the window (and more than in the reference): stuck
+    class_share: float = 0.05  # a class's share this far (absolute) from its reference share, beyond chance: flagged
     spread_collapse: float = 0.25  # the score's (or a regressor's output's) std below this ratio of the reference's
 
 
@@ -266,6 +267,7 @@ def _output_patterns(baseline: Baseline, cur_num: dict[str, NumericAgg], cur_cat
                           drifted=flagged, severity="warning" if flagged else "none", n_reference=pred.n,
                           n_current=cur_p.n, pvalue=pvalue,
                           details={"value": value, "reference_share": ref_share, "n_current_effective": n_eff}))
+        out.append(_class_share(pred, cur_p, n_eff, q.class_share))
     for name in (scan.SCORE, scan.PREDICTION):
         ref = baseline.features.get(name)
         cur = cur_num.get(name)
@@ -282,6 +284,32 @@ def _output_patterns(baseline: Baseline, cur_num: dict[str, NumericAgg], cur_cat
                           n_current=cur.n, details={"reference_std": ref.std, "current_std": spread,
                                                     "floor": True}))
     return out
+
+
+def _class_share(pred: FeatureBaseline, cur: CategoricalAgg, n_eff: float, floor: float) -> Result:
+    """The class whose share moved most from the reference's, flagged outside its band: the reference share ±
+    the binomial 99.9% interval at the window's effective size (Bonferroni over the classes), and at least
+    `floor` away (a shift too small to act on does not page at production volumes)."""
+    ref_total = sum(pred.categories.values()) + pred.other
+    classes = [k for k in pred.categories if k != OTHER]
+    z = float(sps.norm.isf(STUCK_ALPHA / (2 * max(len(classes), 1))))
+    worst: tuple[float, str, float, float, float] | None = None
+    for k in classes:
+        p0 = pred.categories[k] / ref_total if ref_total > 0 else 0.0
+        p = cur.counts.get(k, 0.0) / cur.n
+        half = max(z * math.sqrt(max(p0 * (1 - p0), 1e-12) / max(n_eff, 1.0)), floor)
+        excess = abs(p - p0) / half
+        if worst is None or excess > worst[0]:
+            worst = (excess, k, p0, p, half)
+    if worst is None:
+        return Result("", "", scan.PREDICTION, "class_share", "data_quality", None, status=INSUFFICIENT,
+                      details={"reason": "the reference lists no classes"})
+    excess, k, p0, p, half = worst
+    flagged = excess > 1
+    return Result("", "", scan.PREDICTION, "class_share", "data_quality", abs(p - p0), threshold=half, drifted=flagged,
+                  severity="warning" if flagged else "none", n_reference=pred.n, n_current=cur.n,
+                  details={"value": k, "reference_share": p0, "share": p, "band": [max(p0 - half, 0.0), min(p0 + half, 1.0)],
+                           "n_current_effective": n_eff})
 
 
 def _grid_std(ref: FeatureBaseline, cur: NumericAgg) -> float:
