@@ -59,7 +59,9 @@ def test_spans_of_any_name_with_the_contracts_attributes_are_typed_and_analysed(
     its predictions are typed (numbers, categories, weights, score, an error), its labels join them by the default
     prediction id (the trace id) and by its own ids; drift and performance are computed; spans that cannot be read
     (no model name, an empty one, a label without a prediction id) are typed nowhere and reported by status."""
-    provider = TracerProvider(resource=Resource.create({"service.name": "risk-service-java"}))
+    provider = TracerProvider(resource=Resource.create({"service.name": "risk-service-java", "service.instance.id": "pod-7",
+                                                        "deployment.environment": "eu", "ml.segment.tier": "gold",
+                                                        "process.pid": 4242}))
     provider.add_span_processor(BatchSpanProcessor(_exporter(server, protocol), max_export_batch_size=256))
     tracer = provider.get_tracer("com.example.risk", "1.4.2")
     rng = random.Random(7)
@@ -107,6 +109,10 @@ def test_spans_of_any_name_with_the_contracts_attributes_are_typed_and_analysed(
         server, "SELECT count(), sum(Weight), uniqExact(ModelName), any(ServiceName), countIf(IsError), "
                 "groupUniqArray(ModelVersion) FROM `{t}`.ml_predictions")
     assert (n, weights, names, services, errors, versions) == (sent, 2.0 * sent, 1, "risk-service-java", 2, ["3"])
+    # where the predictions were made, for segments: the listed resource attributes (and ml.segment.*), nothing else
+    assert _rows(server, "SELECT DISTINCT Resource FROM `{t}`.ml_predictions") == [(
+        {"deployment.environment": "eu", "ml.segment.tier": "gold", "service.instance.id": "pod-7",
+         "service.name": "risk-service-java"},)]
     typed = dict((pid, (pred, num, cat)) for pid, pred, num, cat in _rows(
         server, "SELECT PredictionId, Prediction, Numeric, Categorical FROM `{t}`.ml_predictions"))
     assert set(typed) == set(own_ids) | set(trace_ids)

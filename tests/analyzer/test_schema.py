@@ -161,11 +161,18 @@ def test_cluster_schema_uses_on_cluster_replicated_engines_and_distributed_table
     assert "TO `mw`.`ml_predictions_local`" in mv and "FROM `mw`.`otel_traces_local`" in mv
     assert "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', RunAt)" in \
         next(s for s in creates if "`ml_results_local`" in s)
-    retyped = [s for s in stmts if "MODIFY QUERY" in s]  # migrations 9, 12, 13, 14, 16 (twice): each shard's views, reading the local table
+    # migrations 9, 12, 13, 14, 16 (twice), 17: each shard's views, reading the local table
+    retyped = [s for s in stmts if "MODIFY QUERY" in s]
     predictions_mv = "ALTER TABLE `mw`.`ml_predictions_mv` ON CLUSTER `prod`"
     labels_mv = "ALTER TABLE `mw`.`ml_labels_mv` ON CLUSTER `prod`"
     assert [s.split(" MODIFY")[0] for s in retyped] == [predictions_mv, labels_mv, predictions_mv, predictions_mv,
-                                                        predictions_mv, labels_mv, predictions_mv, predictions_mv]
+                                                        predictions_mv, labels_mv, predictions_mv, predictions_mv,
+                                                        predictions_mv]
+    segment = [s for s in stmts if "ADD COLUMN IF NOT EXISTS Segment" in s or "ADD COLUMN IF NOT EXISTS Resource" in s]
+    assert [s.split(" ADD")[0] for s in segment] == [  # migration 17: the local tables and the Distributed ones
+        "ALTER TABLE `mw`.`ml_predictions_local` ON CLUSTER `prod`", "ALTER TABLE `mw`.`ml_predictions` ON CLUSTER `prod`",
+        "ALTER TABLE `mw`.`ml_results_local` ON CLUSTER `prod`", "ALTER TABLE `mw`.`ml_results` ON CLUSTER `prod`"]
+    assert "MODIFY ORDER BY" in segment[2] and "MODIFY ORDER BY" not in segment[3]
     renamed = [s for s in stmts if "RENAME COLUMN" in s or "ADD COLUMN IF NOT EXISTS PredictionId" in s]  # migration 16
     assert [s.split(" RENAME")[0].split(" ADD")[0] for s in renamed] == ["ALTER TABLE `mw`.`ml_predictions_local` ON CLUSTER `prod`"] * 2
     assert not any("UPDATE OwnPredictionId" in s for s in stmts)  # a server's rows keep their ids until they expire
@@ -515,7 +522,8 @@ def test_migration_16_stores_the_prediction_id_once_in_a_store_with_data(store_d
         before = send(40, 0)
         ids = sorted(r[0] for r in old.query(f"SELECT PredictionId FROM {old.table('ml_predictions')}"))
         assert ids == sorted(before) and joined() == 40
-        assert [m.version for m in schema.apply(old)] == [16] and schema.version(old) == len(schema.MIGRATIONS)
+        assert [m.version for m in schema.apply(old)] == list(range(16, len(schema.MIGRATIONS) + 1))
+        assert schema.version(old) == len(schema.MIGRATIONS)
         kinds = dict(old.query("SELECT name, default_kind FROM system.columns WHERE database = {db:String} "
                                "AND table = 'ml_predictions' AND name LIKE '%PredictionId'", {"db": database}))
         assert kinds == {"OwnPredictionId": "", "PredictionId": "ALIAS"}
