@@ -18,7 +18,7 @@ in test_completeness.)
 windows of each effect:
 
 * ``correlation flip``: debt's relation to income reversed, marginals kept;
-* ``segment drift``: tenure x1.8 in region=west only (a tenth of the traffic);
+* ``segment drift``: tenure x1.6 in region=east only (a fifth of the traffic);
 * ``anomalous inputs``: 3% of predictions with an income 20x the usual, 1% with an unseen plan;
 * ``stuck model``: the model answers "approve" 99% of the time with a near-constant score;
 * ``score collapse``: the score's spread / 10 (both classes still given);
@@ -71,7 +71,7 @@ def world(rng: np.random.Generator, n: int, effect: str | None = None) -> pd.Dat
     sign = -1.0 if effect == "correlation flip" else 1.0
     debt = np.exp(0.5 * sign * 0.75 * z + 0.5 * np.sqrt(1 - 0.75 ** 2) * rng.normal(size=n))
     region = rng.choice(REGIONS, n, p=[0.4, 0.3, 0.2, 0.1]).astype(object)
-    tenure = rng.gamma(2.0, 2.0, n) * np.where((effect == "segment drift") & (region == "west"), 1.8, 1.0)
+    tenure = rng.gamma(2.0, 2.0, n) * np.where((effect == "segment drift") & (region == "east"), 1.6, 1.0)
     plan = rng.choice(PLANS, n, p=[0.5, 0.3, 0.2]).astype(object)
     if effect == "anomalous inputs":
         odd = rng.random(n)
