@@ -14,19 +14,10 @@ import subprocess
 from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
 import pytest
-from analyzer_data import T0, insert, insert_labels
-from modelwatch_analyzer.analysis import analyze, baseline
-from modelwatch_analyzer.analysis.window import Window
+from analyzer_data import HOSTILE_CATEGORY, HOSTILE_FEATURE, HOSTILE_MODEL, T0, analysed_hostile
 from modelwatch_analyzer.cli import command as cli
-from modelwatch_analyzer.outputs.alerts.firing import Alerter
-from modelwatch_analyzer.outputs.alerts.rules import AlertConfig
 from modelwatch_analyzer.report import html as report
-
-HOSTILE_MODEL = "credit</title><script>alert('m')</script>"
-HOSTILE_FEATURE = "inc\"ome'><img src=x onerror=alert(1)>"
-HOSTILE_CATEGORY = "<script>window.pwned=1</script>"
 
 
 def _chromium() -> str:
@@ -74,28 +65,7 @@ def _parse(text: str) -> _Tags:
 
 @pytest.fixture
 def analysed(store):
-    """A model with hostile names, analysed over six hourly windows: drift from the fourth on, labels, alerts."""
-    rng = np.random.default_rng(5)
-    n = 600
-    ref_ids = insert(store, HOSTILE_MODEL, T0, {HOSTILE_FEATURE: rng.lognormal(10, 0.4, n), "age": rng.normal(40, 9, n)},
-                     {"region": rng.choice(["north", "south"], n)}, score=rng.beta(2, 5, n),
-                     prediction=list(rng.choice(["true", "false"], n)), id_prefix="r")
-    insert_labels(store, HOSTILE_MODEL, ref_ids, list(rng.choice(["true", "false"], n)), T0 + timedelta(hours=1))
-    for h in range(1, 6):
-        drifted = h >= 3
-        ids = insert(store, HOSTILE_MODEL, T0 + timedelta(hours=h),
-                     {HOSTILE_FEATURE: rng.lognormal(9.6 if drifted else 10, 0.4, n), "age": rng.normal(40, 9, n)},
-                     {"region": rng.choice(["north", "south", HOSTILE_CATEGORY] if drifted else ["north", "south"], n)},
-                     score=rng.beta(2, 5, n), prediction=list(rng.choice(["true", "false"], n)), id_prefix=f"w{h}-")
-        insert_labels(store, HOSTILE_MODEL, ids, list(rng.choice(["true", "false"], n)), T0 + timedelta(hours=h + 1))
-    base = baseline.from_window(store, Window(HOSTILE_MODEL, T0, T0 + timedelta(hours=1)), "1")
-    baseline.save(store, base)
-    alerter = Alerter(store, AlertConfig())
-    for h in range(1, 6):
-        w = Window(HOSTILE_MODEL, T0 + timedelta(hours=h), T0 + timedelta(hours=h + 1))
-        rows = analyze.run(store, w, baseline=base)
-        alerter.process(rows, now=w.end)
-    return store
+    return analysed_hostile(store)
 
 
 def test_the_report_renders_in_a_real_browser_with_plots_and_no_console_errors(analysed, tmp_path):

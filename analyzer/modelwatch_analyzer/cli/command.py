@@ -173,7 +173,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from modelwatch_analyzer.demo.run import run as run_demo
 
         opts = DemoOptions(url=args.url, database=args.database, out=args.out, days=args.days,
-                           per_day=args.per_day, drift_day=args.drift_day, seed=args.seed)
+                           per_day=args.per_day, drift_day=args.drift_day, seed=args.seed, ui=args.ui,
+                           ui_port=args.ui_port)
         if args.quick:
             opts.days, opts.per_day, opts.drift_day, opts.sampling_rate = 5, 600, 3, 0.3
         return run_demo(opts)
@@ -197,7 +198,8 @@ def _serve(args: argparse.Namespace) -> int:
         return bad
     return run(ServeOptions(url=args.url, host=args.host, grpc_port=args.grpc_port, http_port=args.http_port,
                             token=args.token, config=args.config, analyzer=not args.no_analyzer,
-                            tls_cert=args.tls_cert, tls_key=args.tls_key, commands=forward.runner(main)))
+                            tls_cert=args.tls_cert, tls_key=args.tls_key, commands=forward.runner(main),
+                            ui_port=None if args.no_ui else args.ui_port, trace_url=args.trace_url))
 
 
 def _schema(args: argparse.Namespace) -> int:

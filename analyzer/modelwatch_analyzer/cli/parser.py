@@ -59,6 +59,10 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
     serve_cmd.add_argument("--grpc-port", type=_port, default=4317)
     serve_cmd.add_argument("--http-port", type=_port, default=4318)
+    serve_cmd.add_argument("--ui-port", type=_port, default=4320, help="the read-only web UI's port (default 4320)")
+    serve_cmd.add_argument("--no-ui", action="store_true", help="serve no web UI")
+    serve_cmd.add_argument("--trace-url", help="the UI's link to a trace, with {trace_id}: e.g. "
+                           "http://localhost:16686/trace/{trace_id} (Jaeger)")
     serve_cmd.add_argument("--token", help="bearer token required on every request (default: MODELWATCH_TOKEN); "
                            "visible to other users in `ps`: prefer --token-file or MODELWATCH_TOKEN")
     serve_cmd.add_argument("--token-file", metavar="FILE", help="read the bearer token from FILE (surrounding whitespace "
@@ -168,6 +172,8 @@ def _add_demo_report_status(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--drift-day", type=int, default=4, help="the day the drift event starts (default 4)")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--quick", action="store_true", help="a smaller run (5 days × 600 predictions), for tests")
+    demo.add_argument("--ui", action="store_true", help="afterwards, serve the web UI on the demo's store (until Ctrl-C)")
+    demo.add_argument("--ui-port", type=_port, default=4320, help="with --ui: its port (default 4320)")
     _add_report(commands, fmt)
     _add_status(commands, fmt)
 

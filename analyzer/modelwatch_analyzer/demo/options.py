@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -17,6 +18,9 @@ class DemoOptions:
     sampling_rate: float = 0.1
     seed: int = 7
     out: str = "modelwatch-demo-report.html"
+    ui: bool = False  # afterwards, serve the web UI on the demo's store until Ctrl-C (or `ui_stop` is set)
+    ui_port: int = 4320
+    ui_stop: threading.Event = field(default_factory=threading.Event)
     print: Callable[[str], None] = field(default=lambda s: print(s, flush=True))
 
     def problem(self) -> str | None:

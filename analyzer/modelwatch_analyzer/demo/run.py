@@ -43,6 +43,7 @@ from modelwatch_analyzer.demo.pipeline import Pipeline
 from modelwatch_analyzer.demo.summary import say_summary
 from modelwatch_analyzer.demo.traffic import Day
 from modelwatch_analyzer.report import html as report
+from modelwatch_analyzer.store.client import Store
 from modelwatch_analyzer.textsafe import escape as e
 
 __all__ = ["DemoOptions", "run"]
@@ -84,9 +85,27 @@ def run(options: DemoOptions) -> int:
         say_summary(say, per_day, options.drift_day)
         _write_report(options, pipeline, days)
         _say_next(options, url, started, len(results_mod.load(store, world.MODEL)))
+        if options.ui:
+            _serve_ui(options, store)
         return 0
     finally:
         pipeline.close()
+
+
+def _serve_ui(options: DemoOptions, store: Store) -> None:
+    """The web UI on the demo's store, until Ctrl-C (or ``options.ui_stop``)."""
+    from modelwatch_analyzer.ui.server import UiServer
+
+    ui = UiServer(store, port=options.ui_port)
+    port = ui.start()
+    options.print(f"\nweb UI on http://127.0.0.1:{port}/ (read-only; Ctrl-C to stop)")
+    try:
+        while not options.ui_stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        ui.stop()
 
 
 def _write_report(options: DemoOptions, pipeline: Pipeline, days: list[Day]) -> None:

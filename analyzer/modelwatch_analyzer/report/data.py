@@ -115,13 +115,18 @@ def _evidence(store: Store, model: str, data: ModelData) -> dict[str, dict[str, 
         for t in a.payload.get("trace_ids", []) if isinstance(a.payload, dict) else []:
             if isinstance(t, str) and TRACE_ID.match(t) and t not in ids:
                 ids.append(t)
-    ids = ids[:EVIDENCE_LIMIT]
-    evidence: dict[str, dict[str, Any]] = {}
-    if ids:
-        for ts, tid, reason, weight, pred, score, num, cat in store.query(
-                f"SELECT Timestamp, TraceId, Reason, Weight, Prediction, Score, Numeric, Categorical "
-                f"FROM {store.table('ml_predictions')} "
-                "WHERE ModelName = {model:String} AND TraceId IN {ids:Array(String)}", {"model": model, "ids": ids}):
-            evidence[tid] = {"time": utc(ts), "reason": reason, "weight": weight, "prediction": pred,
-                             "score": score, "features": {**{k: v for k, v in num.items()}, **cat}}
-    return evidence
+    return predictions(store, model, ids[:EVIDENCE_LIMIT])
+
+
+def predictions(store: Store, model: str, trace_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The stored predictions of `model` with these trace ids (trace id -> time, reason, weight, output, features)."""
+    out: dict[str, dict[str, Any]] = {}
+    if not trace_ids:
+        return out
+    for ts, tid, reason, weight, pred, score, num, cat in store.query(
+            f"SELECT Timestamp, TraceId, Reason, Weight, Prediction, Score, Numeric, Categorical "
+            f"FROM {store.table('ml_predictions')} "
+            "WHERE ModelName = {model:String} AND TraceId IN {ids:Array(String)}", {"model": model, "ids": trace_ids}):
+        out[tid] = {"time": utc(ts), "reason": reason, "weight": weight, "prediction": pred,
+                    "score": score, "features": {**{k: v for k, v in num.items()}, **cat}}
+    return out

@@ -12,6 +12,9 @@ says so on stderr with a WARNING line: anyone who can reach the port can then
 write into the store. On SIGTERM or Ctrl-C it stops accepting, lets
 in-flight requests finish, commits everything pending and closes the store.
 
+It serves the read-only web UI on its own port (4320 from the command line; :mod:`modelwatch_analyzer.ui`),
+bound like the receiver and behind the same token, and prints its address.
+
 On an embedded store it also answers the CLI's commands for the local user
 (:mod:`.cli_endpoint`), with a secret drawn per run and kept in a file only
 that user can read (:func:`.lockfile.write_lock`).
@@ -63,6 +66,8 @@ class ServeOptions:
     tls_cert: str | None = None  # PEM certificate (chain): OTLP over TLS on both ports, with tls_key
     tls_key: str | None = None  # PEM private key of tls_cert
     commands: cli_endpoint.Commands | None = None  # answers the CLI's commands (embedded store); None: no endpoint
+    ui_port: int | None = None  # the read-only web UI's port (the CLI's default: 4320); None: no UI
+    trace_url: str | None = None  # the UI's link to a trace, with {trace_id} (Jaeger, Grafana Tempo, ...)
 
 
 def _tls(options: ServeOptions) -> tuple[bytes, bytes] | None:
@@ -92,7 +97,8 @@ class Server:
 
     def __init__(self, options: ServeOptions) -> None:
         self.options = options
-        for name, port in (("grpc_port", options.grpc_port), ("http_port", options.http_port)):
+        for name, port in (("grpc_port", options.grpc_port), ("http_port", options.http_port),
+                           ("ui_port", options.ui_port if options.ui_port is not None else 0)):
             if not 0 <= port <= 65535:  # grpcio would listen on port % 65536
                 raise ConfigError(f"{name} {port} is not a port (0 to 65535; 0 picks a free one)")
         self.tls = _tls(options)  # before the store is opened: a bad option opens nothing
@@ -113,6 +119,14 @@ class Server:
                                tls_cert=options.tls_cert if self.tls else None,
                                tls_key=options.tls_key if self.tls else None)
         self.http_port = self.http.start()
+        self.ui = None
+        self.ui_port = 0
+        if options.ui_port is not None:
+            from modelwatch_analyzer.ui.server import UiServer
+
+            self.ui = UiServer(self.store, options.host, options.ui_port, token=token, trace_url=options.trace_url,
+                               tls_cert=options.tls_cert if self.tls else None, tls_key=options.tls_key if self.tls else None)
+            self.ui_port = self.ui.start()
         self._stopped = threading.Event()
         if self.store.embedded:  # the CLI finds us here while we own the directory (store/lockfile.py)
             lockfile.write_lock(self.store.location, local_url(self.scheme, options.host, self.http_port), cli_secret,
@@ -139,6 +153,8 @@ class Server:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        if self.ui is not None:
+            self.ui.stop()
         if self.analyzer is not None:
             self.analyzer.stop(grace)
         done = self.grpc.stop(grace)
@@ -206,6 +222,10 @@ def run(options: ServeOptions) -> int:
           f"OTLP HTTP on {server.scheme}://{_bracketed(o.host)}:{server.http_port} "
           f"(POST /v1/traces, /v1/metrics); store {server.store.location} (database {server.store.database})"
           + ("; bearer token required" if server.receiver.token else ""), flush=True)
+    if server.ui is not None:
+        print(f"modelwatch serve: web UI on {local_url(server.scheme, o.host, server.ui_port)}/ (read-only"
+              + ("; open it once with ?token=<the token> in the address" if server.receiver.token else "") + ")",
+              flush=True)
     for gap in server.repaired:
         print(f"modelwatch serve: typed {gap.missing} {gap.table} rows of {gap.day} that an interrupted commit "
               "had left in otel_traces only", flush=True)
