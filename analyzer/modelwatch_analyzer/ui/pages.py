@@ -199,7 +199,8 @@ def _drift_over_time(d: ModelData) -> str:
         if r.kind == "drift" and r.details.get("score") and r.feature and r.window_end and not r.feature.startswith("__"):
             per.setdefault(r.feature, {})[r.window_end] = r.statistic
             threshold = r.threshold if r.threshold is not None else threshold
-    method = next((r.method for r in d.results if r.kind == "drift" and r.details.get("score")), "psi")
+    method = next((r.method for r in d.results if r.kind == "drift" and r.details.get("score") and r.feature
+                   and not r.feature.startswith("__")), "psi")
     series = [(f, [per[f].get(t) for t in ends]) for f in sorted(per)]
     return charts.lines(f"Drift over time: {method} per feature", ends, series, method,
                         [("threshold", threshold)] if threshold is not None else [],
@@ -208,10 +209,13 @@ def _drift_over_time(d: ModelData) -> str:
 
 
 def _verdicts(name: str, rows: Sequence[Result]) -> str:
-    scores = sorted(_scores(rows).values(), key=lambda r: (not r.drifted, -severity_rank(r.severity),
-                                                           -(r.statistic or 0)))
+    scores = sorted((r for r in _scores(rows).values() if not (r.feature or "").startswith("__")),
+                    key=lambda r: (not r.drifted, -severity_rank(r.severity), -(r.statistic or 0)))
     if not scores:
         return ""
+    together = [r for r in rows if r.feature == "__multivariate__" and r.kind == "drift" and r.status != INSUFFICIENT]
+    multivariate = "".join(f"<li>{_e(r.method)} {_fmt(r.statistic)} (drifted from {_fmt(r.threshold)}): "
+                           f"{_sev(r.severity) if r.drifted else 'no drift'}</li>" for r in together)
     tests = {r.feature: r for r in rows if r.kind == "drift" and r.method in ("ks", "chi_square")}
     out = ["<h2>Features</h2><table><tr><th>feature</th><th>score</th><th>method</th><th>threshold</th><th>severity</th>"
            "<th>test p (adjusted)</th><th>verdict</th></tr>"]
@@ -223,7 +227,10 @@ def _verdicts(name: str, rows: Sequence[Result]) -> str:
         out.append(f'<tr><td><a href="{feature_url(name, r.feature or "")}">{_e(r.feature)}</a></td>'
                    f'<td class="n">{_fmt(r.statistic)}</td><td>{_e(r.method)}</td><td class="n">{_fmt(r.threshold)}</td>'
                    f'<td>{_sev(r.severity)}</td><td class="n">{_fmt(adj)}</td><td>{_e(verdict)}</td></tr>')
-    return "".join(out) + "</table>"
+    out.append("</table>")
+    if multivariate:
+        out.append(f"<h3>How the features move together</h3><ul>{multivariate}</ul>")
+    return "".join(out)
 
 
 def _quality(rows: Sequence[Result]) -> str:
