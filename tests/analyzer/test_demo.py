@@ -68,3 +68,38 @@ def test_the_demo_streams_simulated_days_detects_the_drift_alerts_and_writes_the
         store.close()
     page = out.read_text(encoding="utf-8")
     assert page.count("<svg") >= 15 and "credit-risk" in page
+
+
+def test_demo_ui_serves_the_demo_store_until_stopped(store_dir):
+    """``modelwatch demo --ui``: after the story, the web UI on the demo's store, its address printed."""
+    import re
+    import threading
+    import urllib.request
+
+    from modelwatch_analyzer.demo.run import DemoOptions, run
+
+    seen: dict[str, object] = {}
+
+    def fetch(url: str) -> None:
+        try:
+            with urllib.request.urlopen(url, timeout=30) as r:
+                seen["overview"] = (r.status, r.read().decode())
+            with urllib.request.urlopen(url + "model/credit-risk", timeout=60) as r:
+                seen["model"] = (r.status, r.read().decode())
+        finally:
+            options.ui_stop.set()
+
+    def say(line: str) -> None:
+        found = re.search(r"web UI on (http://127\.0\.0\.1:\d+/)", line)
+        if found:
+            seen["printed"] = line
+            threading.Thread(target=fetch, args=(found.group(1),), daemon=True).start()
+
+    options = DemoOptions(url=f"chdb://{store_dir}", database=f"demo{next(_db)}", days=5, per_day=600, drift_day=3,
+                          sampling_rate=0.3, out=str(store_dir / "demo-ui.html"), ui=True, ui_port=0, print=say)
+    assert run(options) == 0
+    assert "read-only; Ctrl-C to stop" in str(seen["printed"])
+    status, page = seen["overview"]  # type: ignore[misc]
+    assert status == 200 and 'href="/model/credit-risk"' in page
+    status, page = seen["model"]  # type: ignore[misc]
+    assert status == 200 and "Drift over time" in page and "Alerts" in page

@@ -168,3 +168,28 @@ def test_serve_starts_the_ui_behind_its_token_and_refuses_a_bad_trace_url(store_
         assert status == 200 and "No model has sent predictions yet" in body
     finally:
         server.stop()
+
+
+def test_a_model_page_picks_a_window_and_a_baseline(ui):
+    from datetime import timedelta
+
+    from analyzer_data import T0
+    from modelwatch_analyzer.analysis import analyze, baseline
+    from modelwatch_analyzer.analysis.window import Window
+
+    store, base = ui
+    second = baseline.from_window(store, Window(HOSTILE_MODEL, T0 + timedelta(hours=1), T0 + timedelta(hours=2)), "1")
+    baseline.save(store, second)
+    analyze.run(store, Window(HOSTILE_MODEL, T0 + timedelta(hours=5), T0 + timedelta(hours=6)), baseline=second)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    url = f"{base}/model/{pages._q(HOSTILE_MODEL)}"
+    status, _h, page = _get(url, auth)
+    assert status == 200 and "<h2>Baselines</h2>" in page and second.id in page
+    status, _h, page = _get(f"{url}?baseline={second.id}", auth)
+    assert status == 200 and f"?baseline={second.id}\" class=\"current\"" in page
+    ends = re.findall(r"\?window=([^\"]+)\"", page)
+    assert len(ends) == 1  # against the second baseline: the one window analysed with it
+    status, _h, page = _get(f"{url}?window={ends[0]}", auth)
+    assert status == 200 and 'class="current"' in page
+    assert _get(f"{url}?baseline=nope", auth)[0] == 404
+    assert _get(f"{url}?window=2001-01-01T00:00", auth)[0] == 404

@@ -151,10 +151,22 @@ def _window(d: ModelData, window: str | None) -> tuple[datetime, datetime] | Non
     raise NotFound(f"no analysed window ends at {window}")
 
 
-def model(store: Store, name: str, window: str | None = None) -> str:
+def _of_baseline(d: ModelData, baseline: str | None) -> list[str]:
+    """The baselines `d`'s results were computed against (newest use last); with `baseline`, only its results."""
+    used = list(dict.fromkeys(r.baseline_id for r in sorted(d.results, key=lambda r: r.run_at or datetime.min)
+                              if r.baseline_id))
+    if baseline is not None:
+        if baseline not in used:
+            raise NotFound(f"no results against baseline {baseline!r}")
+        d.results = [r for r in d.results if r.baseline_id == baseline]
+    return used
+
+
+def model(store: Store, name: str, window: str | None = None, baseline: str | None = None) -> str:
     if name not in report_data.models_in(store):
         raise NotFound(f"no model {name!r}")
     d = report_data.gather(store, name)
+    used = _of_baseline(d, baseline)
     w = _window(d, window)
     rows = [r for r in d.results if w and (r.window_start, r.window_end) == w]
     body = [_model_summary(d, rows, w)]
@@ -166,6 +178,11 @@ def model(store: Store, name: str, window: str | None = None) -> str:
     body.append(_segments(d, w))
     body.append(_alerts(name, d))
     body.append(_windows(name, d, w))
+    if len(used) > 1:
+        links = [f'<a href="{model_url(name)}?baseline={_q(b)}"' + (' class="current"' if b == baseline else "")
+                 + f"><code>{_e(b)}</code></a>" for b in reversed(used)]
+        body.append("<h2>Baselines</h2><p class=\"windows\">Results against: " + " ".join(links)
+                    + f' <a href="{model_url(name)}">(all)</a></p>')
     return _page(name, "".join(body), [(name, model_url(name))])
 
 

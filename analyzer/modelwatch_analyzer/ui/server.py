@@ -96,10 +96,11 @@ class UiApp:
                              [(b"www-authenticate", b'Bearer realm="modelwatch"')])
             return
         window = (query.get("window") or [None])[0]
+        baseline = (query.get("baseline") or [None])[0]
         raw = (scope.get("raw_path") or path.encode()).decode("latin-1").split("?", 1)[0]  # names may hold "/"
         loop = asyncio.get_running_loop()
         try:
-            status, html = await loop.run_in_executor(self._pool, self._render, raw, window)
+            status, html = await loop.run_in_executor(self._pool, self._render, raw, window, baseline)
         except Exception:  # a page must never take the server down; the log says what
             logger.exception("modelwatch ui: rendering %s failed", path)
             status, html = 500, pages.error_page(500, "this page could not be rendered; the server log says why")
@@ -124,7 +125,7 @@ class UiApp:
             return "redirect"
         return False
 
-    def _render(self, path: str, window: str | None) -> tuple[int, str]:
+    def _render(self, path: str, window: str | None, baseline: str | None = None) -> tuple[int, str]:
         try:
             parts = [unquote(p, errors="strict") for p in path.split("/")[1:]]
         except UnicodeDecodeError:
@@ -134,7 +135,7 @@ class UiApp:
                 if parts == [""]:
                     return 200, pages.overview(self.store)
                 if len(parts) == 2 and parts[0] == "model":
-                    return 200, pages.model(self.store, parts[1], window)
+                    return 200, pages.model(self.store, parts[1], window, baseline)
                 if len(parts) == 4 and parts[0] == "model" and parts[2] == "feature":
                     return 200, pages.feature(self.store, parts[1], parts[3], window)
                 if len(parts) == 4 and parts[0] == "model" and parts[2] == "alert":
