@@ -80,18 +80,22 @@ def test_the_report_renders_in_a_real_browser_with_plots_and_no_console_errors(a
         shot = Path(shutil.copy(shot, Path(keep) / "report.png"))
         shutil.copy(out, Path(keep) / "report.html")
     print(f"\nreport screenshot: {shot}")
-    assert console == [], console
+    assert console == [], console  # the inlined scripts ran under the CSP: not one violation or error
     tags = _parse(dom)
-    svgs = [a for t, a in tags.tags if t == "svg"]
+    drawn = [a for t, a in tags.tags if t == "div" and a.get("data-drawn") == "true"]
     # per feature (2 numeric + region + 2 outputs): a distribution and a history; + performance, coverage, volume x2
-    assert len(svgs) >= 5 * 2 + 4, len(svgs)
-    assert sum(1 for t, _ in tags.tags if t in ("rect", "path", "circle")) > 100
+    assert len(drawn) >= 5 * 2 + 4, len(drawn)
+    assert sum(1 for t, _ in tags.tags if t == "canvas") == len(drawn)  # uPlot drew each one
+    assert len(drawn) == page.count('<div class="chart"')
     for anchor in ("-features", "-quality", "-performance", "-volume", "-alerts", "-evidence"):
         assert f'id="m0{anchor}"' in page
     assert "accuracy" in dom and "label coverage" in dom and "Monitoring cost" in dom
     # self-contained: nothing to fetch, and the CSP forbids trying
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
     assert "default-src 'none'" in page
+    csp = re.search(r'Content-Security-Policy" content="([^"]+)"', page).group(1)
+    script_src = csp.split("script-src", 1)[1]
+    assert script_src.count("'sha256-") == 2 and "unsafe" not in script_src  # the two inlined files, by hash
 
 
 def test_hostile_names_stay_text(analysed, tmp_path):
@@ -99,13 +103,21 @@ def test_hostile_names_stay_text(analysed, tmp_path):
     out = report.write(analysed, tmp_path / "report.html")
     page = out.read_text(encoding="utf-8")
     tags = _parse(page)
-    assert [t for t, _ in tags.tags if t in ("script", "img", "iframe", "object")] == []
+    assert [t for t, _ in tags.tags if t in ("img", "iframe", "object")] == []
+    scripts = [a for t, a in tags.tags if t == "script"]
+    # the two chart files (allowed by hash), and chart data that never runs: nothing from the data
+    assert sum(1 for a in scripts if not a) == 2
+    assert all(a == {} or (a.get("type") == "application/json" and re.fullmatch(r"chart-\d+", a.get("id") or ""))
+               for a in scripts)
     assert not any(k.startswith("on") for _, attrs in tags.tags for k in attrs)
     text = "".join(tags.text)
     assert HOSTILE_MODEL in text and HOSTILE_FEATURE in text  # shown, as text
     assert HOSTILE_CATEGORY in text  # the unseen category, named in the distribution plot
     dom, console = _browse(out)
-    assert console == [] and "<script" not in dom.split("<body", 1)[1].replace("&lt;script", "")
+    assert console == []
+    body = _parse(dom.split("<body", 1)[1])  # after the scripts ran: still no element from the data
+    assert all(a.get("type") == "application/json" for t, a in body.tags if t == "script")
+    assert [t for t, _ in body.tags if t in ("img", "iframe", "object")] == []
 
 
 def test_drifted_features_link_to_the_sampled_predictions_behind_them(analysed, tmp_path):

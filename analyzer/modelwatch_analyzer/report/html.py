@@ -9,12 +9,14 @@ from low volume); performance against late labels over time; prediction
 volume and sampling by reason, with kept-vs-stored per window; alerts. Then
 the monitoring cost (:func:`.status.cost`).
 
-What is shown is read by :mod:`.data`, nothing is recomputed here; the plots
-(:mod:`.charts`) are inline SVG drawn in Python. The page has no script at
-all and a Content-Security-Policy that forbids loading anything, so it works
-offline and a hostile model or feature name cannot inject script: every
-string from the data passes through :func:`html.escape`, and element ids are
-generated, never taken from the data. (Control characters pass through
+What is shown is read by :mod:`.data`, nothing is recomputed here; the charts
+(:mod:`.charts`) are the web UI's: uPlot and ``charts.js``, inlined, their data
+as JSON in non-executed elements. The Content-Security-Policy allows those two
+scripts by their SHA-256 hashes and nothing else, and loading nothing, so the
+file works offline and a hostile model or feature name cannot inject script:
+every string from the data passes through :func:`html.escape` (and the
+charts' JSON escapes ``<``, ``>`` and ``&``), and element ids are generated,
+never taken from the data. (Control characters pass through
 :func:`html.escape` unchanged; a browser shows them as nothing or as a
 replacement glyph, never acting on them.) The command itself only reads the
 store and does not create one; what it prints to the terminal from the store
@@ -23,6 +25,8 @@ is escaped by :func:`.textsafe.escape`.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -31,7 +35,7 @@ from typing import Any
 
 from modelwatch_analyzer.analysis.results import INSUFFICIENT
 from modelwatch_analyzer.report import status
-from modelwatch_analyzer.report.charts import esc
+from modelwatch_analyzer.report.charts import esc, script_files
 from modelwatch_analyzer.report.data import gather, models_in
 from modelwatch_analyzer.report.sections import model_section, pct, pipeline, sev
 from modelwatch_analyzer.store.client import Store
@@ -49,8 +53,8 @@ th{font-weight:600;color:#495057}td.n{text-align:right;font-variant-numeric:tabu
 .sev-none{background:#2b8a3e}.sev-info{background:#1971c2}.sev-warning{background:#e67700}
 .sev-critical{background:#c92a2a}
 .feature{border-top:1px solid #e9ecef;padding-top:6px}.plots{display:flex;flex-wrap:wrap;gap:12px}
-svg.plot{background:#fff;border:1px solid #e9ecef}svg .ax{font-size:10px;fill:#495057}svg .grid{stroke:#e9ecef}
-svg .thr{stroke:#c92a2a;stroke-dasharray:5 4;stroke-width:1.5}
+figure.chart-box{background:#fff;border:1px solid #e9ecef;margin:0;padding:8px 10px;flex:1 1 540px;max-width:1100px}
+figure.chart-box h4{margin:0 0 4px;font-size:13px}figcaption{font-size:12px}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px}
 .muted{color:#868e96}.flag{color:#c92a2a;font-weight:600}nav a{margin-right:12px}
 details{margin:4px 0}summary{cursor:pointer}
@@ -93,11 +97,15 @@ def render(store: Store, models: Sequence[str], since: datetime | None = None, u
     now = datetime.now(timezone.utc)
     rng = ((f"{since:%Y-%m-%d %H:%M}" if since else "the beginning") + " → "
            + (f"{until:%Y-%m-%d %H:%M}" if until else "now"))
+    uplot_js, uplot_css, charts_js = script_files()
+    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(js.encode()).digest()).decode()}'"
+                      for js in (uplot_js, charts_js))
     head = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
-            "img-src data:\">"
+            f"img-src data:; script-src {hashes}\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>modelwatch report: {esc(', '.join(models) or 'no models')}</title><style>{CSS}</style></head>"
+            f"<title>modelwatch report: {esc(', '.join(models) or 'no models')}</title><style>{uplot_css}{CSS}</style>"
+            f"<script>{uplot_js}</script><script>{charts_js}</script></head>"
             "<body><main>")
     out = [head, f"<h1>modelwatch report</h1><p class=\"muted\">store {esc(store.location)} (database "
            f"{esc(store.database)}) · range {esc(rng)} UTC · generated {now:%Y-%m-%d %H:%M} UTC</p>"]

@@ -14,7 +14,7 @@ from typing import Any
 
 from modelwatch_analyzer.analysis import completeness
 from modelwatch_analyzer.analysis.results import INSUFFICIENT, Result, severity_rank
-from modelwatch_analyzer.report.charts import SEV_COLOR, esc, fmt, short, svg_bars, svg_lines, svg_stacked
+from modelwatch_analyzer.report.charts import SEV_COLOR, bars, bin_labels, esc, fmt, lines, number, stacked
 from modelwatch_analyzer.report.data import TRACE_ID, ModelData
 
 OTHER = "__other__"  # the analyzer's catch-all category bucket (analyze.OTHER)
@@ -122,10 +122,8 @@ def _feature(f: str, anchor: str, r: Result | None, hist: Sequence[Result], p: s
             out.append(dist)
     if hist:
         thr = next((h.threshold for h in reversed(hist) if h.threshold is not None), None)
-        out.append(svg_lines([h.window_end for h in hist], {hist[-1].method: [h.statistic for h in hist]},
-                             f"{f}: {hist[-1].method} per window", threshold=thr,
-                             point_colors=[SEV_COLOR.get(h.severity, "#1971c2") if h.drifted else "#1971c2"
-                                           for h in hist]))
+        out.append(lines([h.window_end for h in hist], {hist[-1].method: [h.statistic for h in hist]},
+                         f"{f}: {hist[-1].method} per window", threshold=thr, y_label=hist[-1].method))
     out.append("</div>")
     ids = [t for t in (r.details.get("trace_ids", []) if r is not None else []) if isinstance(t, str)]
     if ids:
@@ -197,9 +195,10 @@ def _performance(d: ModelData, p: str) -> str:
     if perf_methods:
         shares = not any(m in ("mae", "rmse") for m in perf_methods)
         per_method = {m: [by_end.get((m, e)) for e in ends] for m in perf_methods}
-        out.append('<div class="plots">' + svg_lines(ends, per_method, "performance per window", percent=shares))
-        out.append(svg_lines(ends, {"label coverage": [by_end.get(("label_coverage", e)) for e in ends]},
-                             "label coverage per window", percent=True) + "</div>")
+        out.append('<div class="plots">' + lines(ends, per_method, "performance per window", percent=shares))
+        out.append(lines(ends, {"label coverage": [by_end.get(("label_coverage", e)) for e in ends]},
+                         "label coverage per window: the share of predictions with a label", percent=True,
+                         y_label="labelled") + "</div>")
         insufficient = [r for r in d.results if r.kind == "performance" and r.method == "performance"
                         and r.status == INSUFFICIENT]
         if insufficient:
@@ -239,8 +238,8 @@ def _estimated(d: ModelData, ends: Sequence[datetime]) -> str:
                   "interval high": [r.details.get("upper") if r else None for r in rows],
                   f"realized {m}": [r.details.get("realized") if r else None for r in rows]}
         edge = next((r.threshold for r in reversed(rows) if r is not None and r.threshold is not None), None)
-        charts.append(svg_lines(ends, series, f"{m}: estimated vs realized", threshold=edge,
-                                percent=m not in ("mae", "rmse"), colors=ESTIMATE_COLORS))
+        charts.append(lines(ends, series, f"{m}: estimated vs realized", threshold=edge,
+                            percent=m not in ("mae", "rmse"), colors=ESTIMATE_COLORS, y_label=m))
     if charts:
         out.append('<div class="plots">' + "".join(charts) + "</div>")
     last = max(r.window_end for r in est if r.window_end is not None)
@@ -274,7 +273,7 @@ def _volume(d: ModelData, p: str) -> str:
                    f"{esc(completeness.describe(worst_gap))}.</p>")
     if gaps:
         gends = [r.window_end for r in gaps]
-        out.append('<div class="plots">' + svg_lines(gends, {
+        out.append('<div class="plots">' + lines(gends, {
             "kept (SDK counter)": [r.details.get("kept") for r in gaps],
             "dropped in the SDK": [r.details.get("sdk_dropped") for r in gaps],
             "stored": [r.details.get("stored") for r in gaps]}, "kept vs stored predictions per window") + "</div>")
@@ -288,10 +287,10 @@ def _volume(d: ModelData, p: str) -> str:
             layers[reason][idx_t[t]] += n
             est[idx_t[t]] += w
         out.append('<div class="plots">'
-                   + svg_stacked(times, layers, "stored predictions by sampling reason", d.bucket))
+                   + stacked(times, layers, "stored predictions by sampling reason", d.bucket))
         kept = [sum(layer[i] for layer in layers.values()) for i in range(len(times))]
-        out.append(svg_lines(times, {"≈ made (sum of weights)": est, "stored": kept},
-                             "predictions made vs stored", width=760) + "</div>")
+        out.append(lines(times, {"≈ made (sum of weights)": est, "stored": kept},
+                         "predictions made vs stored", y_label="predictions") + "</div>")
         tot = {r: sum(layers[r]) for r in reasons}
         out.append("<table><tr><th>reason</th><th>stored</th><th>share of stored</th></tr>" + "".join(
             f'<tr><td>{esc(r or "(none)")}</td><td class="n">{tot[r]:,.0f}</td>'
@@ -387,12 +386,12 @@ def evidence_where(details: dict[str, Any]) -> str:
     b = details.get("evidence_bin")
     if isinstance(b, list) and len(b) == 2:
         lo, hi = (x if isinstance(x, (int, float)) and math.isfinite(x) else None for x in b)
-        if lo is None and hi is not None:
-            return f"≤ {hi:,.4g}"
+        if lo is None and hi is not None:  # the bin labels' one notation (charts.number)
+            return f"≤ {number(hi)}"
         if hi is None and lo is not None:
-            return f"> {lo:,.4g}"
+            return f"> {number(lo)}"
         if lo is not None and hi is not None:
-            return f"in ({lo:,.4g}, {hi:,.4g}]"
+            return f"in ({number(lo)}, {number(hi)}]"
     return ""
 
 
@@ -410,10 +409,8 @@ def _distribution(feature: str, r: Result, latest: Sequence[Result]) -> str | No
     if "bin_edges" not in det:
         det = next((x.details for x in latest if x.feature == feature and "bin_edges" in x.details), det)
     if "bin_edges" in det and "reference" in det and "current" in det:
-        edges = [float(e) for e in det["bin_edges"]]
-        labels = ([f"≤ {short(edges[0])}"] + [f"{short(a)}–{short(b)}" for a, b in zip(edges, edges[1:], strict=False)]
-                  + [f"> {short(edges[-1])}"]) if edges else ["all"]
-        return svg_bars(labels, det["reference"], det["current"], f"{feature}: share per reference-decile bin")
+        labels = bin_labels([float(e) for e in det["bin_edges"]])
+        return bars(labels, det["reference"], det["current"], f"{feature}: share per reference-decile bin")
     shifts = det.get("largest_shifts")
     if not isinstance(shifts, dict):
         shifts = next((x.details.get("largest_shifts") for x in latest if x.feature == feature
@@ -422,6 +419,6 @@ def _distribution(feature: str, r: Result, latest: Sequence[Result]) -> str | No
         cats = sorted(shifts, key=lambda k: -max(shifts[k].get("reference", 0), shifts[k].get("current", 0)))
         unseen = [str(u) for u in det.get("unseen") or []]
         labels = [("new: " + ", ".join(unseen[:2]) if unseen else "other") if c == OTHER else c for c in cats]
-        return svg_bars(labels, [float(shifts[c].get("reference", 0)) for c in cats],
+        return bars(labels, [float(shifts[c].get("reference", 0)) for c in cats],
                         [float(shifts[c].get("current", 0)) for c in cats], f"{feature}: share per category")
     return None

@@ -21,10 +21,10 @@ from typing import Any
 from urllib.parse import quote
 
 from modelwatch_analyzer.analysis.results import INSUFFICIENT, Result, severity_rank
+from modelwatch_analyzer.report import charts
 from modelwatch_analyzer.report import data as report_data
 from modelwatch_analyzer.report.data import TRACE_ID, ModelData
 from modelwatch_analyzer.store.client import Store
-from modelwatch_analyzer.ui import charts
 
 
 class NotFound(Exception):
@@ -45,7 +45,7 @@ def _page(title: str, body: str, crumbs: Sequence[tuple[str, str]] = ()) -> str:
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{_e(title)} · modelwatch</title><link rel=\"icon\" href=\"data:,\">"
             "<link rel=\"stylesheet\" href=\"/static/vendor/uPlot.min.css\"><link rel=\"stylesheet\" href=\"/static/ui.css\">"
-            "<script src=\"/static/vendor/uPlot.iife.min.js\" defer></script><script src=\"/static/ui.js\" defer></script>"
+            "<script src=\"/static/vendor/uPlot.iife.min.js\" defer></script><script src=\"/static/charts.js\" defer></script>"
             f"</head><body><header><nav class=\"crumbs\">{nav}</nav><h1>{_e(title)}</h1></header><main>{body}</main>"
             "</body></html>")
 
@@ -218,9 +218,8 @@ def _drift_over_time(d: ModelData) -> str:
             threshold = r.threshold if r.threshold is not None else threshold
     method = next((r.method for r in d.results if r.kind == "drift" and r.details.get("score") and r.feature
                    and not r.feature.startswith("__")), "psi")
-    series = [(f, [per[f].get(t) for t in ends]) for f in sorted(per)]
-    return charts.lines(f"Drift over time: {method} per feature", ends, series, method,
-                        [("threshold", threshold)] if threshold is not None else [],
+    series = {f: [per[f].get(t) for t in ends] for f in sorted(per)}
+    return charts.lines(ends, series, f"Drift over time: {method} per feature", threshold=threshold, y_label=method,
                         note="One point per analysed window, at its end (UTC). Hover for values; drag to zoom, "
                              "double-click to reset.")
 
@@ -263,14 +262,15 @@ def _performance(d: ModelData) -> str:
     est = {r.window_end: r for r in d.results if r.kind == "estimated_performance" and r.method == "accuracy"}
     if not real and not est:
         return ""
-    series = [("realized (labels)", [real.get(t) for t in ends]), ("estimated", [est[t].statistic if t in est else None
-                                                                              for t in ends])]
+    series = {"realized (labels)": [real.get(t) for t in ends],
+              "estimated": [est[t].statistic if t in est else None for t in ends]}
     if est:
-        series += [("estimate, lower", [est[t].details.get("lower") if t in est else None for t in ends]),
-                   ("estimate, upper", [est[t].details.get("upper") if t in est else None for t in ends])]
-    return "<h2>Performance</h2>" + charts.lines("Accuracy: estimated before labels, and realized", ends, series,
-                                                 "accuracy", note="Realized once the labels arrive; the estimate's "
-                                                 "interval is its confidence band.")
+        series["estimate, lower"] = [est[t].details.get("lower") if t in est else None for t in ends]
+        series["estimate, upper"] = [est[t].details.get("upper") if t in est else None for t in ends]
+    return "<h2>Performance</h2>" + charts.lines(ends, series, "Accuracy: estimated before labels, and realized",
+                                                 percent=True, y_label="accuracy",
+                                                 note="Realized once the labels arrive; the estimate's interval is "
+                                                      "its confidence band.")
 
 
 def _prediction_distribution(rows: Sequence[Result]) -> str:
@@ -285,16 +285,14 @@ def _distribution(feature: str, r: Result) -> str:
     det = r.details
     if "bin_edges" in det and "reference" in det:
         edges = det["bin_edges"]
-        labels = charts.bin_labels(edges, integer=all(float(x).is_integer() for x in edges))
-        return charts.bars(f"{feature}: reference vs current", labels,
-                           [("reference", det["reference"]), ("current", det["current"])], "share of predictions",
+        return charts.bars(charts.bin_labels(edges), det["reference"], det["current"],
+                           f"{feature}: reference vs current", ("reference", "current"),
                            note="Shares per reference decile bin, sampling weights applied.")
     shifts = det.get("largest_shifts") or {}
     if shifts:
         cats = list(shifts)
-        return charts.bars(f"{feature}: reference vs current", cats,
-                           [("reference", [shifts[c]["reference"] for c in cats]),
-                            ("current", [shifts[c]["current"] for c in cats])], "share of predictions",
+        return charts.bars(cats, [shifts[c]["reference"] for c in cats], [shifts[c]["current"] for c in cats],
+                           f"{feature}: reference vs current", ("reference", "current"),
                            note="The categories whose share moved most, sampling weights applied.")
     return ""
 
@@ -343,9 +341,8 @@ def feature(store: Store, name: str, feature_name: str, window: str | None = Non
     w = _window(d, window)
     cur = next((r for r in hist if w and r.window_end == w[1]), hist[-1])
     ends = [r.window_end for r in hist if r.window_end]
-    body = [charts.lines(f"{feature_name}: {cur.method} per window", ends, [(cur.method, [r.statistic for r in hist])],
-                         cur.method, [("threshold", cur.threshold)] if cur.threshold is not None else [],
-                         note="At each window's end (UTC).")]
+    body = [charts.lines(ends, {cur.method: [r.statistic for r in hist]}, f"{feature_name}: {cur.method} per window",
+                         threshold=cur.threshold, y_label=cur.method, note="At each window's end (UTC).")]
     tests = [r for r in d.results if r.feature == feature_name and r.window_end == cur.window_end and r.kind == "drift"]
     test = next((r for r in tests if r.method in ("ks", "chi_square")), None)
     why = ("drifted: the score reached its threshold and the test is significant" if cur.drifted else

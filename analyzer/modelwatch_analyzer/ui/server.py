@@ -10,8 +10,8 @@
 * **Headers.** A strict Content-Security-Policy (scripts, styles and connections from this origin only, no
   inline script or style, no framing), ``X-Content-Type-Options: nosniff``, ``Referrer-Policy:
   no-referrer``, ``Cache-Control: no-store``. Pages escape every string from the store.
-* **Static files**: uPlot (MIT, ``static/vendor``, its license beside it), ``ui.js`` and ``ui.css``,
-  from a fixed list; no path from the request reaches the file system.
+* **Static files**: the report's chart files (``report/static``: uPlot, MIT, its license beside it, and
+  ``charts.js``) and ``ui.css``, from a fixed list; no path from the request reaches the file system.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
        "font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 COOKIE = "modelwatch_ui"
 STATIC = {
-    "/static/ui.js": ("ui.js", "text/javascript; charset=utf-8"),
+    "/static/charts.js": ("charts.js", "text/javascript; charset=utf-8"),
     "/static/ui.css": ("ui.css", "text/css; charset=utf-8"),
     "/static/vendor/uPlot.iife.min.js": ("vendor/uPlot.iife.min.js", "text/javascript; charset=utf-8"),
     "/static/vendor/uPlot.min.css": ("vendor/uPlot.min.css", "text/css; charset=utf-8"),
@@ -51,7 +51,7 @@ _HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-option
 
 
 def _static(name: str) -> bytes:
-    return resources.files("modelwatch_analyzer.ui").joinpath("static", *name.split("/")).read_bytes()
+    return resources.files("modelwatch_analyzer.report").joinpath("static", *name.split("/")).read_bytes()
 
 
 class UiApp:
