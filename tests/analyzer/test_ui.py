@@ -134,8 +134,12 @@ def test_the_ui_wants_the_token_is_read_only_and_sends_a_strict_csp(ui):
     assert status == 401 and "token" in body and headers["WWW-Authenticate"].startswith("Bearer")
     assert _get(f"{base}/", {"Authorization": "Bearer wrong"})[0] == 401
     assert _get(f"{base}/?token=wrong")[0] == 401
-    status, headers, _ = _get(f"{base}/model/x?token={TOKEN}&window=1")
-    assert status == 303 and headers["Location"] == "/model/x?window=1"
+    status, headers, _ = _get(f"{base}/model/x%20y?token={TOKEN}&window=1")
+    assert status == 303 and headers["Location"] == "/model/x%20y?window=1"
+    for hostile in ("//evil.example/", "/a%0d%0aSet-Cookie:%20x=1"):  # no open redirect, no header injection
+        status, headers, _ = _get(f"{base}{hostile}?token={TOKEN}")
+        assert status == 303 and headers["Location"].startswith("/") and not headers["Location"].startswith("//")
+        assert "\n" not in headers["Location"] and headers.get_all("Set-Cookie") == [headers["Set-Cookie"]]
     cookie = headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and TOKEN not in cookie
     status, headers, body = _get(f"{base}/", {"Cookie": cookie.split(";")[0]})

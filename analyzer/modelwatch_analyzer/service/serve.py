@@ -213,7 +213,8 @@ def _retention(store: Store) -> dict[str, float]:
 def run(options: ServeOptions) -> int:
     if not loopback(options.host) and not token_of(options):
         print(f"modelwatch serve: WARNING: listening on {options.host} without a token: anyone who can reach "
-              "this machine can write into the store. Set a token with --token-file FILE or MODELWATCH_TOKEN.",
+              "this machine can write into the store (and read it in the web UI). Set a token with --token-file FILE "
+              "or MODELWATCH_TOKEN.",
               file=sys.stderr, flush=True)
     server = Server(options)
     o = options

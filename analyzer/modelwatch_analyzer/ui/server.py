@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.cookies import SimpleCookie
 from importlib import resources
 from typing import Any, Callable
-from urllib.parse import parse_qs, unquote, urlencode
+from urllib.parse import parse_qs, quote, unquote, urlencode
 
 import uvicorn
 
@@ -85,8 +85,10 @@ class UiApp:
             return
         auth = self._authorised(scope, query)
         if auth == "redirect":
+            # the address as it came (percent-encoded: no CR/LF can reach the header), on this host only
             rest = {k: v for k, v in query.items() if k != "token"}
-            target = path + ("?" + urlencode(rest, doseq=True) if rest else "")
+            raw_path = (scope.get("raw_path") or quote(path).encode()).decode("latin-1").split("?", 1)[0]
+            target = "/" + raw_path.lstrip("/") + ("?" + urlencode(rest, doseq=True) if rest else "")
             cookie = f"{COOKIE}={self._cookie}; HttpOnly; SameSite=Strict; Path=/"
             await self._send(send, 303, b"", "text/plain; charset=utf-8", method,
                              [(b"location", target.encode("latin-1", "replace")), (b"set-cookie", cookie.encode())])
