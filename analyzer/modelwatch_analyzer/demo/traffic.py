@@ -71,8 +71,10 @@ def stream(options: DemoOptions, rng: np.random.Generator, clf: CreditModel, clo
         clock.now_ns = 0
         telemetry.force_flush(60_000)
         note = DRIFT_NOTE if d == options.drift_day else ""
-        say(f"  day {d}/{options.days} {start:%a %m-%d}: {options.per_day:,} predictions, {kept:,} kept as spans, "
-            f"{len(pending_labels):,} outcomes due tomorrow ({time.monotonic() - t_day:.1f} s){note}")
+        # a day is its window, start → end: the charts plot each window at its end
+        say(f"  day {d}/{options.days} {start:%a %m-%d %H:%M} → {end:%a %H:%M} UTC: {options.per_day:,} predictions, "
+            f"{kept:,} kept as spans, {len(pending_labels):,} outcomes due tomorrow "
+            f"({time.monotonic() - t_day:.1f} s){note}")
     say(f"  labels: {label_count:,} arrived late (one day after their prediction); "
         f"day {options.days}'s are not known yet")
 

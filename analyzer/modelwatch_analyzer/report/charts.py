@@ -68,13 +68,21 @@ def short(x: float) -> str:
     return number(x)
 
 
+INTEGER_SLACK = 0.06
+"""Bin edges that all sit this close above an integer are an integer-valued feature's (the analyzer's grid cuts
+just above each value): its bins are labelled by the integers they hold."""
+
+
 def bin_labels(edges: Sequence[float]) -> list[str]:
-    """Labels of the bins between `edges` and the two open ends, in :func:`number`'s one notation; a feature whose
-    edges are all integers shows them as integers."""
-    integer = all(float(v).is_integer() for v in edges)
-    e = [number(float(v), integer) for v in edges]
-    if not e:
+    """Labels of the bins between `edges` and the two open ends, in :func:`number`'s one notation; an
+    integer-valued feature's bins by the integers they hold (``≤ 2``, ``3``, ``4–6``, ``≥ 7``)."""
+    if not edges:
         return ["all"]
+    floors = [math.floor(float(v) + 1e-9) for v in edges]
+    if len(edges) >= 2 and all(0 <= float(v) - f <= INTEGER_SLACK for v, f in zip(edges, floors)):
+        inner = [str(b) if b == a + 1 else f"{a + 1:,}–{b:,}" for a, b in zip(floors[:-1], floors[1:])]
+        return [f"≤ {floors[0]:,}"] + inner + [f"≥ {floors[-1] + 1:,}"]
+    e = [number(float(v)) for v in edges]
     return [f"≤ {e[0]}"] + [f"{a} – {b}" for a, b in zip(e[:-1], e[1:])] + [f"> {e[-1]}"]
 
 
