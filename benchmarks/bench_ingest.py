@@ -184,7 +184,7 @@ def main() -> int:
     workdir = tempfile.mkdtemp(prefix="mw-ingest-")
     url = f"chdb://{workdir}/store"
     grpc_port, http_port = _free_port(), _free_port()
-    server = subprocess.Popen(MODELWATCH + ["serve", "--url", url, "--grpc-port", str(grpc_port), "--http-port", str(http_port)],
+    server = subprocess.Popen(MODELWATCH + ["serve", "--url", url, "--grpc-port", str(grpc_port), "--http-port", str(http_port), "--no-ui"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         line = server.stdout.readline()

@@ -90,7 +90,7 @@ class Serve:
                  extra: list[str] | None = None) -> None:
         self.store_dir = store_dir
         self.url = f"chdb://{store_dir}"
-        args = CLI + ["serve", "--url", self.url, "--grpc-port", "0", "--http-port", "0"]
+        args = CLI + ["serve", "--url", self.url, "--grpc-port", "0", "--http-port", "0", "--ui-port", "0"]
         if not analyzer:
             args.append("--no-analyzer")
         if token_file is not None:

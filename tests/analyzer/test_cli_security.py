@@ -45,7 +45,7 @@ def served(tmp_path_factory):
     cwd.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "MODELWATCH_TOKEN"}
     proc = subprocess.Popen([*MODELWATCH, "serve", "--url", f"chdb://{directory}", "--grpc-port", "0",
-                             "--http-port", "0", "--no-analyzer"], cwd=cwd, env=env,
+                             "--http-port", "0", "--ui-port", "0", "--no-analyzer"], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lock = directory / "modelwatch-serve.json"
     deadline = time.monotonic() + 60
@@ -212,7 +212,7 @@ def test_a_lock_file_others_can_read_is_not_trusted(served, tmp_path):
 
 def test_serve_warns_when_listening_beyond_loopback_without_a_token(tmp_path):
     """serve --host 0.0.0.0 without a token prints a WARNING line on stderr; with MODELWATCH_TOKEN it does not."""
-    args = ("serve", "--host", "0.0.0.0", "--url", "ftp://nowhere", "--grpc-port", "0", "--http-port", "0")
+    args = ("serve", "--host", "0.0.0.0", "--url", "ftp://nowhere", "--grpc-port", "0", "--http-port", "0", "--ui-port", "0")
     bare = _cli(*args, cwd=tmp_path, env={"MODELWATCH_TOKEN": ""})
     assert bare.returncode == 1  # the bad URL stops it before it binds
     assert "WARNING: listening on 0.0.0.0 without a token" in bare.stderr, bare.stderr
@@ -239,6 +239,7 @@ def test_the_token_file_protects_serve(tmp_path):
     (tmp_path / "token").write_text("s3cret-from-file\n")
     directory = tmp_path / "store"
     proc = subprocess.Popen([*MODELWATCH, "serve", "--url", f"chdb://{directory}", "--grpc-port", "0", "--http-port", "0",
+                             "--ui-port", "0",
                              "--no-analyzer", "--token-file", str(tmp_path / "token")], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={k: v for k, v in os.environ.items() if k != "MODELWATCH_TOKEN"})
@@ -398,7 +399,7 @@ def test_status_of_a_model_not_in_the_store_says_so(store, capsys):
 @pytest.mark.parametrize("argv", [
     ["status"], ["report"], ["analyze", "--model", "m", "--last", "1h"], ["baseline", "list"],
     ["baseline", "create", "--model", "m", "--version", "1", "--since", "1d"], ["analyzer", "--once"],
-    ["schema", "apply"], ["serve", "--grpc-port", "0", "--http-port", "0", "--no-analyzer"], ["demo", "--quick"],
+    ["schema", "apply"], ["serve", "--grpc-port", "0", "--http-port", "0", "--ui-port", "0", "--no-analyzer"], ["demo", "--quick"],
 ], ids=lambda a: " ".join(a[:2]))
 def test_an_unreachable_clickhouse_is_one_line_for_every_command(argv, capsys):
     """Every command given http://127.0.0.1:1 exits 1 with `cannot reach ClickHouse at ...: connection refused`."""

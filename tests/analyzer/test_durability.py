@@ -23,7 +23,8 @@ def _free_port() -> int:
 
 def _start(url: str) -> tuple[subprocess.Popen, int]:
     http = _free_port()
-    proc = subprocess.Popen(MODELWATCH + ["serve", "--url", url, "--grpc-port", str(_free_port()), "--http-port", str(http)],
+    proc = subprocess.Popen(MODELWATCH + ["serve", "--url", url, "--grpc-port", str(_free_port()), "--http-port", str(http),
+                                          "--ui-port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     line = proc.stdout.readline()
     assert "OTLP HTTP on" in line, line

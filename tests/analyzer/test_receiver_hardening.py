@@ -637,7 +637,7 @@ def test_tls_needs_both_certificate_and_key(store_dir, certificate, capsys):
     url = f"chdb://{store_dir}/never-opened"
     for flags in (["--tls-cert", cert], ["--tls-key", key], ["--tls-cert", cert, "--tls-key", cert + ".missing"],
                   ["--tls-cert", key, "--tls-key", cert]):
-        assert main(["serve", "--url", url, "--grpc-port", "0", "--http-port", "0", "--no-analyzer", *flags]) == 2, flags
+        assert main(["serve", "--url", url, "--grpc-port", "0", "--http-port", "0", "--ui-port", "0", "--no-analyzer", *flags]) == 2, flags
         assert "tls" in capsys.readouterr().err.lower()
     assert not os.path.exists(f"{store_dir}/never-opened")
 
@@ -658,7 +658,7 @@ def test_serve_with_tls_flags_prints_an_https_start_line(tmp_path, certificate):
     http_port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", "import sys; from modelwatch_analyzer.cli.command import main; sys.exit(main())",
                              "serve", "--url", f"chdb://{tmp_path / 'store'}", "--grpc-port", str(free_port()),
-                             "--http-port", str(http_port), "--no-analyzer", "--tls-cert", cert, "--tls-key", key],
+                             "--http-port", str(http_port), "--ui-port", "0", "--no-analyzer", "--tls-cert", cert, "--tls-key", key],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         line = proc.stdout.readline()

@@ -32,7 +32,7 @@ def _cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Completed
 def serving(tmp_path):
     directory = tmp_path / "store"
     proc = subprocess.Popen([*MODELWATCH, "serve", "--url", f"chdb://{directory}", "--grpc-port", "0",
-                             "--http-port", "0", "--token", "s3cret", "--no-analyzer"],
+                             "--http-port", "0", "--ui-port", "0", "--token", "s3cret", "--no-analyzer"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60
     while not (directory / "modelwatch-serve.json").exists():
