@@ -64,10 +64,6 @@ def number(x: float, integer: bool = False) -> str:
     return f"{x:.4g}"
 
 
-def short(x: float) -> str:
-    return number(x)
-
-
 INTEGER_SLACK = 0.06
 """Bin edges that all sit this close above an integer are an integer-valued feature's (the analyzer's grid cuts
 just above each value): its bins are labelled by the integers they hold."""

@@ -23,7 +23,9 @@ from urllib.parse import quote
 from modelwatch_analyzer.analysis.results import INSUFFICIENT, Result, severity_rank
 from modelwatch_analyzer.report import charts
 from modelwatch_analyzer.report import data as report_data
+from modelwatch_analyzer.report.charts import fmt
 from modelwatch_analyzer.report.data import TRACE_ID, ModelData
+from modelwatch_analyzer.report.sections import pct, sev
 from modelwatch_analyzer.store.client import Store
 
 
@@ -48,21 +50,6 @@ def _page(title: str, body: str, crumbs: Sequence[tuple[str, str]] = ()) -> str:
             "<script src=\"/static/vendor/uPlot.iife.min.js\" defer></script><script src=\"/static/charts.js\" defer></script>"
             f"</head><body><header><nav class=\"crumbs\">{nav}</nav><h1>{_e(title)}</h1></header><main>{body}</main>"
             "</body></html>")
-
-
-def _sev(severity: str) -> str:
-    s = severity if severity in ("none", "info", "warning", "critical") else "none"
-    return f'<span class="sev sev-{s}">{_e(severity)}</span>'
-
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{x:.1%}"
-
-
-def _fmt(x: float | None, digits: int = 3) -> str:
-    if x is None:
-        return "–"
-    return f"{x:.{digits}g}" if abs(x) < 1e-3 and x != 0 else f"{x:.{digits}f}"
 
 
 def _t(t: datetime | None) -> str:
@@ -119,15 +106,15 @@ def overview(store: Store) -> str:
         real = [r for r in d.results if r.kind == "performance" and r.method == "accuracy" and r.statistic is not None]
         stored, made = sum(v[2] for v in d.volume), sum(v[3] for v in d.volume)
         drift = ("–" if s is None else "insufficient data" if s.status == INSUFFICIENT else
-                 f"{_sev(s.severity)} {len(s.details.get('drifted_features', []))} of {s.details.get('features', 0)}")
+                 f"{sev(s.severity)} {len(s.details.get('drifted_features', []))} of {s.details.get('features', 0)}")
         worst_cell = (f'<a href="{feature_url(name, worst.feature or "")}">{_e(worst.feature)}</a> '
-                      f"{_e(worst.method)} {_fmt(worst.statistic)}" if worst is not None and worst.drifted else "–")
+                      f"{_e(worst.method)} {fmt(worst.statistic)}" if worst is not None and worst.drifted else "–")
         rows.append(f'<tr><td><a href="{model_url(name)}">{_e(name)}</a></td><td>{_e(", ".join(d.versions) or "–")}</td>'
                     f'<td class="n">{stored:,}</td><td class="n">{made:,.0f}</td>'
-                    f'<td class="n">{_pct(stored / made if made else None)}</td><td>{_t(d.windows()[-1][1]) if d.windows() else "–"}</td>'
+                    f'<td class="n">{pct(stored / made if made else None)}</td><td>{_t(d.windows()[-1][1]) if d.windows() else "–"}</td>'
                     f'<td class="n">{len({a.group for a in _open_alerts(d)})}</td><td>{drift}</td><td>{worst_cell}</td>'
-                    f'<td class="n">{_pct(est.statistic if est else None)}</td>'
-                    f'<td class="n">{_pct(real[-1].statistic if real else None)}</td></tr>')
+                    f'<td class="n">{pct(est.statistic if est else None)}</td>'
+                    f'<td class="n">{pct(real[-1].statistic if real else None)}</td></tr>')
     body = ("<table><tr><th>model</th><th>versions</th><th>stored spans</th><th>predictions made</th><th>kept</th>"
             "<th>last window (end, UTC)</th><th>alerts</th><th>drift (latest window)</th><th>worst feature</th>"
             "<th>accuracy, estimated</th><th>accuracy, realized</th></tr>" + "".join(rows) + "</table>"
@@ -198,7 +185,7 @@ def _model_summary(d: ModelData, rows: Sequence[Result], w: tuple[datetime, date
     out.append(f"<tr><th>predictions</th><td>{stored:,} stored as spans, standing for ≈ {made:,.0f} made</td></tr>")
     if s is not None and s.status != INSUFFICIENT:
         drifted = s.details.get("drifted_features", [])
-        out.append(f"<tr><th>drift</th><td>{_sev(s.severity)} {len(drifted)} of {s.details.get('features', 0)} features"
+        out.append(f"<tr><th>drift</th><td>{sev(s.severity)} {len(drifted)} of {s.details.get('features', 0)} features"
                    + (f": {_e(', '.join(drifted))}" if drifted else "") + "</td></tr>")
     elif s is not None:
         out.append(f"<tr><th>drift</th><td>insufficient data: {_e(s.details.get('reason', ''))}</td></tr>")
@@ -230,8 +217,8 @@ def _verdicts(name: str, rows: Sequence[Result]) -> str:
     if not scores:
         return ""
     together = [r for r in rows if r.feature == "__multivariate__" and r.kind == "drift" and r.status != INSUFFICIENT]
-    multivariate = "".join(f"<li>{_e(r.method)} {_fmt(r.statistic)} (drifted from {_fmt(r.threshold)}): "
-                           f"{_sev(r.severity) if r.drifted else 'no drift'}</li>" for r in together)
+    multivariate = "".join(f"<li>{_e(r.method)} {fmt(r.statistic)} (drifted from {fmt(r.threshold)}): "
+                           f"{sev(r.severity) if r.drifted else 'no drift'}</li>" for r in together)
     tests = {r.feature: r for r in rows if r.kind == "drift" and r.method in ("ks", "chi_square")}
     out = ["<h2>Features</h2><table><tr><th>feature</th><th>score</th><th>method</th><th>threshold</th><th>severity</th>"
            "<th>test p (adjusted)</th><th>verdict</th></tr>"]
@@ -241,8 +228,8 @@ def _verdicts(name: str, rows: Sequence[Result]) -> str:
                    "above the threshold, but the test is not significant" if r.details.get("gated") else "stable")
         adj = t.details.get("adjusted_pvalue") if t is not None else None
         out.append(f'<tr><td><a href="{feature_url(name, r.feature or "")}">{_e(r.feature)}</a></td>'
-                   f'<td class="n">{_fmt(r.statistic)}</td><td>{_e(r.method)}</td><td class="n">{_fmt(r.threshold)}</td>'
-                   f'<td>{_sev(r.severity)}</td><td class="n">{_fmt(adj)}</td><td>{_e(verdict)}</td></tr>')
+                   f'<td class="n">{fmt(r.statistic)}</td><td>{_e(r.method)}</td><td class="n">{fmt(r.threshold)}</td>'
+                   f'<td>{sev(r.severity)}</td><td class="n">{fmt(adj)}</td><td>{_e(verdict)}</td></tr>')
     out.append("</table>")
     if multivariate:
         out.append(f"<h3>How the features move together</h3><ul>{multivariate}</ul>")
@@ -251,8 +238,8 @@ def _verdicts(name: str, rows: Sequence[Result]) -> str:
 
 def _quality(rows: Sequence[Result]) -> str:
     flagged = [r for r in rows if r.kind == "data_quality" and r.drifted]
-    items = "".join(f"<li>{_e(r.feature or '(model)')}: {_e(r.method)} {_pct(r.statistic)} "
-                    f"(ceiling {_pct(r.threshold)})</li>" for r in flagged)
+    items = "".join(f"<li>{_e(r.feature or '(model)')}: {_e(r.method)} {pct(r.statistic)} "
+                    f"(ceiling {pct(r.threshold)})</li>" for r in flagged)
     return "<h2>Data quality</h2>" + (f"<ul>{items}</ul>" if flagged else "<p class=\"muted\">Nothing above its ceiling.</p>")
 
 
@@ -315,7 +302,7 @@ def _alerts(name: str, d: ModelData) -> str:
            "<th>delivery</th></tr>"]
     for a in sorted(d.alerts, key=lambda a: a.fired_at, reverse=True):
         state = "delivered" if a.delivered else f"failed ×{a.attempts}" if a.last_error else "no route" if not a.route else "pending"
-        out.append(f'<tr><td>{_t(a.fired_at)}</td><td>{_sev(a.severity)}</td><td>{_e(a.rule)}</td>'
+        out.append(f'<tr><td>{_t(a.fired_at)}</td><td>{sev(a.severity)}</td><td>{_e(a.rule)}</td>'
                    f'<td><a href="{alert_url(name, a.alert_id)}">{_e(a.message)}</a></td><td>{_e(a.route or "–")}</td>'
                    f"<td>{_e(state)}</td></tr>")
     return "".join(out) + "</table>"
@@ -349,11 +336,11 @@ def feature(store: Store, name: str, feature_name: str, window: str | None = Non
            "not drifted: " + (cur.details.get("gated") or "insufficient data" if cur.status == INSUFFICIENT or
                               cur.details.get("gated") else "the score is below its threshold"))
     body.append(f"<h2>Window ending {_t(cur.window_end)}</h2><table class=\"summary\">"
-                f"<tr><th>verdict</th><td>{_sev(cur.severity)} {_e(why)}</td></tr>"
-                f"<tr><th>{_e(cur.method)}</th><td>{_fmt(cur.statistic)} (threshold {_fmt(cur.threshold)})</td></tr>"
-                + (f"<tr><th>{_e(test.method)}</th><td>statistic {_fmt(test.statistic)}, p {_fmt(test.pvalue)}, "
-                   f"adjusted {_fmt(test.details.get('adjusted_pvalue'))}</td></tr>" if test is not None else "")
-                + "".join(f"<tr><th>{_e(r.method)}</th><td>{_fmt(r.statistic)}</td></tr>" for r in tests
+                f"<tr><th>verdict</th><td>{sev(cur.severity)} {_e(why)}</td></tr>"
+                f"<tr><th>{_e(cur.method)}</th><td>{fmt(cur.statistic)} (threshold {fmt(cur.threshold)})</td></tr>"
+                + (f"<tr><th>{_e(test.method)}</th><td>statistic {fmt(test.statistic)}, p {fmt(test.pvalue)}, "
+                   f"adjusted {fmt(test.details.get('adjusted_pvalue'))}</td></tr>" if test is not None else "")
+                + "".join(f"<tr><th>{_e(r.method)}</th><td>{fmt(r.statistic)}</td></tr>" for r in tests
                           if r is not cur and r is not test and r.statistic is not None)
                 + f"<tr><th>observations</th><td>reference {cur.n_reference:,.0f}, current {cur.n_current:,.0f} "
                   "(weighted)</td></tr></table>")
@@ -380,7 +367,7 @@ def alert(store: Store, name: str, alert_id: str, trace_url: str | None) -> str:
     p = a.payload if isinstance(a.payload, dict) else {}
     results = [r for r in p.get("results", []) if isinstance(r, dict)]
     body = ["<table class=\"summary\">",
-            f"<tr><th>fired</th><td>{_t(a.fired_at)} UTC</td></tr><tr><th>severity</th><td>{_sev(a.severity)}</td></tr>",
+            f"<tr><th>fired</th><td>{_t(a.fired_at)} UTC</td></tr><tr><th>severity</th><td>{sev(a.severity)}</td></tr>",
             f"<tr><th>rule</th><td>{_e(a.rule)}</td></tr><tr><th>message</th><td>{_e(a.message)}</td></tr>",
             f"<tr><th>route</th><td>{_e(a.route or '–')}: "
             + ("delivered" if a.delivered else _e(a.last_error or "not delivered yet")) + "</td></tr>"]
@@ -391,8 +378,8 @@ def alert(store: Store, name: str, alert_id: str, trace_url: str | None) -> str:
                 "<th>statistic</th><th>threshold</th><th>p-value</th><th>window</th></tr>")
     for r in results:
         body.append(f"<tr><td>{_e(r.get('feature') or '(model)')}</td><td>{_e(r.get('segment') or '–')}</td>"
-                    f"<td>{_e(r.get('method'))}</td><td class=\"n\">{_fmt(_num(r.get('statistic')))}</td>"
-                    f"<td class=\"n\">{_fmt(_num(r.get('threshold')))}</td><td class=\"n\">{_fmt(_num(r.get('pvalue')))}</td>"
+                    f"<td>{_e(r.get('method'))}</td><td class=\"n\">{fmt(_num(r.get('statistic')))}</td>"
+                    f"<td class=\"n\">{fmt(_num(r.get('threshold')))}</td><td class=\"n\">{fmt(_num(r.get('pvalue')))}</td>"
                     f"<td>{_e(r.get('window_start') or '')} → {_e(r.get('window_end') or '')}</td></tr>")
     body.append("</table>")
     ids = [t for t in p.get("trace_ids", []) if isinstance(t, str) and TRACE_ID.match(t)]
@@ -418,6 +405,6 @@ def _predictions(store: Store, name: str, ids: list[str], trace_url: str | None)
             continue
         feats = ", ".join(f"{k}={charts.number(v) if isinstance(v, float) else v}" for k, v in sorted(p["features"].items()))
         out.append(f'<tr><td class="mono">{tid}{link}</td><td>{p["time"]:%Y-%m-%d %H:%M:%S}</td><td>{_e(p["reason"])}</td>'
-                   f'<td class="n">{p["weight"]:g}</td><td>{_e(p["prediction"])}</td><td class="n">{_fmt(p["score"])}</td>'
+                   f'<td class="n">{p["weight"]:g}</td><td>{_e(p["prediction"])}</td><td class="n">{fmt(p["score"])}</td>'
                    f'<td class="mono">{_e(feats)}</td></tr>')
     return "".join(out) + "</table>"
